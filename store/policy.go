@@ -1,0 +1,463 @@
+package store
+
+import "math/rand/v2"
+
+// Eviction policies work on entries in place: an entry's queue is two bits of its w1 and
+// its list links are its w2, so a policy adds no memory per entry beyond the header.
+// Only the writer calls them, with the store's lock held.
+
+const (
+	qNone = iota
+	qWindow
+	qProbation
+	qProtected
+)
+
+type policy interface {
+	// add links a new entry; access records a hit; remove unlinks an entry that leaves
+	// the store; replace puts e in the place of old (an overwrite that moved the entry).
+	add(e uint64)
+	access(e uint64)
+	remove(e uint64)
+	replace(old, e uint64)
+	// victim names the entry to evict next, or ok == false when there is none. The
+	// store evicts it, which calls remove.
+	victim() (e uint64, ok bool)
+	// beginEviction starts a run of victim calls made to fit one write.
+	beginEviction()
+	// maintain adapts the policy after a batch of accesses.
+	maintain()
+	// hottest calls fn for entries from the most to the least valuable until it returns
+	// false.
+	hottest(fn func(e uint64) bool)
+	setMaximum(max uint64)
+	reset()
+}
+
+// lists is the shared doubly-linked-list machinery over entry headers.
+type lists struct {
+	m        *mem
+	weighted bool // weights are block bytes; otherwise every entry weighs 1
+}
+
+type list struct {
+	head, tail uint64 // head is the least recently used end; byte offsets, 0 if empty
+	weight     uint64
+	n          int
+}
+
+func (l *lists) weight(e uint64) uint64 {
+	if l.weighted {
+		return w0Size(l.m.load(e)) * unit
+	}
+	return 1
+}
+
+func (l *lists) prev(e uint64) uint64 { return l.m.get(e+16) & 0xffffffff * unit }
+func (l *lists) next(e uint64) uint64 { return l.m.get(e+16) >> 32 * unit }
+
+func (l *lists) setLinks(e, prev, next uint64) { l.m.put(e+16, next/unit<<32|prev/unit) }
+
+func (l *lists) setPrev(e, prev uint64) {
+	l.m.put(e+16, l.m.get(e+16)&^0xffffffff|prev/unit)
+}
+
+func (l *lists) setNext(e, next uint64) {
+	l.m.put(e+16, l.m.get(e+16)&0xffffffff|next/unit<<32)
+}
+
+func (l *lists) queue(e uint64) int { return int(l.m.load(e+8) >> w1QueueShift & w1QueueMask) }
+
+// setQueue rewrites w1 whole: readers load its expiry bits concurrently.
+func (l *lists) setQueue(e uint64, q int) {
+	w := l.m.load(e + 8)
+	l.m.store(e+8, w&^(w1QueueMask<<w1QueueShift)|uint64(q)<<w1QueueShift)
+}
+
+func (l *lists) pushBack(q *list, e uint64) {
+	l.setLinks(e, q.tail, 0)
+	if q.tail != 0 {
+		l.setNext(q.tail, e)
+	} else {
+		q.head = e
+	}
+	q.tail = e
+	q.weight += l.weight(e)
+	q.n++
+}
+
+func (l *lists) unlink(q *list, e uint64) {
+	p, n := l.prev(e), l.next(e)
+	if p != 0 {
+		l.setNext(p, n)
+	} else {
+		q.head = n
+	}
+	if n != 0 {
+		l.setPrev(n, p)
+	} else {
+		q.tail = p
+	}
+	q.weight -= l.weight(e)
+	q.n--
+}
+
+func (l *lists) moveToBack(q *list, e uint64) {
+	if q.tail == e {
+		return
+	}
+	l.unlink(q, e)
+	l.pushBack(q, e)
+}
+
+// swap puts e where old is in q.
+func (l *lists) swap(q *list, old, e uint64) {
+	p, n := l.prev(old), l.next(old)
+	l.setLinks(e, p, n)
+	if p != 0 {
+		l.setNext(p, e)
+	} else {
+		q.head = e
+	}
+	if n != 0 {
+		l.setPrev(n, e)
+	} else {
+		q.tail = e
+	}
+	q.weight = q.weight - l.weight(old) + l.weight(e)
+}
+
+// lru evicts the least recently used entry. With evict false it is noeviction: it keeps
+// recency order (for hottest) but never names a victim.
+type lru struct {
+	lists
+	q     list
+	evict bool
+}
+
+func (p *lru) add(e uint64)          { p.setQueue(e, qProbation); p.pushBack(&p.q, e) }
+func (p *lru) access(e uint64)       { p.moveToBack(&p.q, e) }
+func (p *lru) remove(e uint64)       { p.unlink(&p.q, e); p.setQueue(e, qNone) }
+func (p *lru) replace(old, e uint64) { p.setQueue(e, qProbation); p.swap(&p.q, old, e) }
+func (p *lru) beginEviction()        {}
+func (p *lru) maintain()             {}
+func (p *lru) setMaximum(uint64)     {}
+func (p *lru) reset()                { p.q = list{} }
+
+func (p *lru) victim() (uint64, bool) {
+	if !p.evict || p.q.head == 0 {
+		return 0, false
+	}
+	return p.q.head, true
+}
+
+func (p *lru) hottest(fn func(e uint64) bool) {
+	for e := p.q.tail; e != 0 && fn(e); e = p.prev(e) {
+	}
+}
+
+// Tuning of the W-TinyLFU policy, as published for Caffeine (Einziger, Friedman, Manes,
+// "TinyLFU: A Highly Efficient Cache Admission Policy", 2017, and Caffeine's design notes
+// on the adaptive window).
+const (
+	initialWindow       = 0.01 // of the maximum
+	protectedShare      = 0.80 // of the main space
+	climbRestartAt      = 0.05 // hit-rate change that restarts the climber's step
+	climbStep           = 0.0625
+	climbDecay          = 0.98
+	admitWarmThreshold  = 6 // a candidate this popular is sometimes admitted against a hotter victim
+	queueTransferLimit  = 1000
+	warmAdmissionChance = 128
+)
+
+// tinyLFU is cachee-lfu: a small LRU window in front of a segmented LRU main space, with
+// entry to the main space decided by the frequency sketch, and the window's share of the
+// space tuned by hill climbing on the hit rate.
+type tinyLFU struct {
+	lists
+	sk                             *sketch
+	tagOf                          func(e uint64) uint64
+	window, probation, protected   list
+	maximum, windowMax, protectMax uint64
+
+	cand uint64 // next candidate to judge in this eviction run; 0 if none
+
+	stepSize     float64
+	adjustment   int64
+	hits, misses uint64
+	prevHitRate  float64
+	sampleSize   func() uint64
+	rnd          *rand.Rand
+}
+
+func newTinyLFU(l lists, sk *sketch, tagOf func(uint64) uint64, sampleSize func() uint64, seed uint64) *tinyLFU {
+	return &tinyLFU{lists: l, sk: sk, tagOf: tagOf, sampleSize: sampleSize,
+		rnd: rand.New(rand.NewPCG(seed, seed^0x5deece66d))}
+}
+
+func (p *tinyLFU) setMaximum(max uint64) {
+	if max == p.maximum {
+		return
+	}
+	p.maximum = max
+	p.windowMax = max - uint64(float64(max)*(1-initialWindow))
+	p.protectMax = uint64(protectedShare * float64(max-p.windowMax))
+	p.hits, p.misses, p.prevHitRate, p.adjustment = 0, 0, 0, 0
+	p.stepSize = -climbStep * float64(max)
+}
+
+func (p *tinyLFU) reset() {
+	p.window, p.probation, p.protected = list{}, list{}, list{}
+	p.cand = 0
+	max := p.maximum
+	p.maximum = 0
+	p.setMaximum(max)
+}
+
+func (p *tinyLFU) listOf(q int) *list {
+	switch q {
+	case qWindow:
+		return &p.window
+	case qProbation:
+		return &p.probation
+	case qProtected:
+		return &p.protected
+	}
+	return nil
+}
+
+func (p *tinyLFU) add(e uint64) {
+	p.sk.increment(p.tagOf(e))
+	p.misses++
+	p.setQueue(e, qWindow)
+	p.pushBack(&p.window, e)
+}
+
+func (p *tinyLFU) access(e uint64) {
+	p.sk.increment(p.tagOf(e))
+	p.hits++
+	switch p.queue(e) {
+	case qWindow:
+		p.moveToBack(&p.window, e)
+	case qProbation:
+		// Promote; protected's overflow is demoted in maintain.
+		p.detach(&p.probation, e)
+		p.setQueue(e, qProtected)
+		p.pushBack(&p.protected, e)
+	case qProtected:
+		p.moveToBack(&p.protected, e)
+	}
+}
+
+// detach unlinks e from q, first moving the candidate cursor past it.
+func (p *tinyLFU) detach(q *list, e uint64) {
+	if e == p.cand {
+		p.cand = p.next(e)
+	}
+	p.unlink(q, e)
+}
+
+func (p *tinyLFU) remove(e uint64) {
+	if q := p.listOf(p.queue(e)); q != nil {
+		p.detach(q, e)
+	}
+	p.setQueue(e, qNone)
+}
+
+func (p *tinyLFU) replace(old, e uint64) {
+	q := p.queue(old)
+	p.setQueue(e, q)
+	if old == p.cand {
+		p.cand = e
+	}
+	if l := p.listOf(q); l != nil {
+		p.swap(l, old, e)
+	}
+	p.access(e)
+}
+
+// beginEviction moves the window's overflow to the probation space; the first entry
+// moved is the first candidate for admission.
+func (p *tinyLFU) beginEviction() {
+	p.cand = 0
+	for p.window.weight > p.windowMax && p.window.head != 0 {
+		e := p.window.head
+		p.unlink(&p.window, e)
+		p.setQueue(e, qProbation)
+		p.pushBack(&p.probation, e)
+		if p.cand == 0 {
+			p.cand = e
+		}
+	}
+}
+
+func (p *tinyLFU) victim() (uint64, bool) {
+	victim := p.probation.head
+	cand := p.cand
+	if cand == 0 {
+		// No entry came from the window this run: the window's oldest competes.
+		cand = p.window.head
+	}
+	switch {
+	case victim == 0 && cand == 0:
+		if p.protected.head != 0 {
+			return p.protected.head, true
+		}
+		return 0, false
+	case victim == 0:
+		return cand, true
+	case cand == 0 || cand == victim:
+		return victim, true
+	}
+	if p.admit(p.tagOf(cand), p.tagOf(victim)) {
+		// The candidate stays; the next one is judged against the next victim.
+		if cand == p.cand {
+			p.cand = p.next(cand)
+		} else {
+			// Admitted straight from the window.
+			p.unlink(&p.window, cand)
+			p.setQueue(cand, qProbation)
+			p.pushBack(&p.probation, cand)
+		}
+		return victim, true
+	}
+	return cand, true
+}
+
+func (p *tinyLFU) admit(cand, victim uint64) bool {
+	vf := p.sk.frequency(victim)
+	cf := p.sk.frequency(cand)
+	if cf > vf {
+		return true
+	}
+	// A hot candidate losing to a hotter victim is how an attacker pins the main space;
+	// admitting warm candidates now and then breaks that at little cost to the hit rate.
+	return cf >= admitWarmThreshold && p.rnd.IntN(warmAdmissionChance) == 0
+}
+
+func (p *tinyLFU) maintain() {
+	p.climb()
+	p.demote()
+}
+
+func (p *tinyLFU) demote() {
+	for i := 0; i < queueTransferLimit && p.protected.weight > p.protectMax && p.protected.head != 0; i++ {
+		e := p.protected.head
+		p.unlink(&p.protected, e)
+		p.setQueue(e, qProbation)
+		p.pushBack(&p.probation, e)
+	}
+}
+
+// climb moves the split between window and main space in the direction that last
+// improved the hit rate, with a step that decays, and restarts when the hit rate jumps.
+func (p *tinyLFU) climb() {
+	sample := p.hits + p.misses
+	if sample < p.sampleSize() {
+		return
+	}
+	if p.used() < p.maximum/2 {
+		// Not full: the hit rate says nothing about the split.
+		p.hits, p.misses = 0, 0
+		return
+	}
+	rate := float64(p.hits) / float64(sample)
+	change := rate - p.prevHitRate
+	amount := p.stepSize
+	if change < 0 {
+		amount = -amount
+	}
+	next := climbDecay * amount
+	if change >= climbRestartAt || change <= -climbRestartAt {
+		next = climbStep * float64(p.maximum)
+		if amount < 0 {
+			next = -next
+		}
+	}
+	p.prevHitRate = rate
+	p.stepSize = next
+	p.hits, p.misses = 0, 0
+	p.adjustment = int64(amount)
+	p.demote()
+	if p.adjustment > 0 {
+		p.growWindow()
+	} else if p.adjustment < 0 {
+		p.shrinkWindow()
+	}
+}
+
+func (p *tinyLFU) used() uint64 { return p.window.weight + p.probation.weight + p.protected.weight }
+
+func (p *tinyLFU) growWindow() {
+	if p.protectMax == 0 {
+		return
+	}
+	quota := uint64(p.adjustment)
+	quota = min(quota, p.protectMax)
+	p.protectMax -= quota
+	p.windowMax += quota
+	p.demote()
+	for i := 0; i < queueTransferLimit; i++ {
+		q, e := &p.probation, p.probation.head
+		if e == 0 || quota < p.weight(e) {
+			q, e = &p.protected, p.protected.head
+		}
+		if e == 0 || quota < p.weight(e) {
+			break
+		}
+		quota -= p.weight(e)
+		p.detach(q, e)
+		p.setQueue(e, qWindow)
+		p.pushBack(&p.window, e)
+	}
+	// Whatever could not move stays with the main space.
+	p.protectMax += quota
+	p.windowMax -= quota
+}
+
+func (p *tinyLFU) shrinkWindow() {
+	if p.windowMax <= 1 {
+		return
+	}
+	quota := min(uint64(-p.adjustment), p.windowMax-1)
+	p.protectMax += quota
+	p.windowMax -= quota
+	for i := 0; i < queueTransferLimit; i++ {
+		e := p.window.head
+		if e == 0 || quota < p.weight(e) {
+			break
+		}
+		quota -= p.weight(e)
+		p.detach(&p.window, e)
+		p.setQueue(e, qProbation)
+		p.pushBack(&p.probation, e)
+	}
+	p.protectMax -= quota
+	p.windowMax += quota
+}
+
+func (p *tinyLFU) hottest(fn func(e uint64) bool) {
+	for e := p.protected.tail; e != 0; e = p.prev(e) {
+		if !fn(e) {
+			return
+		}
+	}
+	// Then probation and window, most frequent first among their recent ends.
+	a, b := p.probation.tail, p.window.tail
+	for a != 0 || b != 0 {
+		var e uint64
+		switch {
+		case a == 0:
+			e, b = b, p.prev(b)
+		case b == 0:
+			e, a = a, p.prev(a)
+		case p.sk.frequency(p.tagOf(a)) >= p.sk.frequency(p.tagOf(b)):
+			e, a = a, p.prev(a)
+		default:
+			e, b = b, p.prev(b)
+		}
+		if !fn(e) {
+			return
+		}
+	}
+}

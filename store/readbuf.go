@@ -1,0 +1,82 @@
+package store
+
+import (
+	"math/bits"
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+)
+
+// readBuffer carries hits from lock-free readers to the policy, which only the writer
+// may change. Readers append the slot word of what they read to one of several rings
+// (picked at random, so cores rarely share one); the writer drains them under its lock.
+// A full ring drops the record: the policy learns from a sample, while the hit and miss
+// counters beside each ring stay exact. Caffeine buffers reads the same way.
+type readBuffer struct {
+	stripes []stripe
+	mask    uint32
+}
+
+const ringSize = 64
+
+type stripe struct {
+	tail   atomic.Uint64
+	hits   atomic.Uint64
+	misses atomic.Uint64
+	_      [cacheLine - 24]byte
+	head   uint64 // writer-only
+	_      [cacheLine - 8]byte
+	ring   [ringSize]atomic.Uint64
+}
+
+func newReadBuffer() *readBuffer {
+	n := 4 * runtime.GOMAXPROCS(0)
+	n = 1 << bits.Len(uint(n-1))
+	n = min(n, 64)
+	return &readBuffer{stripes: make([]stripe, n), mask: uint32(n - 1)}
+}
+
+func (b *readBuffer) pick() *stripe { return &b.stripes[rand.Uint32()&b.mask] }
+
+// hit records a read of the entry in slot word s. It returns false when the ring was
+// full, which asks the caller to drain soon.
+func (b *readBuffer) hit(s uint64) bool {
+	st := b.pick()
+	st.hits.Add(1)
+	t := st.tail.Load()
+	if t-atomic.LoadUint64(&st.head) >= ringSize {
+		return false
+	}
+	if st.tail.CompareAndSwap(t, t+1) {
+		st.ring[t%ringSize].Store(s)
+	}
+	return true
+}
+
+func (b *readBuffer) miss() { b.pick().misses.Add(1) }
+
+// countHit counts a hit whose record the caller delivers itself.
+func (b *readBuffer) countHit() { b.pick().hits.Add(1) }
+
+// drain hands every buffered record to fn. Writer only.
+func (b *readBuffer) drain(fn func(s uint64)) {
+	for i := range b.stripes {
+		st := &b.stripes[i]
+		t := st.tail.Load()
+		for h := st.head; h < t; h++ {
+			// A reader that won the slot may not have stored yet; its record is lost.
+			if s := st.ring[h%ringSize].Swap(0); s != 0 {
+				fn(s)
+			}
+		}
+		atomic.StoreUint64(&st.head, t)
+	}
+}
+
+func (b *readBuffer) counts() (hits, misses uint64) {
+	for i := range b.stripes {
+		hits += b.stripes[i].hits.Load()
+		misses += b.stripes[i].misses.Load()
+	}
+	return hits, misses
+}
