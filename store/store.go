@@ -1074,3 +1074,6 @@ func (s *Store) maintain() {
 	s.growSketch()
 	s.sweep()
 }
+
+// Config returns the configuration the store runs with, defaults applied.
+func (s *Store) Config() Config { return s.cfg }
