@@ -25,10 +25,10 @@ const (
 	flCount = 29 // classes up to 2^32 units
 )
 
+// newAllocator returns an allocator over [lo, hi) that knows no blocks yet: reset lays
+// out an empty arena, recovery rebuilds the lists from what it finds.
 func newAllocator(m *mem, lo, hi uint64) *allocator {
-	a := &allocator{m: m, lo: lo, hi: hi}
-	a.reset()
-	return a
+	return &allocator{m: m, lo: lo, hi: hi}
 }
 
 // reset makes the whole arena one free block followed by the sentinel.
