@@ -20,8 +20,8 @@ type readBuffer struct {
 const ringSize = 64
 
 type stripe struct {
-	tail   atomic.Uint64
-	hits   atomic.Uint64
+	tail   atomic.Uint64 // records accepted, which is also hits recorded here
+	extra  atomic.Uint64 // hits that found the ring full or raced for a slot
 	misses atomic.Uint64
 	_      [cacheLine - 24]byte
 	head   uint64 // writer-only
@@ -38,17 +38,19 @@ func newReadBuffer() *readBuffer {
 
 func (b *readBuffer) pick() *stripe { return &b.stripes[rand.Uint32()&b.mask] }
 
-// hit records a read of the entry in slot word s. It returns false when the ring was
-// full, which asks the caller to drain soon.
+// hit records a read of the entry in slot word s, and counts it. It returns false when
+// the ring was full, which asks the caller to drain soon.
 func (b *readBuffer) hit(s uint64) bool {
 	st := b.pick()
-	st.hits.Add(1)
 	t := st.tail.Load()
 	if t-atomic.LoadUint64(&st.head) >= ringSize {
+		st.extra.Add(1)
 		return false
 	}
 	if st.tail.CompareAndSwap(t, t+1) {
 		st.ring[t%ringSize].Store(s)
+	} else {
+		st.extra.Add(1)
 	}
 	return true
 }
@@ -56,26 +58,39 @@ func (b *readBuffer) hit(s uint64) bool {
 func (b *readBuffer) miss() { b.pick().misses.Add(1) }
 
 // countHit counts a hit whose record the caller delivers itself.
-func (b *readBuffer) countHit() { b.pick().hits.Add(1) }
+func (b *readBuffer) countHit() { b.pick().extra.Add(1) }
 
-// drain hands every buffered record to fn. Writer only.
-func (b *readBuffer) drain(fn func(s uint64)) {
+// drain hands every buffered record to fn, runs of one record folded into one call
+// with their count (a hot key fills the ring with the same record). Writer only.
+func (b *readBuffer) drain(fn func(s uint64, n int)) {
+	var run uint64
+	n := 0
 	for i := range b.stripes {
 		st := &b.stripes[i]
 		t := st.tail.Load()
 		for h := st.head; h < t; h++ {
 			// A reader that won the slot may not have stored yet; its record is lost.
-			if s := st.ring[h%ringSize].Swap(0); s != 0 {
-				fn(s)
+			s := st.ring[h%ringSize].Swap(0)
+			if s == 0 {
+				continue
 			}
+			if s != run && n > 0 {
+				fn(run, n)
+				n = 0
+			}
+			run = s
+			n++
 		}
 		atomic.StoreUint64(&st.head, t)
+	}
+	if n > 0 {
+		fn(run, n)
 	}
 }
 
 func (b *readBuffer) counts() (hits, misses uint64) {
 	for i := range b.stripes {
-		hits += b.stripes[i].hits.Load()
+		hits += b.stripes[i].tail.Load() + b.stripes[i].extra.Load()
 		misses += b.stripes[i].misses.Load()
 	}
 	return hits, misses

@@ -157,7 +157,8 @@ func (s *Store) initView() {
 	size := s.seg.size
 	nbLog2, maxDepth, dirOff, arenaOff := geometry(size)
 	s.v = view{m: s.seg.mem, dirOff: dirOff, maxDepth: maxDepth, nbLog2: nbLog2, lo: arenaOff, hi: size, seed: s.seed}
-	s.idx = index{v: &s.v, maxCount: int(uint64(slotsPerBucket) << nbLog2 * 4 / 5)}
+	// Split a table at 90% full (or sooner, if a key's window fills).
+	s.idx = index{v: &s.v, maxCount: int(uint64(slotsPerBucket) << nbLog2 * 9 / 10)}
 	s.al = newAllocator(&s.v.m, arenaOff, size)
 	s.fixedBytes = arenaOff + minBlock
 	l := lists{m: &s.v.m, weighted: s.weighted}
@@ -333,7 +334,7 @@ func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
 	}
 	out, ref, res = s.v.get(h, key, dst, s.nowRead())
 	if res == resHit {
-		s.pol.access(ref & 0xffffffff * unit)
+		s.pol.access(ref&0xffffffff*unit, ref>>32, 1)
 		s.rb.countHit()
 		return out, true, nil
 	}
@@ -367,9 +368,9 @@ func (s *Store) drain() { s.rb.drain(s.recordRef) }
 // recordRef validates a slot word that a reader reported, then counts the access. A
 // ref may be stale (the entry was replaced or evicted since) or, from another process,
 // anything at all: only a ref that the index still holds reaches the policy.
-func (s *Store) recordRef(ref uint64) {
+func (s *Store) recordRef(ref uint64, n int) {
 	if e, ok := s.resolveRef(ref); ok {
-		s.pol.access(e)
+		s.pol.access(e, ref>>32, n)
 	}
 }
 
@@ -403,7 +404,7 @@ func (s *Store) RecordAccess(refs []uint64) {
 		return
 	}
 	for _, r := range refs {
-		s.recordRef(r)
+		s.recordRef(r, 1)
 	}
 	s.sdk.Add(uint64(len(refs)))
 }
@@ -498,7 +499,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 				m.store(e+8, w1&^w1ExpMask|uint64(exp))
 				copy(m.bytes(e+entryHeader+uint64(len(key)), uint64(len(value))), value)
 			})
-			s.pol.access(e)
+			s.pol.access(e, h>>32, 1)
 			s.sets.Add(1)
 			return true, nil
 		}
@@ -524,7 +525,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 	}
 	if found {
 		s.idx.replace(so, ne)
-		s.pol.replace(e, ne)
+		s.pol.replace(e, ne, h>>32)
 		s.entryBytes -= w0Size(m.load(e)) * unit
 		s.al.release(e)
 	} else {
@@ -534,7 +535,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 			s.al.release(ne)
 			return false, fmt.Errorf("store: index: %w", err)
 		}
-		s.pol.add(ne)
+		s.pol.add(ne, h>>32)
 		s.entries.Add(1)
 	}
 	s.entryBytes += got * unit
@@ -643,8 +644,8 @@ func (s *Store) placeSketch(capacity uint64) error {
 	return nil
 }
 
-// growSketch doubles the sketch when the entries outnumber its counters. Caller holds
-// mu.
+// growSketch resizes the sketch to the next power of two above the number of entries
+// once they outnumber it. Caller holds mu.
 func (s *Store) growSketch() {
 	if s.cfg.Eviction != EvictionLFU || !s.weighted {
 		return
@@ -653,7 +654,7 @@ func (s *Store) growSketch() {
 	if n <= s.sk.capacity {
 		return
 	}
-	if err := s.placeSketch(s.sk.capacity * 2); err != nil {
+	if err := s.placeSketch(uint64(1) << bits.Len64(n-1)); err != nil {
 		s.log.Debug("sketch stays small", "err", err)
 	}
 	s.pol.setMaximum(s.maximum())
