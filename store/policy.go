@@ -299,17 +299,21 @@ func (p *tinyLFU) beginEviction() {
 }
 
 func (p *tinyLFU) victim() (uint64, bool) {
-	victim := p.probation.head
 	cand := p.cand
 	if cand == 0 {
 		// No entry came from the window this run: the window's oldest competes.
 		cand = p.window.head
 	}
+	// The victim is the oldest of probation, else of protected, else of the window.
+	victim := p.probation.head
+	if victim == 0 {
+		victim = p.protected.head
+	}
+	if victim == 0 && p.window.head != cand {
+		victim = p.window.head
+	}
 	switch {
 	case victim == 0 && cand == 0:
-		if p.protected.head != 0 {
-			return p.protected.head, true
-		}
 		return 0, false
 	case victim == 0:
 		return cand, true

@@ -8,13 +8,17 @@ import (
 )
 
 // readBuffer carries hits from lock-free readers to the policy, which only the writer
-// may change. Readers append the slot word of what they read to one of several rings
-// (picked at random, so cores rarely share one); the writer drains them under its lock.
-// A full ring drops the record: the policy learns from a sample, while the hit and miss
-// counters beside each ring stay exact. Caffeine buffers reads the same way.
+// may change. Readers append the slot word of what they read to a ring; the writer
+// drains the rings under its lock. A full ring drops the record: the policy learns from
+// a sample, while the hit and miss counters beside each ring stay exact. Caffeine buffers
+// reads the same way.
+//
+// It starts with one ring and doubles the rings in use when readers collide, picking
+// among them at random, so cores under load rarely share one. Order matters to the
+// policy (LRU queues), and one ring keeps an uncontended reader's hits in order.
 type readBuffer struct {
 	stripes []stripe
-	mask    uint32
+	active  atomic.Uint32 // rings in use, a power of two
 }
 
 const ringSize = 64
@@ -33,10 +37,25 @@ func newReadBuffer() *readBuffer {
 	n := 4 * runtime.GOMAXPROCS(0)
 	n = 1 << bits.Len(uint(n-1))
 	n = min(n, 64)
-	return &readBuffer{stripes: make([]stripe, n), mask: uint32(n - 1)}
+	b := &readBuffer{stripes: make([]stripe, n)}
+	b.active.Store(1)
+	return b
 }
 
-func (b *readBuffer) pick() *stripe { return &b.stripes[rand.Uint32()&b.mask] }
+func (b *readBuffer) pick() *stripe {
+	n := b.active.Load()
+	if n == 1 {
+		return &b.stripes[0]
+	}
+	return &b.stripes[rand.Uint32()&(n-1)]
+}
+
+// contended spreads readers over twice as many rings.
+func (b *readBuffer) contended() {
+	if n := b.active.Load(); int(n) < len(b.stripes) {
+		b.active.CompareAndSwap(n, n*2)
+	}
+}
 
 // hit records a read of the entry in slot word s, and counts it. It returns false when
 // the ring was full, which asks the caller to drain soon.
@@ -51,6 +70,7 @@ func (b *readBuffer) hit(s uint64) bool {
 		st.ring[t%ringSize].Store(s)
 	} else {
 		st.extra.Add(1)
+		b.contended()
 	}
 	return true
 }

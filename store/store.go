@@ -362,8 +362,12 @@ func (s *Store) tryDrain() {
 	}
 }
 
-// drain feeds buffered reads to the policy. Caller holds mu.
-func (s *Store) drain() { s.rb.drain(s.recordRef) }
+// drain feeds buffered reads to the policy and lets it adapt, as every write does
+// first. Caller holds mu.
+func (s *Store) drain() {
+	s.rb.drain(s.recordRef)
+	s.pol.maintain()
+}
 
 // recordRef validates a slot word that a reader reported, then counts the access. A
 // ref may be stale (the entry was replaced or evicted since) or, from another process,
