@@ -65,13 +65,18 @@ func BenchmarkGetMiss(b *testing.B) {
 	}
 }
 
+// BenchmarkSet overwrites 100-byte values of a hot set (1,000 keys) and of all
+// 100,000 keys (cache-missing).
 func BenchmarkSet(b *testing.B) {
 	s, keys := benchStore(b, store.EvictionLFU)
 	val := make([]byte, 100)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		s.Set(keys[i%benchKeys], val, store.SetOptions{})
+	for _, n := range []int{1000, benchKeys} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				s.Set(keys[(i*7919)%n], val, store.SetOptions{})
+			}
+		})
 	}
 }
 

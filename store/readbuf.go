@@ -88,6 +88,9 @@ func (b *readBuffer) drain(fn func(s uint64, n int)) {
 	for i := range b.stripes {
 		st := &b.stripes[i]
 		t := st.tail.Load()
+		if t == st.head {
+			continue
+		}
 		for h := st.head; h < t; h++ {
 			// A reader that won the slot may not have stored yet; its record is lost.
 			s := st.ring[h%ringSize].Swap(0)

@@ -435,11 +435,14 @@ func (s *Store) Set(key, value []byte, opt SetOptions) (bool, error) {
 	return s.set(h, key, value, opt, s.tick())
 }
 
-// tick reads the writer's clock and publishes it. Caller holds mu.
+// tick returns the clock a write judges expiry by: the readers' clock, so that the
+// writer and every reader agree on what has expired. A test clock is published first.
+// Caller holds mu.
 func (s *Store) tick() int64 {
-	now := s.nowWrite()
-	s.publishClock(now)
-	return now
+	if s.clock != nil {
+		s.publishClock(s.nowWrite())
+	}
+	return int64(s.v.m.load(hdrClock))
 }
 
 func (s *Store) expiry(opt SetOptions, now int64, old uint64) (exp int64, err error) {
@@ -452,8 +455,9 @@ func (s *Store) expiry(opt SetOptions, now int64, old uint64) (exp int64, err er
 	case opt.KeepTTL:
 		exp = int64(old)
 	case opt.TTL > 0:
+		// A TTL counts from now exactly, not from the coarse clock.
 		ms := (opt.TTL + time.Millisecond - 1) / time.Millisecond
-		exp = now + int64(ms)
+		exp = max(now, s.nowWrite()) + int64(ms)
 	}
 	if exp > w1ExpMask {
 		return 0, fmt.Errorf("%w: expiry %d ms is beyond the year 10000", ErrInvalidTTL, exp)
@@ -743,7 +747,7 @@ func (s *Store) dropEntry(e uint64, c *atomic.Uint64) {
 }
 
 func (s *Store) removeEntry(h, so, e uint64, c *atomic.Uint64) {
-	if c == &s.evictions && s.expired(e, s.nowWrite()) {
+	if c == &s.evictions && s.expired(e, s.nowRead()) {
 		c = &s.expirations
 	}
 	s.idx.remove(h, so)
@@ -986,7 +990,7 @@ func (s *Store) Hottest(n int) [][]byte {
 		return nil
 	}
 	s.drain()
-	now := s.nowWrite()
+	now := s.nowRead()
 	keys := make([][]byte, 0, min(n, s.Len()))
 	s.pol.hottest(func(e uint64) bool {
 		if !s.expired(e, now) {
