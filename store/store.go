@@ -671,12 +671,17 @@ func (s *Store) growSketch() {
 // allocBlock allocates at least units units, evicting as the policy decides until they
 // fit, and returns the block and its size (a little more than asked when the rest was
 // too small to split off). Caller holds mu.
+//
+// Eviction frees a victim's block merged with its free neighbours. When that hole is
+// large enough it is used at once. When memory is free overall but scattered, the hole
+// around the last victim grows over its physical neighbours instead: evicting more
+// policy victims, scattered as they are, would empty the cache long before two of them
+// happened to sit side by side.
 func (s *Store) allocBlock(units uint64) (uint64, uint64, error) {
 	if off, got, ok := s.al.alloc(units); ok {
 		return off, got, nil
 	}
 	s.pol.beginEviction()
-	var freed uint64
 	for {
 		e, ok := s.pol.victim()
 		if !ok {
@@ -684,79 +689,71 @@ func (s *Store) allocBlock(units uint64) (uint64, uint64, error) {
 			if _, n := s.sweepStep(1 << 16); n == 0 {
 				return 0, 0, ErrOutOfMemory
 			}
-		} else {
-			freed += w0Size(s.v.m.load(e)) * unit
-			s.dropEntry(e, &s.evictions)
+			if off, got, ok := s.al.alloc(units); ok {
+				return off, got, nil
+			}
+			continue
+		}
+		hole, size := s.dropEntry(e, &s.evictions)
+		if size < units && s.al.free >= units*unit {
+			hole, size = s.growHole(hole, units)
+		}
+		if size >= units {
+			off, got := s.al.take(hole, size, units)
+			return off, got, nil
 		}
 		if off, got, ok := s.al.alloc(units); ok {
 			return off, got, nil
-		}
-		if freed > 4*units*unit+1<<20 {
-			// The victims were scattered and fragmentation denies a large block: clear
-			// a contiguous run instead.
-			return s.makeHole(units)
 		}
 	}
 }
 
-// makeHole evicts every entry in the first run of blocks, scanning from the start of
-// the arena, that is long enough and holds no index table or sketch.
-func (s *Store) makeHole(units uint64) (uint64, uint64, error) {
+// growHole evicts the entries that follow the free block at hole until it spans units,
+// stopping at an index table, the sketch or the arena's end. It returns the free block
+// that now holds hole.
+func (s *Store) growHole(hole, units uint64) (uint64, uint64) {
 	m := &s.v.m
-	start := s.v.lo
-	for b := s.v.lo; b < s.al.sentinel(); b = s.al.next(b) {
-		w0 := m.load(b)
-		if w0&w0Free == 0 && w0Kind(w0) != kindEntry {
-			start = s.al.next(b)
-			continue
+	size := w0Size(m.load(hole))
+	for size < units {
+		next := hole + size*unit
+		w0 := m.load(next)
+		if w0&w0Free != 0 || w0Kind(w0) != kindEntry {
+			break // a free block would have merged; anything else cannot move
 		}
-		if s.al.next(b)-start < units*unit {
-			continue
-		}
-		// Evict the run [start, next(b)); releasing merges it into one free block.
-		for e := start; e < s.al.next(b); {
-			nx := s.al.next(e)
-			if m.load(e)&w0Free == 0 {
-				s.dropEntry(e, &s.evictions)
-			}
-			e = nx
-		}
-		if off, got, ok := s.al.alloc(units); ok {
-			return off, got, nil
-		}
-		break
+		hole, size = s.dropEntry(next, &s.evictions)
 	}
-	return 0, 0, ErrOutOfMemory
+	return hole, size
 }
 
 // dropEntry removes the entry at e from the index, the policy and the arena, counting
 // it in c (evictions, expirations or deletes).
-func (s *Store) dropEntry(e uint64, c *atomic.Uint64) {
+// It returns the free block, merged with its neighbours, that now holds e.
+func (s *Store) dropEntry(e uint64, c *atomic.Uint64) (uint64, uint64) {
 	h := s.hashOf(e)
 	so, ok := s.idx.findEntry(h, e)
 	if !ok {
 		// Not indexed (a split could not place it): only the policy and arena hold it.
 		s.pol.remove(e)
 		s.entryBytes -= w0Size(s.v.m.load(e)) * unit
-		s.al.release(e)
 		s.entries.Add(-1)
 		c.Add(1)
-		return
+		return s.al.release(e)
 	}
-	s.removeEntry(h, so, e, c)
+	return s.removeEntry(h, so, e, c)
 }
 
-func (s *Store) removeEntry(h, so, e uint64, c *atomic.Uint64) {
+func (s *Store) removeEntry(h, so, e uint64, c *atomic.Uint64) (uint64, uint64) {
 	if c == &s.evictions && s.expired(e, s.nowRead()) {
 		c = &s.expirations
 	}
 	s.idx.remove(h, so)
 	s.pol.remove(e)
 	s.entryBytes -= w0Size(s.v.m.load(e)) * unit
-	s.al.release(e)
 	s.entries.Add(-1)
 	c.Add(1)
+	hole, size := s.al.release(e)
 	s.updateUsed()
+	return hole, size
 }
 
 // evictToCount evicts until the entry count is within MaxEntries.
