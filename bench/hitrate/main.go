@@ -256,7 +256,7 @@ func findTraces(dir string) (map[string]string, error) {
 // output is everything a run found; -json prints it as it is.
 type output struct {
 	TracesDir   string      `json:"traces_dir,omitempty"`
-	TracesFound bool        `json:"traces_found"`
+	TracesFound bool        `json:"traces_found,omitempty"` // false too with -trace
 	Policies    []string    `json:"policies"`
 	Traces      []traceInfo `json:"traces"`
 	Results     []Result    `json:"results"`
