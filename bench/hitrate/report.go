@@ -103,6 +103,9 @@ func writeMarkdown(w io.Writer, out *output) {
 	fmt.Fprintf(w, "# Hit rates (%%)\n\n")
 	if out.Runs > 1 {
 		fmt.Fprintf(w, "Each cell is the mean of %d runs ± half their range.\n\n", out.Runs)
+	} else {
+		fmt.Fprintf(w, "One run each. The caches hash with random seeds, so small caches vary between runs "+
+			"(by points on the smallest LIRS cases): -runs N shows the range.\n\n")
 	}
 	for _, n := range out.Notes {
 		fmt.Fprintf(w, "Note: %s\n\n", n)
