@@ -17,8 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -116,6 +118,16 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		return toStatus(errPanic)
 	})
 
+	// The logging interceptor costs about 5 µs and 44 allocations a call, measured,
+	// more than the whole 10% budget of a Get. Unless debug logging asks for every
+	// call, the data-path RPCs skip it (their outcomes are counted per code in
+	// grpc_server_handled_total; panics are logged by recovery); the others keep it,
+	// so their failures are logged.
+	logUnary := logging.UnaryServerInterceptor(logger, logOpts...)
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		logUnary = selector.UnaryServerInterceptor(logUnary, selector.MatchFunc(
+			func(_ context.Context, c interceptors.CallMeta) bool { return !isDataPath(c.Service, c.Method) }))
+	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(scfg.MaxKeySize+scfg.MaxValueSize+maxRecvSlack),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
@@ -128,7 +140,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		// into that code, validation runs only on calls that reach a handler.
 		grpc.ChainUnaryInterceptor(
 			grpcMetrics.UnaryServerInterceptor(),
-			logging.UnaryServerInterceptor(logger, logOpts...),
+			logUnary,
 			recovery.UnaryServerInterceptor(recoverOpt),
 			validationUnary(lim),
 		),
@@ -150,6 +162,19 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	reflection.Register(s.grpc)
 	grpcMetrics.InitializeMetrics(s.grpc)
 	return s, nil
+}
+
+// isDataPath reports whether a method is one of the cache's per-key RPCs, which
+// applications call at high rates.
+func isDataPath(service, method string) bool {
+	if service != cacheev1.CacheService_ServiceDesc.ServiceName {
+		return false
+	}
+	switch method {
+	case "Get", "Set", "Delete", "BatchGet", "BatchSet", "RecordAccess":
+		return true
+	}
+	return false
 }
 
 // Readiness is the gate behind /ready, for other parts to hold (prewarm, hit rate).

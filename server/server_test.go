@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,6 +57,11 @@ func (s *syncBuffer) String() string {
 
 func serve(t *testing.T, cfg server.Config) *running {
 	t.Helper()
+	return serveAt(t, cfg, slog.LevelInfo)
+}
+
+func serveAt(t *testing.T, cfg server.Config, level slog.Level) *running {
+	t.Helper()
 	st, err := store.Open(store.Config{MaxMemory: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +75,7 @@ func serve(t *testing.T, cfg server.Config) *running {
 	logs := &syncBuffer{}
 	cfg.Socket = filepath.Join(dir, "c.sock")
 	cfg.Addr, cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil))
+	cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), &slog.HandlerOptions{Level: level}))
 	srv, err := server.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
@@ -371,5 +377,38 @@ func TestConnHandlerGetsNonGRPCConnections(t *testing.T) {
 	defer h.mu.Unlock()
 	if h.shutdowns != 1 {
 		t.Fatalf("Shutdown called %d times", h.shutdowns)
+	}
+}
+
+// TestCallLogging: debug logs every call; otherwise the per-key RPCs are not logged
+// (they are counted in metrics) while the others still log their failures.
+func TestCallLogging(t *testing.T) {
+	for _, tc := range []struct {
+		level         slog.Level
+		getLogged     bool
+		prewarmLogged bool
+	}{
+		{slog.LevelDebug, true, true},
+		{slog.LevelInfo, false, true},
+	} {
+		t.Run(tc.level.String(), func(t *testing.T) {
+			r := serveAt(t, server.Config{}, tc.level)
+			ctx := bounded(t)
+			r.client.Get(ctx, &cacheev1.GetRequest{}) // fails: empty key
+			s, err := r.client.Prewarm(ctx, &cacheev1.PrewarmRequest{})
+			if err == nil {
+				drain(t, s)
+			}
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+			logs := r.logs.String()
+			if got := strings.Contains(logs, "grpc.method=Get"); got != tc.getLogged {
+				t.Errorf("Get logged: %v, want %v", got, tc.getLogged)
+			}
+			if got := strings.Contains(logs, "grpc.method=Prewarm"); got != tc.prewarmLogged {
+				t.Errorf("Prewarm logged: %v, want %v", got, tc.prewarmLogged)
+			}
+		})
 	}
 }
