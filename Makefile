@@ -51,7 +51,7 @@ test: deps tools checkgenerate lint ## Set up a fresh machine, then check genera
 
 .PHONY: deps
 deps: ## Install system packages the tests use (redis-server, redis-tools)
-	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server redis-tools)
+	@command -v redis-server >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools)
 
 .PHONY: tools
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin
