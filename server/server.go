@@ -138,8 +138,8 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 			PermitWithoutStream: true,            // SDKs keep idle connections alive
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
-		// Outermost first: metrics and logs see the final code, recovery turns a panic
-		// into that code, validation runs only on calls that reach a handler.
+		// Outermost first: metrics and logs see the final code, which recovery makes
+		// INTERNAL on a panic; validation sits next to the handler.
 		grpc.ChainUnaryInterceptor(
 			grpcMetrics.UnaryServerInterceptor(),
 			logUnary,
@@ -359,6 +359,7 @@ func (s *Server) route(c net.Conn) {
 		return
 	}
 	if !s.track(c, true) {
+		s.untrack(c)
 		c.Close()
 		return
 	}
