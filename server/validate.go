@@ -62,7 +62,7 @@ func (l limits) validate(req any) error {
 	case *cacheev1.GetRequest:
 		return l.key("key", r.GetKey())
 	case *cacheev1.SetRequest:
-		return l.item("", r.GetKey(), r.GetValue(), r.GetTtl())
+		return l.item("", r.GetKey(), r.GetValue(), r.GetTtl(), r.GetCondition())
 	case *cacheev1.DeleteRequest:
 		return l.key("key", r.GetKey())
 	case *cacheev1.BatchGetRequest:
@@ -81,7 +81,7 @@ func (l limits) validate(req any) error {
 			return &fieldError{field: "items", err: errBatchTooLarge, size: int64(len(items)), limit: MaxBatch}
 		}
 		for i, it := range items {
-			if err := l.item(fmt.Sprintf("items[%d].", i), it.GetKey(), it.GetValue(), it.GetTtl()); err != nil {
+			if err := l.item(fmt.Sprintf("items[%d].", i), it.GetKey(), it.GetValue(), it.GetTtl(), it.GetCondition()); err != nil {
 				return err
 			}
 		}
@@ -110,7 +110,7 @@ func (l limits) key(field string, k []byte) error {
 	return nil
 }
 
-func (l limits) item(prefix string, k, v []byte, ttl *durationpb.Duration) error {
+func (l limits) item(prefix string, k, v []byte, ttl *durationpb.Duration, cond cacheev1.SetCondition) error {
 	if err := l.key(prefix+"key", k); err != nil {
 		return err
 	}
@@ -119,6 +119,9 @@ func (l limits) item(prefix string, k, v []byte, ttl *durationpb.Duration) error
 	}
 	if _, err := duration(ttl); err != nil {
 		return &fieldError{field: prefix + "ttl", err: store.ErrInvalidTTL}
+	}
+	if _, known := cacheev1.SetCondition_name[int32(cond)]; !known {
+		return &fieldError{field: prefix + "condition", err: errInvalidField}
 	}
 	return nil
 }

@@ -217,6 +217,10 @@ func TestErrors(t *testing.T) {
 			}})
 			return err
 		}, codes.InvalidArgument, "VALUE_TOO_LARGE", map[string]string{"field": "items[1].value", "size": "2000", "limit": "1024"}},
+		{"batch set unknown condition", func() error {
+			_, err := c.BatchSet(cx, &cacheev1.BatchSetRequest{Items: []*cacheev1.BatchSetItem{{Key: []byte("a")}, {Key: []byte("b"), Condition: 9}}})
+			return err
+		}, codes.InvalidArgument, "INVALID_FIELD", map[string]string{"field": "items[1].condition"}},
 		{"prewarm without source", func() error {
 			s, err := c.Prewarm(cx, &cacheev1.PrewarmRequest{})
 			if err != nil {
