@@ -174,3 +174,18 @@ func TestHTTPEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestClientLargeValue round-trips a value over gRPC's default 4 MiB message limit
+// through the CLI, which must raise its receive limit.
+func TestClientLargeValue(t *testing.T) {
+	p := start(t, "--max-memory=64mb", "--max-value-size=8mb")
+	env := []string{"CACHEE_SOCKET=" + p.sock}
+	big := strings.Repeat("x", 5<<20)
+	if _, stderr, code := run(t, env, big, "set", "big", "-"); code != 0 {
+		t.Fatalf("set: exit %d: %s", code, stderr)
+	}
+	stdout, stderr, code := run(t, env, "", "get", "big")
+	if code != 0 || stdout != big {
+		t.Fatalf("get: exit %d, %d bytes: %s", code, len(stdout), stderr)
+	}
+}

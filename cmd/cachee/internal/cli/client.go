@@ -46,7 +46,10 @@ func (o *clientOptions) target() string {
 
 // dial connects lazily; the first call reports an unreachable server.
 func (o *clientOptions) dial() (cacheev1.CacheServiceClient, func(), error) {
-	conn, err := grpc.NewClient(o.target(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(o.target(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Values may be far larger than gRPC's default 4 MiB receive limit.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
 	if err != nil {
 		return nil, nil, usagef("invalid --addr %q: %v", o.addr, err)
 	}
