@@ -330,7 +330,7 @@ func TestHealthService(t *testing.T) {
 	if probe == "" {
 		t.Skip("CACHEE_HEALTH_PROBE unset: `make test` installs grpc-health-probe and sets it")
 	}
-	out, err := exec.Command(probe, "-addr", "unix://"+p.sock).CombinedOutput()
+	out, err := exec.Command(probe, "-addr", "unix://"+p.sock, "-connect-timeout", "20s", "-rpc-timeout", "20s").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "SERVING") {
 		t.Fatalf("grpc-health-probe: %v\n%s", err, out)
 	}
