@@ -74,7 +74,7 @@ lint: $(BIN)/buf ## buf lint, and buf breaking against main when main has the AP
 		[ -n "$$(git ls-tree -r --name-only main -- proto)" ]; then \
 		echo "buf breaking --against $$gitdir#branch=main"; \
 		buf breaking --against "$$gitdir#branch=main"; \
-	else echo "buf breaking: skipped, branch main has no proto/ yet"; fi
+	else echo "buf breaking: skipped, no local branch main with proto/ to compare against"; fi
 
 .PHONY: bench
 bench: build ## Compare gRPC Get over the socket with a bare grpc-go health Check
