@@ -1,0 +1,134 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Defaults, as the flags of the cachee binary document them.
+const (
+	DefaultSocket               = "/var/run/cachee/cachee.sock"
+	DefaultAddr                 = "127.0.0.1:6380"
+	DefaultHTTPAddr             = ":6381"
+	DefaultMetricsAddr          = ":9090"
+	DefaultGracePeriod          = 10 * time.Second
+	DefaultDetectTimeout        = 30 * time.Second
+	DefaultMaxConcurrentStreams = 1024
+	DefaultPrewarmKeys          = 1000
+	DefaultPrewarmTimeout       = 500 * time.Millisecond
+)
+
+// Config configures a Server. The zero value is usable: every zero field takes its
+// default (see DefaultConfig).
+type Config struct {
+	// Socket is the Unix socket path for gRPC and RESP. Its parent directory is
+	// created with mode 0750 and the socket gets mode 0660.
+	Socket string
+
+	// Addr is the TCP address for gRPC and RESP, host:port. Port 0 picks a free port.
+	Addr string
+
+	// HTTPAddr serves /health and /ready; MetricsAddr serves /metrics. They listen on
+	// every interface by default, so that the kubelet and Prometheus reach them.
+	HTTPAddr    string
+	MetricsAddr string
+
+	// GracePeriod bounds how long shutdown waits for in-flight calls and RESP
+	// connections before closing them.
+	GracePeriod time.Duration
+
+	// DetectTimeout bounds how long a new connection may take to send the bytes that
+	// tell gRPC from RESP.
+	DetectTimeout time.Duration
+
+	// MaxConcurrentStreams bounds concurrent gRPC calls per connection.
+	MaxConcurrentStreams uint32
+
+	// ConnHandler serves connections that are not gRPC (RESP). Nil closes them, with
+	// a log line that says why.
+	ConnHandler ConnHandler
+	// NoConnHandlerReason completes that log line, e.g. "--resp-compat=false".
+	NoConnHandlerReason string
+
+	// Prewarmer serves the Prewarm RPC; nil answers it with FAILED_PRECONDITION.
+	Prewarmer Prewarmer
+	// Prewarm holds the defaults of a prewarm: source, key count and timeout.
+	Prewarm PrewarmOptions
+
+	// Logger receives the server's log lines and one line per gRPC call at debug
+	// level (errors at info or above). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration that the zero value stands for.
+func DefaultConfig() Config {
+	return Config{
+		Socket:               DefaultSocket,
+		Addr:                 DefaultAddr,
+		HTTPAddr:             DefaultHTTPAddr,
+		MetricsAddr:          DefaultMetricsAddr,
+		GracePeriod:          DefaultGracePeriod,
+		DetectTimeout:        DefaultDetectTimeout,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		Prewarm:              PrewarmOptions{Keys: DefaultPrewarmKeys, Timeout: DefaultPrewarmTimeout},
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	set(&c.Socket, d.Socket)
+	set(&c.Addr, d.Addr)
+	set(&c.HTTPAddr, d.HTTPAddr)
+	set(&c.MetricsAddr, d.MetricsAddr)
+	if c.GracePeriod == 0 {
+		c.GracePeriod = d.GracePeriod
+	}
+	if c.DetectTimeout == 0 {
+		c.DetectTimeout = d.DetectTimeout
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = d.MaxConcurrentStreams
+	}
+	if c.Prewarm.Keys == 0 {
+		c.Prewarm.Keys = d.Prewarm.Keys
+	}
+	if c.Prewarm.Timeout == 0 {
+		c.Prewarm.Timeout = d.Prewarm.Timeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first invalid field, with defaults applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if len(c.Socket) > maxSocketPath {
+		return fmt.Errorf("server: socket path is %d bytes, longer than the %d a Unix socket allows", len(c.Socket), maxSocketPath)
+	}
+	for _, a := range []struct{ name, addr string }{{"addr", c.Addr}, {"http addr", c.HTTPAddr}, {"metrics addr", c.MetricsAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("server: %s %q: %w", a.name, a.addr, err)
+		}
+	}
+	switch {
+	case c.GracePeriod < 0:
+		return errors.New("server: grace period is negative")
+	case c.DetectTimeout < 0:
+		return errors.New("server: detect timeout is negative")
+	case c.Prewarm.Keys < 0:
+		return errors.New("server: prewarm keys is negative")
+	case c.Prewarm.Timeout < 0:
+		return errors.New("server: prewarm timeout is negative")
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cachee/cachee/store"
+)
+
+// latencySampleMask picks one operation in 8 to time: a summary observation takes a
+// lock, and the store operations being timed take well under a microsecond.
+const latencySampleMask = 7
+
+// Quantiles of cachee_latency_seconds, with their allowed rank error.
+var latencyObjectives = map[float64]float64{0.5: 0.05, 0.95: 0.01, 0.99: 0.001}
+
+// latency times a sample of store operations into the cachee_latency_seconds summary.
+type latency struct {
+	summary prometheus.Summary
+}
+
+func newLatency() *latency {
+	return &latency{summary: prometheus.NewSummary(prometheus.SummaryOpts{
+		Name:       "cachee_latency_seconds",
+		Help:       "Time the cache takes for one operation, from a sample of operations over the last 10 minutes.",
+		Objectives: latencyObjectives,
+		MaxAge:     10 * time.Minute,
+	})}
+}
+
+// start returns the time to pass to done, or the zero time when this operation is not
+// in the sample.
+func (l *latency) start() time.Time {
+	if rand.Uint32()&latencySampleMask != 0 {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+func (l *latency) done(t time.Time) {
+	if !t.IsZero() {
+		l.summary.Observe(time.Since(t).Seconds())
+	}
+}
+
+// quantiles returns p50, p95 and p99; zero before anything was sampled.
+func (l *latency) quantiles() (p50, p95, p99 time.Duration) {
+	var m dto.Metric
+	if err := l.summary.Write(&m); err != nil {
+		return 0, 0, 0
+	}
+	for _, q := range m.GetSummary().GetQuantile() {
+		v := q.GetValue()
+		if math.IsNaN(v) {
+			continue
+		}
+		d := time.Duration(v * float64(time.Second))
+		switch q.GetQuantile() {
+		case 0.5:
+			p50 = d
+		case 0.95:
+			p95 = d
+		case 0.99:
+			p99 = d
+		}
+	}
+	return p50, p95, p99
+}
+
+// storeCollector exports the store's counters, reading them once per scrape.
+type storeCollector struct {
+	st *store.Store
+
+	hits, misses, hitRate, memory, memoryLimit, evictions, expirations, sets, deletes, entries *prometheus.Desc
+}
+
+func newStoreCollector(st *store.Store) *storeCollector {
+	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+	return &storeCollector{
+		st:          st,
+		hits:        d("cachee_hits_total", "Reads that found their key, including hits reported by shared-memory readers."),
+		misses:      d("cachee_misses_total", "Reads that did not find their key."),
+		hitRate:     d("cachee_hit_rate", "Hits divided by reads since start; 0 before the first read."),
+		memory:      d("cachee_memory_bytes", "Bytes of the memory budget in use: entries, index and metadata."),
+		memoryLimit: d("cachee_memory_limit_bytes", "The memory budget in bytes (--max-memory)."),
+		evictions:   d("cachee_evictions_total", "Entries removed to make room."),
+		expirations: d("cachee_expirations_total", "Entries removed because their time to live ran out."),
+		sets:        d("cachee_sets_total", "Writes that stored a value."),
+		deletes:     d("cachee_deletes_total", "Entries removed by delete."),
+		entries:     d("cachee_entries", "Entries in the cache, counting expired ones not yet reclaimed."),
+	}
+}
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.hitRate, c.memory, c.memoryLimit, c.evictions, c.expirations, c.sets, c.deletes, c.entries} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.st.Stats()
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	counter(c.hits, s.Hits)
+	counter(c.misses, s.Misses)
+	gauge(c.hitRate, hitRate(s))
+	gauge(c.memory, float64(s.BytesUsed))
+	gauge(c.memoryLimit, float64(s.BytesLimit))
+	counter(c.evictions, s.Evictions)
+	counter(c.expirations, s.Expirations)
+	counter(c.sets, s.Sets)
+	counter(c.deletes, s.Deletes)
+	gauge(c.entries, float64(s.Entries))
+}
+
+// hitRate is hits / (hits + misses), or 0 before the first read.
+func hitRate(s store.Stats) float64 {
+	if n := s.Hits + s.Misses; n > 0 {
+		return float64(s.Hits) / float64(n)
+	}
+	return 0
+}

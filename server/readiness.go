@@ -1,0 +1,49 @@
+package server
+
+import (
+	"maps"
+	"slices"
+	"sync"
+)
+
+// Readiness gates /ready. It is ready when no condition holds it back: the server
+// holds "serving" until its listeners are up and again while it drains, and other
+// parts (a prewarm, a hit-rate threshold) can hold their own conditions meanwhile.
+// The zero value is ready; it is safe for concurrent use.
+type Readiness struct {
+	mu   sync.Mutex
+	held map[string]string // condition -> why it holds readiness back
+}
+
+// Hold keeps the server not ready until Release(cond); reason says why, for /ready.
+// Holding a held condition updates its reason.
+func (r *Readiness) Hold(cond, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held == nil {
+		r.held = make(map[string]string)
+	}
+	r.held[cond] = reason
+}
+
+// Release lifts cond. Releasing a condition that is not held does nothing.
+func (r *Readiness) Release(cond string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.held, cond)
+}
+
+// Ready reports whether no condition is held, and otherwise "cond: reason" for each,
+// sorted.
+func (r *Readiness) Ready() (bool, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.held) == 0 {
+		return true, nil
+	}
+	var why []string
+	for _, c := range slices.Sorted(maps.Keys(r.held)) {
+		why = append(why, c+": "+r.held[c])
+	}
+	return false, why
+}
