@@ -46,8 +46,10 @@ type Store struct {
 	sets, deletes, evictions, expirations, sdk atomic.Uint64
 	used                                       atomic.Uint64
 
-	stop chan struct{}
-	done chan struct{}
+	idle   atomic.Bool // the clock advances at the idle rate (see background)
+	wakeCh chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // SetOptions qualify a Set.
@@ -112,6 +114,7 @@ func Open(cfg Config) (*Store, error) {
 		clock:    cfg.Clock,
 		rb:       newReadBuffer(),
 		weighted: cfg.MaxEntries == 0,
+		wakeCh:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -308,6 +311,9 @@ func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
 	if s.closed.Load() {
 		return dst, false, ErrClosed
 	}
+	if s.idle.Load() {
+		s.wake()
+	}
 	h := s.hash(key)
 	out, ref, res := s.v.get(h, key, dst, s.nowRead())
 	switch res {
@@ -402,6 +408,9 @@ func (s *Store) resolveRef(ref uint64) (uint64, bool) {
 // RecordAccess counts hits that Readers in other processes made, so that they reach the
 // policy and the hit counter. refs are the values Reader.Get returned.
 func (s *Store) RecordAccess(refs []uint64) {
+	if s.idle.Load() {
+		s.wake()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
@@ -441,6 +450,8 @@ func (s *Store) Set(key, value []byte, opt SetOptions) (bool, error) {
 func (s *Store) tick() int64 {
 	if s.clock != nil {
 		s.publishClock(s.nowWrite())
+	} else if s.idle.Load() {
+		s.wake()
 	}
 	return int64(s.v.m.load(hdrClock))
 }
@@ -1047,24 +1058,78 @@ func (s *Store) Close() error {
 	return s.seg.close()
 }
 
-// background advances the readers' clock every millisecond and, every 100 ms, feeds
-// buffered reads to the policy, adapts it, and reclaims expired entries.
+// Clock rates. While the store is busy the readers' clock advances every millisecond,
+// so expiry is exact to the millisecond; after idleAfter without an operation it
+// advances every idleTick, so an idle sidecar costs almost no CPU. The first operation
+// in this process after a quiet spell sets the clock itself (wake), so only readers in
+// other processes ever see the coarser clock, and only until their reported hits wake
+// the store.
+const (
+	busyTick     = time.Millisecond
+	idleTick     = 25 * time.Millisecond
+	idleAfter    = 100 * time.Millisecond
+	maintainTick = 100 * time.Millisecond
+)
+
+// background advances the readers' clock and, every maintainTick, feeds buffered reads
+// to the policy, adapts it, and reclaims expired entries.
 func (s *Store) background() {
 	defer close(s.done)
-	t := time.NewTicker(time.Millisecond)
+	t := time.NewTimer(busyTick)
 	defer t.Stop()
-	for n := 0; ; n++ {
+	var lastOps uint64
+	lastActive, lastMaintain := time.Now(), time.Now()
+	for {
 		select {
 		case <-s.stop:
 			return
-		case now := <-t.C:
-			if s.clock == nil {
-				s.publishClock(now.UnixMilli())
-			}
-			if n%100 == 0 {
-				s.maintain()
-			}
+		case <-s.wakeCh:
+		case <-t.C:
 		}
+		now := time.Now()
+		if s.clock == nil {
+			s.publishClock(now.UnixMilli())
+		}
+		if ops := s.ops(); ops != lastOps {
+			lastOps, lastActive = ops, now
+		}
+		idle := now.Sub(lastActive) > idleAfter
+		s.idle.Store(idle)
+		if now.Sub(lastMaintain) >= maintainTick {
+			lastMaintain = now
+			s.maintain()
+		}
+		t.Stop()
+		select {
+		case <-t.C:
+		default:
+		}
+		if idle {
+			t.Reset(idleTick)
+		} else {
+			t.Reset(busyTick)
+		}
+	}
+}
+
+// ops counts operations, for telling a busy store from an idle one.
+func (s *Store) ops() uint64 {
+	hits, misses := s.rb.counts()
+	return hits + misses + s.sets.Load() + s.deletes.Load() + s.sdk.Load()
+}
+
+// wake brings the clock up to date after a quiet spell and returns the background loop
+// to the busy rate.
+func (s *Store) wake() {
+	if !s.idle.CompareAndSwap(true, false) {
+		return
+	}
+	if s.clock == nil {
+		s.publishClock(time.Now().UnixMilli())
+	}
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
 	}
 }
 
@@ -1074,7 +1139,6 @@ func (s *Store) maintain() {
 	if s.closed.Load() {
 		return
 	}
-	s.tick()
 	s.drain()
 	s.pol.maintain()
 	s.growSketch()
