@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-	"unsafe"
 
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sys/unix"
@@ -45,13 +44,13 @@ func OpenReader(dir string) (*Reader, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s is not a segment (%d bytes)", ErrFormat, path, size)
 	}
-	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	base, err := mapAt(int(f.Fd()), size, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("store: map segment: %w", err)
 	}
 	r := &Reader{
-		seg:  segment{mem: mem{base: unsafe.Pointer(&b[0]), size: size}, path: path, f: f},
+		seg:  segment{mem: mem{base: base, size: size}, path: path, f: f},
 		path: path,
 		ino:  st.Ino,
 		dev:  st.Dev,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -27,11 +28,52 @@ type segment struct {
 }
 
 func mapPrivate(size uint64) (*segment, error) {
-	b, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	p, err := mapAt(-1, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("store: map %d bytes: %w", size, err)
 	}
-	return &segment{mem: mem{base: unsafe.Pointer(&b[0]), size: size}}, nil
+	return &segment{mem: mem{base: p, size: size}}, nil
+}
+
+// reserved holds address ranges that closed segments left mapped to zero pages (see
+// unmap), by size. A range is never unmapped, since a reader may still be inside it, but
+// the next segment of the same size is mapped over it, so a process that reopens
+// segments (the SDK remapping after each sidecar restart) does not pile up ranges.
+var reserved = struct {
+	sync.Mutex
+	bySize map[uint64][]unsafe.Pointer
+}{bySize: map[uint64][]unsafe.Pointer{}}
+
+// mapAt maps size bytes of fd (or anonymous memory, fd -1), over a reserved range of
+// that size when there is one.
+func mapAt(fd int, size uint64, prot, flags int) (unsafe.Pointer, error) {
+	reserved.Lock()
+	var addr unsafe.Pointer
+	if rs := reserved.bySize[size]; len(rs) > 0 {
+		addr = rs[len(rs)-1]
+		reserved.bySize[size] = rs[:len(rs)-1]
+	}
+	reserved.Unlock()
+	if addr != nil {
+		p, err := unix.MmapPtr(fd, 0, addr, uintptr(size), prot, flags|unix.MAP_FIXED)
+		if err != nil {
+			// The range still holds zero pages; give it back.
+			release(addr, size)
+			return nil, err
+		}
+		return p, nil
+	}
+	b, err := unix.Mmap(fd, 0, int(size), prot, flags)
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Pointer(&b[0]), nil
+}
+
+func release(addr unsafe.Pointer, size uint64) {
+	reserved.Lock()
+	reserved.bySize[size] = append(reserved.bySize[size], addr)
+	reserved.Unlock()
 }
 
 // openShared opens dir/cachee.seg for writing, creating or replacing it as needed. A
@@ -120,11 +162,11 @@ func createShared(path string, size uint64) (*segment, error) {
 }
 
 func mapShared(f *os.File, path string, size uint64) (*segment, error) {
-	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	p, err := mapAt(int(f.Fd()), size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("store: map segment: %w", err)
 	}
-	return &segment{mem: mem{base: unsafe.Pointer(&b[0]), size: size}, path: path, f: f}, nil
+	return &segment{mem: mem{base: p, size: size}, path: path, f: f}, nil
 }
 
 // checkOwned refuses a segment file that is not a regular file of ours, or that
@@ -186,8 +228,11 @@ func (s *segment) unmap() {
 	if s.base == nil {
 		return
 	}
-	_, _ = unix.MmapPtr(-1, 0, s.base, uintptr(s.size), unix.PROT_READ,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
+	if _, err := unix.MmapPtr(-1, 0, s.base, uintptr(s.size), unix.PROT_READ,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE); err == nil {
+		release(s.base, s.size)
+	}
+	s.base = nil
 }
 
 func (s *segment) close() error {

@@ -94,7 +94,9 @@ func (v *view) get(h uint64, key, dst []byte, now int64) (out []byte, ref uint64
 						e+size <= v.hi && uint64(entryHeader+w0Klen(w0)+w0Pad(w0)) <= size
 				}
 				if !valid {
-					if m.load(b) != c {
+					// A writer recovering the segment rewrites buckets under the index
+					// version alone, so both must hold still to call this corruption.
+					if m.load(b) != c || m.load(hdrIndexVer) != ver {
 						retry = true
 						break probe
 					}
