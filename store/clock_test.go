@@ -37,3 +37,31 @@ func TestClockIdlesAndWakes(t *testing.T) {
 		t.Fatalf("clock %d still behind the time of the read %d", clock, before)
 	}
 }
+
+// TestReopenReusesAddressRange reopens a Reader, as the SDK does after each sidecar
+// restart: the range a closed reader leaves reserved must be the one the next reader of
+// that size maps, not a new one each time.
+func TestReopenReusesAddressRange(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir, MaxMemory: MinMemory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := OpenReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := r.v.m.base
+	r.Close()
+	for range 10 {
+		r, err = OpenReader(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.v.m.base != base {
+			t.Fatalf("reader mapped at %p, not the reserved %p", r.v.m.base, base)
+		}
+		r.Close()
+	}
+}
