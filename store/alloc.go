@@ -25,10 +25,10 @@ const (
 	flCount = 29 // classes up to 2^32 units
 )
 
+// newAllocator returns an allocator over [lo, hi) that knows no blocks yet: reset lays
+// out an empty arena, recovery rebuilds the lists from what it finds.
 func newAllocator(m *mem, lo, hi uint64) *allocator {
-	a := &allocator{m: m, lo: lo, hi: hi}
-	a.reset()
-	return a
+	return &allocator{m: m, lo: lo, hi: hi}
 }
 
 // reset makes the whole arena one free block followed by the sentinel.
@@ -131,7 +131,13 @@ func (a *allocator) alloc(units uint64) (off, got uint64, ok bool) {
 	}
 	sl = bits.TrailingZeros16(slMap)
 	off = uint64(a.heads[fl][sl]) * unit
-	size := w0Size(a.m.load(off))
+	off, got = a.take(off, w0Size(a.m.load(off)), units)
+	return off, got, true
+}
+
+// take allocates units from the free block at off (of size units, in units), as alloc
+// does from the block it finds.
+func (a *allocator) take(off, size, units uint64) (uint64, uint64) {
 	a.removeFree(off, size)
 	if size-units >= minBlock/unit {
 		a.insertFree(off+units*unit, size-units)
@@ -140,7 +146,7 @@ func (a *allocator) alloc(units uint64) (off, got uint64, ok bool) {
 		next := off + size*unit
 		a.m.store(next+8, a.m.load(next+8)&^w1PrevFree)
 	}
-	return off, size, true
+	return off, size
 }
 
 // fits reports whether alloc(units) would succeed.

@@ -22,7 +22,7 @@ func (s *Store) sweep() {
 
 // sweepStep examines n buckets from the cursor and removes the expired entries it finds.
 func (s *Store) sweepStep(n int) (seen, expired int) {
-	now := s.nowWrite()
+	now := s.nowRead()
 	m := &s.v.m
 	nb := s.idx.nb()
 	for range n {

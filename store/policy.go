@@ -14,12 +14,13 @@ const (
 )
 
 type policy interface {
-	// add links a new entry; access records a hit; remove unlinks an entry that leaves
+	// add links a new entry; access records n hits; remove unlinks an entry that leaves
 	// the store; replace puts e in the place of old (an overwrite that moved the entry).
-	add(e uint64)
-	access(e uint64)
+	// tag is the top 32 bits of the entry's key hash.
+	add(e, tag uint64)
+	access(e, tag uint64, n int)
 	remove(e uint64)
-	replace(old, e uint64)
+	replace(old, e, tag uint64)
 	// victim names the entry to evict next, or ok == false when there is none. The
 	// store evicts it, which calls remove.
 	victim() (e uint64, ok bool)
@@ -135,14 +136,18 @@ type lru struct {
 	evict bool
 }
 
-func (p *lru) add(e uint64)          { p.setQueue(e, qProbation); p.pushBack(&p.q, e) }
-func (p *lru) access(e uint64)       { p.moveToBack(&p.q, e) }
-func (p *lru) remove(e uint64)       { p.unlink(&p.q, e); p.setQueue(e, qNone) }
-func (p *lru) replace(old, e uint64) { p.setQueue(e, qProbation); p.swap(&p.q, old, e) }
-func (p *lru) beginEviction()        {}
-func (p *lru) maintain()             {}
-func (p *lru) setMaximum(uint64)     {}
-func (p *lru) reset()                { p.q = list{} }
+func (p *lru) add(e, _ uint64)           { p.setQueue(e, qProbation); p.pushBack(&p.q, e) }
+func (p *lru) access(e, _ uint64, _ int) { p.moveToBack(&p.q, e) }
+func (p *lru) remove(e uint64)           { p.unlink(&p.q, e); p.setQueue(e, qNone) }
+func (p *lru) replace(old, e, tag uint64) {
+	p.setQueue(e, qProbation)
+	p.swap(&p.q, old, e)
+	p.access(e, tag, 1)
+}
+func (p *lru) beginEviction()    {}
+func (p *lru) maintain()         {}
+func (p *lru) setMaximum(uint64) {}
+func (p *lru) reset()            { p.q = list{} }
 
 func (p *lru) victim() (uint64, bool) {
 	if !p.evict || p.q.head == 0 {
@@ -226,16 +231,18 @@ func (p *tinyLFU) listOf(q int) *list {
 	return nil
 }
 
-func (p *tinyLFU) add(e uint64) {
-	p.sk.increment(p.tagOf(e))
+func (p *tinyLFU) add(e, tag uint64) {
+	p.sk.increment(tag)
 	p.misses++
 	p.setQueue(e, qWindow)
 	p.pushBack(&p.window, e)
 }
 
-func (p *tinyLFU) access(e uint64) {
-	p.sk.increment(p.tagOf(e))
-	p.hits++
+func (p *tinyLFU) access(e, tag uint64, n int) {
+	for range min(n, 16) {
+		p.sk.increment(tag)
+	}
+	p.hits += uint64(n)
 	switch p.queue(e) {
 	case qWindow:
 		p.moveToBack(&p.window, e)
@@ -264,7 +271,7 @@ func (p *tinyLFU) remove(e uint64) {
 	p.setQueue(e, qNone)
 }
 
-func (p *tinyLFU) replace(old, e uint64) {
+func (p *tinyLFU) replace(old, e, tag uint64) {
 	q := p.queue(old)
 	p.setQueue(e, q)
 	if old == p.cand {
@@ -273,7 +280,7 @@ func (p *tinyLFU) replace(old, e uint64) {
 	if l := p.listOf(q); l != nil {
 		p.swap(l, old, e)
 	}
-	p.access(e)
+	p.access(e, tag, 1)
 }
 
 // beginEviction moves the window's overflow to the probation space; the first entry
@@ -292,17 +299,21 @@ func (p *tinyLFU) beginEviction() {
 }
 
 func (p *tinyLFU) victim() (uint64, bool) {
-	victim := p.probation.head
 	cand := p.cand
 	if cand == 0 {
 		// No entry came from the window this run: the window's oldest competes.
 		cand = p.window.head
 	}
+	// The victim is the oldest of probation, else of protected, else of the window.
+	victim := p.probation.head
+	if victim == 0 {
+		victim = p.protected.head
+	}
+	if victim == 0 && p.window.head != cand {
+		victim = p.window.head
+	}
 	switch {
 	case victim == 0 && cand == 0:
-		if p.protected.head != 0 {
-			return p.protected.head, true
-		}
 		return 0, false
 	case victim == 0:
 		return cand, true

@@ -8,20 +8,24 @@ import (
 )
 
 // readBuffer carries hits from lock-free readers to the policy, which only the writer
-// may change. Readers append the slot word of what they read to one of several rings
-// (picked at random, so cores rarely share one); the writer drains them under its lock.
-// A full ring drops the record: the policy learns from a sample, while the hit and miss
-// counters beside each ring stay exact. Caffeine buffers reads the same way.
+// may change. Readers append the slot word of what they read to a ring; the writer
+// drains the rings under its lock. A full ring drops the record: the policy learns from
+// a sample, while the hit and miss counters beside each ring stay exact. Caffeine buffers
+// reads the same way.
+//
+// It starts with one ring and doubles the rings in use when readers collide, picking
+// among them at random, so cores under load rarely share one. Order matters to the
+// policy (LRU queues), and one ring keeps an uncontended reader's hits in order.
 type readBuffer struct {
 	stripes []stripe
-	mask    uint32
+	active  atomic.Uint32 // rings in use, a power of two
 }
 
 const ringSize = 64
 
 type stripe struct {
-	tail   atomic.Uint64
-	hits   atomic.Uint64
+	tail   atomic.Uint64 // records accepted, which is also hits recorded here
+	extra  atomic.Uint64 // hits that found the ring full or raced for a slot
 	misses atomic.Uint64
 	_      [cacheLine - 24]byte
 	head   uint64 // writer-only
@@ -33,22 +37,40 @@ func newReadBuffer() *readBuffer {
 	n := 4 * runtime.GOMAXPROCS(0)
 	n = 1 << bits.Len(uint(n-1))
 	n = min(n, 64)
-	return &readBuffer{stripes: make([]stripe, n), mask: uint32(n - 1)}
+	b := &readBuffer{stripes: make([]stripe, n)}
+	b.active.Store(1)
+	return b
 }
 
-func (b *readBuffer) pick() *stripe { return &b.stripes[rand.Uint32()&b.mask] }
+func (b *readBuffer) pick() *stripe {
+	n := b.active.Load()
+	if n == 1 {
+		return &b.stripes[0]
+	}
+	return &b.stripes[rand.Uint32()&(n-1)]
+}
 
-// hit records a read of the entry in slot word s. It returns false when the ring was
-// full, which asks the caller to drain soon.
+// contended spreads readers over twice as many rings.
+func (b *readBuffer) contended() {
+	if n := b.active.Load(); int(n) < len(b.stripes) {
+		b.active.CompareAndSwap(n, n*2)
+	}
+}
+
+// hit records a read of the entry in slot word s, and counts it. It returns false when
+// the ring was full, which asks the caller to drain soon.
 func (b *readBuffer) hit(s uint64) bool {
 	st := b.pick()
-	st.hits.Add(1)
 	t := st.tail.Load()
 	if t-atomic.LoadUint64(&st.head) >= ringSize {
+		st.extra.Add(1)
 		return false
 	}
 	if st.tail.CompareAndSwap(t, t+1) {
 		st.ring[t%ringSize].Store(s)
+	} else {
+		st.extra.Add(1)
+		b.contended()
 	}
 	return true
 }
@@ -56,26 +78,42 @@ func (b *readBuffer) hit(s uint64) bool {
 func (b *readBuffer) miss() { b.pick().misses.Add(1) }
 
 // countHit counts a hit whose record the caller delivers itself.
-func (b *readBuffer) countHit() { b.pick().hits.Add(1) }
+func (b *readBuffer) countHit() { b.pick().extra.Add(1) }
 
-// drain hands every buffered record to fn. Writer only.
-func (b *readBuffer) drain(fn func(s uint64)) {
+// drain hands every buffered record to fn, runs of one record folded into one call
+// with their count (a hot key fills the ring with the same record). Writer only.
+func (b *readBuffer) drain(fn func(s uint64, n int)) {
+	var run uint64
+	n := 0
 	for i := range b.stripes {
 		st := &b.stripes[i]
 		t := st.tail.Load()
+		if t == st.head {
+			continue
+		}
 		for h := st.head; h < t; h++ {
 			// A reader that won the slot may not have stored yet; its record is lost.
-			if s := st.ring[h%ringSize].Swap(0); s != 0 {
-				fn(s)
+			s := st.ring[h%ringSize].Swap(0)
+			if s == 0 {
+				continue
 			}
+			if s != run && n > 0 {
+				fn(run, n)
+				n = 0
+			}
+			run = s
+			n++
 		}
 		atomic.StoreUint64(&st.head, t)
+	}
+	if n > 0 {
+		fn(run, n)
 	}
 }
 
 func (b *readBuffer) counts() (hits, misses uint64) {
 	for i := range b.stripes {
-		hits += b.stripes[i].hits.Load()
+		hits += b.stripes[i].tail.Load() + b.stripes[i].extra.Load()
 		misses += b.stripes[i].misses.Load()
 	}
 	return hits, misses

@@ -144,7 +144,7 @@ func (s *Store) recover() (int, error) {
 		m.put(en.e+16, 0)
 		w1 := m.load(en.e + 8)
 		m.store(en.e+8, w1&^(w1QueueMask<<w1QueueShift))
-		s.pol.add(en.e)
+		s.pol.add(en.e, en.h>>32)
 		s.entryBytes += en.size
 		n++
 	}

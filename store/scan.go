@@ -14,7 +14,7 @@ func (s *Store) Scan(cursor uint64, count int, fn func(key []byte)) uint64 {
 	if s.closed.Load() {
 		return 0
 	}
-	now := s.nowWrite()
+	now := s.nowRead()
 	m := &s.v.m
 	count = max(count, 1)
 	mask := uint64(1)<<s.idx.depth - 1

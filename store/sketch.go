@@ -78,17 +78,15 @@ func (s *sketch) increment(tag uint64) {
 		return
 	}
 	w, sh := s.counters(tag)
-	least := uint64(15)
+	added := false
 	for i := range 4 {
-		least = min(least, s.words[w[i]]>>sh[i]&15)
-	}
-	if least == 15 {
-		return
-	}
-	for i := range 4 {
-		if s.words[w[i]]>>sh[i]&15 == least {
+		if s.words[w[i]]>>sh[i]&15 < 15 {
 			s.words[w[i]] += 1 << sh[i]
+			added = true
 		}
+	}
+	if !added {
+		return
 	}
 	s.additions++
 	if s.additions >= s.sampleSize {

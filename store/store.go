@@ -157,7 +157,8 @@ func (s *Store) initView() {
 	size := s.seg.size
 	nbLog2, maxDepth, dirOff, arenaOff := geometry(size)
 	s.v = view{m: s.seg.mem, dirOff: dirOff, maxDepth: maxDepth, nbLog2: nbLog2, lo: arenaOff, hi: size, seed: s.seed}
-	s.idx = index{v: &s.v, maxCount: int(uint64(slotsPerBucket) << nbLog2 * 4 / 5)}
+	// Split a table at 90% full (or sooner, if a key's window fills).
+	s.idx = index{v: &s.v, maxCount: int(uint64(slotsPerBucket) << nbLog2 * 9 / 10)}
 	s.al = newAllocator(&s.v.m, arenaOff, size)
 	s.fixedBytes = arenaOff + minBlock
 	l := lists{m: &s.v.m, weighted: s.weighted}
@@ -333,7 +334,7 @@ func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
 	}
 	out, ref, res = s.v.get(h, key, dst, s.nowRead())
 	if res == resHit {
-		s.pol.access(ref & 0xffffffff * unit)
+		s.pol.access(ref&0xffffffff*unit, ref>>32, 1)
 		s.rb.countHit()
 		return out, true, nil
 	}
@@ -361,15 +362,19 @@ func (s *Store) tryDrain() {
 	}
 }
 
-// drain feeds buffered reads to the policy. Caller holds mu.
-func (s *Store) drain() { s.rb.drain(s.recordRef) }
+// drain feeds buffered reads to the policy and lets it adapt, as every write does
+// first. Caller holds mu.
+func (s *Store) drain() {
+	s.rb.drain(s.recordRef)
+	s.pol.maintain()
+}
 
 // recordRef validates a slot word that a reader reported, then counts the access. A
 // ref may be stale (the entry was replaced or evicted since) or, from another process,
 // anything at all: only a ref that the index still holds reaches the policy.
-func (s *Store) recordRef(ref uint64) {
+func (s *Store) recordRef(ref uint64, n int) {
 	if e, ok := s.resolveRef(ref); ok {
-		s.pol.access(e)
+		s.pol.access(e, ref>>32, n)
 	}
 }
 
@@ -403,7 +408,7 @@ func (s *Store) RecordAccess(refs []uint64) {
 		return
 	}
 	for _, r := range refs {
-		s.recordRef(r)
+		s.recordRef(r, 1)
 	}
 	s.sdk.Add(uint64(len(refs)))
 }
@@ -430,11 +435,14 @@ func (s *Store) Set(key, value []byte, opt SetOptions) (bool, error) {
 	return s.set(h, key, value, opt, s.tick())
 }
 
-// tick reads the writer's clock and publishes it. Caller holds mu.
+// tick returns the clock a write judges expiry by: the readers' clock, so that the
+// writer and every reader agree on what has expired. A test clock is published first.
+// Caller holds mu.
 func (s *Store) tick() int64 {
-	now := s.nowWrite()
-	s.publishClock(now)
-	return now
+	if s.clock != nil {
+		s.publishClock(s.nowWrite())
+	}
+	return int64(s.v.m.load(hdrClock))
 }
 
 func (s *Store) expiry(opt SetOptions, now int64, old uint64) (exp int64, err error) {
@@ -447,8 +455,9 @@ func (s *Store) expiry(opt SetOptions, now int64, old uint64) (exp int64, err er
 	case opt.KeepTTL:
 		exp = int64(old)
 	case opt.TTL > 0:
+		// A TTL counts from now exactly, not from the coarse clock.
 		ms := (opt.TTL + time.Millisecond - 1) / time.Millisecond
-		exp = now + int64(ms)
+		exp = max(now, s.nowWrite()) + int64(ms)
 	}
 	if exp > w1ExpMask {
 		return 0, fmt.Errorf("%w: expiry %d ms is beyond the year 10000", ErrInvalidTTL, exp)
@@ -498,7 +507,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 				m.store(e+8, w1&^w1ExpMask|uint64(exp))
 				copy(m.bytes(e+entryHeader+uint64(len(key)), uint64(len(value))), value)
 			})
-			s.pol.access(e)
+			s.pol.access(e, h>>32, 1)
 			s.sets.Add(1)
 			return true, nil
 		}
@@ -524,7 +533,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 	}
 	if found {
 		s.idx.replace(so, ne)
-		s.pol.replace(e, ne)
+		s.pol.replace(e, ne, h>>32)
 		s.entryBytes -= w0Size(m.load(e)) * unit
 		s.al.release(e)
 	} else {
@@ -534,7 +543,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 			s.al.release(ne)
 			return false, fmt.Errorf("store: index: %w", err)
 		}
-		s.pol.add(ne)
+		s.pol.add(ne, h>>32)
 		s.entries.Add(1)
 	}
 	s.entryBytes += got * unit
@@ -643,8 +652,8 @@ func (s *Store) placeSketch(capacity uint64) error {
 	return nil
 }
 
-// growSketch doubles the sketch when the entries outnumber its counters. Caller holds
-// mu.
+// growSketch resizes the sketch to the next power of two above the number of entries
+// once they outnumber it. Caller holds mu.
 func (s *Store) growSketch() {
 	if s.cfg.Eviction != EvictionLFU || !s.weighted {
 		return
@@ -653,7 +662,7 @@ func (s *Store) growSketch() {
 	if n <= s.sk.capacity {
 		return
 	}
-	if err := s.placeSketch(s.sk.capacity * 2); err != nil {
+	if err := s.placeSketch(uint64(1) << bits.Len64(n-1)); err != nil {
 		s.log.Debug("sketch stays small", "err", err)
 	}
 	s.pol.setMaximum(s.maximum())
@@ -662,12 +671,17 @@ func (s *Store) growSketch() {
 // allocBlock allocates at least units units, evicting as the policy decides until they
 // fit, and returns the block and its size (a little more than asked when the rest was
 // too small to split off). Caller holds mu.
+//
+// Eviction frees a victim's block merged with its free neighbours. When that hole is
+// large enough it is used at once. When memory is free overall but scattered, the hole
+// around the last victim grows over its physical neighbours instead: evicting more
+// policy victims, scattered as they are, would empty the cache long before two of them
+// happened to sit side by side.
 func (s *Store) allocBlock(units uint64) (uint64, uint64, error) {
 	if off, got, ok := s.al.alloc(units); ok {
 		return off, got, nil
 	}
 	s.pol.beginEviction()
-	var freed uint64
 	for {
 		e, ok := s.pol.victim()
 		if !ok {
@@ -675,79 +689,71 @@ func (s *Store) allocBlock(units uint64) (uint64, uint64, error) {
 			if _, n := s.sweepStep(1 << 16); n == 0 {
 				return 0, 0, ErrOutOfMemory
 			}
-		} else {
-			freed += w0Size(s.v.m.load(e)) * unit
-			s.dropEntry(e, &s.evictions)
+			if off, got, ok := s.al.alloc(units); ok {
+				return off, got, nil
+			}
+			continue
+		}
+		hole, size := s.dropEntry(e, &s.evictions)
+		if size < units && s.al.free >= units*unit {
+			hole, size = s.growHole(hole, units)
+		}
+		if size >= units {
+			off, got := s.al.take(hole, size, units)
+			return off, got, nil
 		}
 		if off, got, ok := s.al.alloc(units); ok {
 			return off, got, nil
-		}
-		if freed > 4*units*unit+1<<20 {
-			// The victims were scattered and fragmentation denies a large block: clear
-			// a contiguous run instead.
-			return s.makeHole(units)
 		}
 	}
 }
 
-// makeHole evicts every entry in the first run of blocks, scanning from the start of
-// the arena, that is long enough and holds no index table or sketch.
-func (s *Store) makeHole(units uint64) (uint64, uint64, error) {
+// growHole evicts the entries that follow the free block at hole until it spans units,
+// stopping at an index table, the sketch or the arena's end. It returns the free block
+// that now holds hole.
+func (s *Store) growHole(hole, units uint64) (uint64, uint64) {
 	m := &s.v.m
-	start := s.v.lo
-	for b := s.v.lo; b < s.al.sentinel(); b = s.al.next(b) {
-		w0 := m.load(b)
-		if w0&w0Free == 0 && w0Kind(w0) != kindEntry {
-			start = s.al.next(b)
-			continue
+	size := w0Size(m.load(hole))
+	for size < units {
+		next := hole + size*unit
+		w0 := m.load(next)
+		if w0&w0Free != 0 || w0Kind(w0) != kindEntry {
+			break // a free block would have merged; anything else cannot move
 		}
-		if s.al.next(b)-start < units*unit {
-			continue
-		}
-		// Evict the run [start, next(b)); releasing merges it into one free block.
-		for e := start; e < s.al.next(b); {
-			nx := s.al.next(e)
-			if m.load(e)&w0Free == 0 {
-				s.dropEntry(e, &s.evictions)
-			}
-			e = nx
-		}
-		if off, got, ok := s.al.alloc(units); ok {
-			return off, got, nil
-		}
-		break
+		hole, size = s.dropEntry(next, &s.evictions)
 	}
-	return 0, 0, ErrOutOfMemory
+	return hole, size
 }
 
 // dropEntry removes the entry at e from the index, the policy and the arena, counting
 // it in c (evictions, expirations or deletes).
-func (s *Store) dropEntry(e uint64, c *atomic.Uint64) {
+// It returns the free block, merged with its neighbours, that now holds e.
+func (s *Store) dropEntry(e uint64, c *atomic.Uint64) (uint64, uint64) {
 	h := s.hashOf(e)
 	so, ok := s.idx.findEntry(h, e)
 	if !ok {
 		// Not indexed (a split could not place it): only the policy and arena hold it.
 		s.pol.remove(e)
 		s.entryBytes -= w0Size(s.v.m.load(e)) * unit
-		s.al.release(e)
 		s.entries.Add(-1)
 		c.Add(1)
-		return
+		return s.al.release(e)
 	}
-	s.removeEntry(h, so, e, c)
+	return s.removeEntry(h, so, e, c)
 }
 
-func (s *Store) removeEntry(h, so, e uint64, c *atomic.Uint64) {
-	if c == &s.evictions && s.expired(e, s.nowWrite()) {
+func (s *Store) removeEntry(h, so, e uint64, c *atomic.Uint64) (uint64, uint64) {
+	if c == &s.evictions && s.expired(e, s.nowRead()) {
 		c = &s.expirations
 	}
 	s.idx.remove(h, so)
 	s.pol.remove(e)
 	s.entryBytes -= w0Size(s.v.m.load(e)) * unit
-	s.al.release(e)
 	s.entries.Add(-1)
 	c.Add(1)
+	hole, size := s.al.release(e)
 	s.updateUsed()
+	return hole, size
 }
 
 // evictToCount evicts until the entry count is within MaxEntries.
@@ -981,7 +987,7 @@ func (s *Store) Hottest(n int) [][]byte {
 		return nil
 	}
 	s.drain()
-	now := s.nowWrite()
+	now := s.nowRead()
 	keys := make([][]byte, 0, min(n, s.Len()))
 	s.pol.hottest(func(e uint64) bool {
 		if !s.expired(e, now) {

@@ -58,7 +58,7 @@ func (tx *Tx) Get(key, dst []byte) ([]byte, bool, error) {
 	w0 := m.load(e)
 	vlen := int(w0Size(w0)*unit) - entryHeader - len(key) - w0Pad(w0)
 	dst = append(dst, m.bytes(e+entryHeader+uint64(len(key)), uint64(vlen))...)
-	tx.s.pol.access(e)
+	tx.s.pol.access(e, h>>32, 1)
 	tx.s.rb.countHit()
 	return dst, true, nil
 }
