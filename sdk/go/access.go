@@ -2,10 +2,10 @@ package cachee
 
 import (
 	"context"
-	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 )
@@ -49,19 +49,31 @@ func newAccessBuffer() *accessBuffer {
 	return &accessBuffer{stripes: make([]stripe, n), mask: uint32(n - 1), full: make(chan struct{}, 1)}
 }
 
-// record notes one hit. The stripe is picked at random (the runtime's per-thread
-// generator: no shared state), which spreads concurrent readers of one hot key over
-// the stripes.
+// record notes one hit. The stripe is picked by the address of the caller's stack,
+// which differs between goroutines and costs nothing to read: concurrent readers of
+// one hot key mostly land on different stripes, and one goroutine keeps to one stripe
+// (a random pick cost a third of a hit).
 func (a *accessBuffer) record(ref uint64) {
-	s := &a.stripes[rand.Uint32()&a.mask]
+	s := &a.stripes[stackHash()&a.mask]
 	i := s.head.Add(1) - 1
-	s.slots[i%ringSlots].Store(ref)
+	// A hot key writes the ref its slot already holds from the last lap: skip that
+	// store (an atomic store is a locked instruction on amd64, as costly as the add).
+	if slot := &s.slots[i%ringSlots]; slot.Load() != ref {
+		slot.Store(ref)
+	}
 	if i%(ringSlots/2) == ringSlots/2-1 {
 		select {
 		case a.full <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// stackHash mixes the address of a local variable. Goroutine stacks are at least 8
+// KiB apart; the multiply spreads their addresses over the stripe indexes.
+func stackHash() uint32 {
+	var b byte
+	return uint32((uint64(uintptr(unsafe.Pointer(&b))) >> 13) * 0x9e3779b97f4a7c15 >> 32)
 }
 
 // hits is the number of hits recorded so far.
