@@ -26,7 +26,7 @@ import (
 // would point an application at its sidecar.
 
 var (
-	binary      string
+	cacheeBin   string
 	raceEnabled bool // set by race_test.go
 	shared      *sidecar
 )
@@ -42,8 +42,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "cachee")
-	args := []string{"build", "-o", binary}
+	cacheeBin = filepath.Join(dir, "cachee")
+	args := []string{"build", "-o", cacheeBin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -115,7 +115,7 @@ func (s *sidecar) start() error {
 	}, s.args...)
 	s.logs = &lockedBuffer{}
 	s.exited = make(chan struct{})
-	s.cmd = exec.Command(binary, args...)
+	s.cmd = exec.Command(cacheeBin, args...)
 	s.cmd.Env = cleanEnv()
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
