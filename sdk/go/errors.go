@@ -30,9 +30,10 @@ var (
 
 	// ErrOutOfMemory: the cache is full and the sidecar runs with --eviction=noeviction.
 	ErrOutOfMemory = errors.New("cachee: out of memory")
-	// ErrMessageTooLarge: gRPC refused a message over its size limit (a BatchSet or
-	// BatchGet too large as a whole). Split the batch, or raise the limit with
-	// WithDialOptions on the client side.
+	// ErrMessageTooLarge: gRPC refused a message over its size limit: a value far
+	// over the sidecar's limit, or a BatchSet or BatchGet too large as a whole. It
+	// also matches ErrValueTooLarge, since only values make a message that large.
+	// Split the batch, or raise the client's limit with WithDialOptions.
 	ErrMessageTooLarge = errors.New("cachee: message too large")
 
 	// ErrContended: a read kept racing the sidecar's writes and gave up. The Client
@@ -132,6 +133,8 @@ func (e *Error) Is(target error) bool {
 	case ErrUnavailable:
 		// A prewarm source being down says nothing about the sidecar.
 		return e.Code == codes.Unavailable && e.sentinel != ErrPrewarmSourceUnavailable
+	case ErrValueTooLarge:
+		return e.sentinel == ErrMessageTooLarge
 	case context.DeadlineExceeded:
 		return e.Code == codes.DeadlineExceeded
 	case context.Canceled:

@@ -40,7 +40,7 @@ func TestFromStatus(t *testing.T) {
 		{codes.InvalidArgument, "INVALID_TTL", []error{ErrInvalidTTL, ErrInvalidArgument}, nil},
 		{codes.InvalidArgument, "BATCH_TOO_LARGE", []error{ErrBatchTooLarge, ErrInvalidArgument}, nil},
 		{codes.InvalidArgument, "INVALID_FIELD", []error{ErrInvalidArgument}, []error{ErrKeyEmpty}},
-		{codes.ResourceExhausted, "OUT_OF_MEMORY", []error{ErrOutOfMemory}, []error{ErrMessageTooLarge}},
+		{codes.ResourceExhausted, "OUT_OF_MEMORY", []error{ErrOutOfMemory}, []error{ErrMessageTooLarge, ErrValueTooLarge}},
 		{codes.Unavailable, "SHUTTING_DOWN", []error{ErrUnavailable}, nil},
 		{codes.Unavailable, "PREWARM_SOURCE_UNAVAILABLE", []error{ErrPrewarmSourceUnavailable}, []error{ErrUnavailable}},
 		{codes.FailedPrecondition, "PREWARM_NOT_CONFIGURED", []error{ErrPrewarmNotConfigured}, nil},
@@ -52,7 +52,7 @@ func TestFromStatus(t *testing.T) {
 		{codes.Internal, "INTERNAL", []error{ErrInternal}, nil},
 		// From gRPC itself: no ErrorInfo.
 		{codes.Unavailable, "", []error{ErrUnavailable}, nil},
-		{codes.ResourceExhausted, "", []error{ErrMessageTooLarge}, []error{ErrOutOfMemory}},
+		{codes.ResourceExhausted, "", []error{ErrMessageTooLarge, ErrValueTooLarge}, []error{ErrOutOfMemory, ErrInvalidArgument}},
 		{codes.DeadlineExceeded, "", []error{context.DeadlineExceeded}, []error{ErrUnavailable}},
 		{codes.Canceled, "", []error{context.Canceled}, nil},
 		{codes.Unimplemented, "", nil, []error{ErrInternal, ErrUnavailable, ErrInvalidArgument}},
