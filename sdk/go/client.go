@@ -220,6 +220,7 @@ func (c *Client) call(ctx context.Context, retry bool, fn func(ctx context.Conte
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	caller := ctx
 	if _, ok := ctx.Deadline(); !ok && c.opts.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
@@ -234,6 +235,14 @@ func (c *Client) call(ctx context.Context, retry bool, fn func(ctx context.Conte
 			return ErrClosed
 		}
 		err = fromStatus(err)
+		if caller != ctx && caller.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// The Client's own timeout ran out, not the caller's: the sidecar did
+			// not answer in time, which is what ErrUnavailable stands for.
+			if e, ok := err.(*Error); ok {
+				e.sentinel = ErrUnavailable
+			}
+			return err
+		}
 		if attempt >= c.opts.retries || !c.retryable(err, retry) {
 			return err
 		}

@@ -71,8 +71,9 @@ func WithShmDir(dir string) Option {
 func WithoutShm() Option { return WithShmDir("") }
 
 // WithTimeout bounds each call whose context has no deadline (default 1s). A context
-// deadline, when there is one, wins. Prewarm is bounded by the sidecar's own timeout
-// instead.
+// deadline, when there is one, wins. A call that runs out of this timeout fails with
+// an error that matches both ErrUnavailable and context.DeadlineExceeded. Prewarm is
+// bounded by the sidecar's own timeout instead.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
 // WithRetries sets how many times a call that failed transiently is tried again

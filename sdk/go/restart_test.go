@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,5 +222,39 @@ func TestSidecarKilledMidRead(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSidecarStalled stops the sidecar with SIGSTOP: its clock stops, so the Client
+// stops reading its segment within the staleness bound, and calls that need the
+// sidecar fail with ErrUnavailable after the Client's timeout instead of hanging.
+// After SIGCONT the Client maps the segment again.
+func TestSidecarStalled(t *testing.T) {
+	s := startSidecar(t, true)
+	c := dial(t, s, cachee.WithStaleness(10*time.Millisecond, 100*time.Millisecond), cachee.WithTimeout(200*time.Millisecond))
+	waitShm(t, c)
+	cx := context.Background() // no deadline: the Client's timeout applies
+	if _, err := c.Set(cx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer s.cmd.Process.Signal(syscall.SIGCONT)
+	eventually(t, "the Client to stop reading a stalled sidecar's segment", func() bool { return !c.Counters().ShmActive })
+	_, _, err := c.Get(cx, "k")
+	if !errors.Is(err, cachee.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get from a stalled sidecar: %v", err)
+	}
+	maps := c.Counters().ShmMaps
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Client to read shared memory again", func() bool {
+		n := c.Counters()
+		return n.ShmActive && n.ShmMaps > maps
+	})
+	if v, found, err := c.Get(cx, "k"); err != nil || !found || string(v) != "v" {
+		t.Fatalf("after SIGCONT: %q %v %v", v, found, err)
 	}
 }
