@@ -1,7 +1,7 @@
 // Command sdk measures a hot-key read through the Go SDK's three paths against one
 // cachee sidecar that it starts itself: a Get hit read from the shared-memory segment,
 // a Get hit over gRPC on the Unix socket, and a RESP GET on the same socket with
-// go-redis. Every call is timed on its own (one call in flight, no RunParallel); each
+// go-redis; and, as the floor under the first, store.Reader.Get alone. Every call is timed on its own (one call in flight, no RunParallel); each
 // run reports p50 and p99, runs rotate their order, and the summary gives the medians
 // over runs and the shm : gRPC ratio.
 //
@@ -36,6 +36,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	cachee "github.com/cachee/cachee/sdk/go"
+	"github.com/cachee/cachee/store"
 )
 
 func main() {
@@ -130,6 +131,17 @@ func run(bin string, runs, calls, valueSize int) error {
 			return check(v, found, err)
 		}},
 	}
+	// The store's reader alone, without the SDK: the floor the SDK's hit path adds to.
+	reader, err := store.OpenReader(shm)
+	if err != nil {
+		return err
+	}
+	defer reader.Close()
+	keyBytes := []byte(key)
+	floor := path{name: "store.Reader.Get alone (floor)", calls: calls, call: func() error {
+		v, _, found, err := reader.Get(keyBytes, buf[:0])
+		return check(v, found, err)
+	}}
 	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: sock, PoolSize: 1, MaxRetries: -1, Protocol: 2, DisableIdentity: true})
 	defer rdb.Close()
 	respPath := path{name: "RESP GET hit (go-redis, socket)", calls: max(calls/10, 1000), call: func() error {
@@ -141,7 +153,7 @@ func run(bin string, runs, calls, valueSize int) error {
 	} else if err := rdb.Ping(ctx).Err(); err != nil {
 		respPath.skip = "RESP PING failed: " + err.Error()
 	}
-	paths = append(paths, respPath)
+	paths = append(paths, respPath, floor)
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
