@@ -75,9 +75,11 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
-	if o.retries < 0 || o.timeout < 0 || o.checkInterval <= 0 || o.maxLag <= 0 || o.flushInterval <= 0 {
-		return nil, fmt.Errorf("cachee: invalid options: retries %d, timeout %v, staleness %v/%v, flush %v",
-			o.retries, o.timeout, o.checkInterval, o.maxLag, o.flushInterval)
+	if o.retries < 0 || o.timeout < 0 || o.retryBase < 0 || o.retryMax < 0 || o.reconnectBase < 0 || o.reconnectMax < 0 ||
+		o.checkInterval <= 0 || o.maxLag <= 0 || o.flushInterval <= 0 {
+		return nil, fmt.Errorf("%w: options: retries %d (%v to %v), timeout %v, reconnect %v to %v, staleness %v/%v, flush %v",
+			ErrInvalidArgument, o.retries, o.retryBase, o.retryMax, o.timeout, o.reconnectBase, o.reconnectMax,
+			o.checkInterval, o.maxLag, o.flushInterval)
 	}
 	dopts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),

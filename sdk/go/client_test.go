@@ -378,3 +378,17 @@ func TestTargetFromEnv(t *testing.T) {
 		t.Fatalf("%q %v %v", v, found, err)
 	}
 }
+
+func TestDialInvalidOptions(t *testing.T) {
+	for _, opt := range []cachee.Option{
+		cachee.WithRetries(-1, 0, 0),
+		cachee.WithRetries(1, time.Millisecond, -time.Millisecond),
+		cachee.WithTimeout(-time.Second),
+		cachee.WithStaleness(0, time.Second),
+		cachee.WithFlushInterval(0),
+	} {
+		if _, err := cachee.Dial(ctx(t), opt); !errors.Is(err, cachee.ErrInvalidArgument) {
+			t.Errorf("Dial: %v", err)
+		}
+	}
+}
