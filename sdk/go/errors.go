@@ -180,9 +180,9 @@ func fromStatus(err error) error {
 }
 
 // localError is an error the Client finds without asking the sidecar, shaped as the
-// sidecar would have returned it.
-func localError(code codes.Code, reason string, field, msg string) *Error {
-	e := &Error{Code: code, Reason: reason, Message: msg, sentinel: reasons[reason]}
+// sidecar would have returned it; its sentinel says all there is to say.
+func localError(code codes.Code, reason string, field string) *Error {
+	e := &Error{Code: code, Reason: reason, sentinel: reasons[reason]}
 	if field != "" {
 		e.Metadata = map[string]string{"field": field}
 	}

@@ -79,9 +79,9 @@ func (c *Client) shmError(err error) error {
 	case errors.Is(err, store.ErrCorrupt):
 		c.ctr.corrupt.Add(1)
 	case errors.Is(err, store.ErrKeyEmpty):
-		return localError(codes.InvalidArgument, "KEY_EMPTY", "key", "key is empty")
+		return localError(codes.InvalidArgument, "KEY_EMPTY", "key")
 	case errors.Is(err, store.ErrKeyTooLarge):
-		return localError(codes.InvalidArgument, "KEY_TOO_LARGE", "key", "key too large")
+		return localError(codes.InvalidArgument, "KEY_TOO_LARGE", "key")
 	}
 	return nil
 }
