@@ -1,0 +1,5 @@
+//go:build race
+
+package cachee_test
+
+func init() { raceEnabled = true }
