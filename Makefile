@@ -25,6 +25,7 @@ RUN_SOCKET ?= $(if $(filter 0,$(shell id -u)),/var/run/cachee/cachee.sock,$(TMP)
 RUN_ARGS ?=
 FUZZ_TIME ?= 20s
 BENCH_ARGS ?=
+SDK_BENCH_ARGS ?=
 
 .PHONY: help
 help: ## Describe the targets
@@ -77,8 +78,9 @@ lint: $(BIN)/buf ## buf lint, and buf breaking against main when main has the AP
 	else echo "buf breaking: skipped, no local branch main with proto/ to compare against"; fi
 
 .PHONY: bench
-bench: build ## Compare gRPC Get over the socket with a bare grpc-go health Check
+bench: build ## Compare gRPC Get over the socket with a bare grpc-go health Check, and the SDK's paths
 	go run ./bench/grpcget -cachee $(CACHEE) $(BENCH_ARGS)
+	go run ./bench/sdk -cachee $(CACHEE) $(SDK_BENCH_ARGS)
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME
