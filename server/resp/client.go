@@ -1,0 +1,342 @@
+package resp
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cachee/cachee/store"
+)
+
+const (
+	readChunk = 16 << 10 // initial read buffer, and the least free space a read gets
+	outFlush  = 64 << 10 // replies past this are written before more requests run
+	keepBuf   = 64 << 10 // buffers larger than this are dropped when drained
+)
+
+// client is one RESP connection's state. Only the goroutine serving the connection
+// touches it, except the fields under mu and the atomics, which CLIENT LIST and INFO
+// read from other connections.
+type client struct {
+	srv     *Server
+	id      int64
+	addr    string
+	laddr   string
+	fd      int
+	created time.Time
+	kill    func() // closes the connection from another goroutine; set under srv.mu
+
+	in     []byte // read buffer; in[r:w] is unparsed
+	ri, wi int
+	p      parser
+	w      writer
+	db     db
+
+	authed  bool
+	closing bool // close after writing what is in w.b
+	cmd     *command
+	scratch []byte
+
+	// MULTI state.
+	multi      bool
+	queue      []queued
+	queueBytes int
+	txDirty    bool // a queuing error: EXEC will abort
+	watching   []watchedKey
+	watchDirty atomic.Bool // a watched key was written by a RESP command
+
+	lastActive atomic.Int64 // unix nanos
+	lastCmd    atomic.Pointer[command]
+	cmds       int64 // commands since the last flush to srv.cmdsTotal
+
+	mu      sync.Mutex // guards the fields below
+	name    string
+	libName string
+	libVer  string
+	proto   int
+	multiN  int
+}
+
+type queued struct {
+	cmd  *command
+	args [][]byte
+}
+
+func newClient(s *Server, c net.Conn) *client {
+	cl := &client{
+		srv:     s,
+		id:      s.nextID.Add(1),
+		created: time.Now(),
+		fd:      -1,
+		p:       newParser(s.maxBulk, s.cfg.MaxArgs),
+		w:       writer{proto: 2},
+		db:      db{st: s.st},
+		authed:  s.cfg.RequirePass == "",
+		proto:   2,
+		multiN:  -1,
+	}
+	if a := c.RemoteAddr(); a != nil {
+		cl.addr = addrString(a)
+	}
+	if a := c.LocalAddr(); a != nil {
+		cl.laddr = addrString(a)
+	}
+	cl.lastActive.Store(cl.created.UnixNano())
+	return cl
+}
+
+// addrString renders an address as CLIENT LIST does: host:port, or path:0 for a Unix
+// socket.
+func addrString(a net.Addr) string {
+	if a.Network() == "unix" {
+		return a.String() + ":0"
+	}
+	return a.String()
+}
+
+func (c *client) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+
+// feed appends bytes read elsewhere (the listener's protocol sniffing).
+func (c *client) feed(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if c.in == nil {
+		c.in = make([]byte, max(readChunk, len(b)))
+	}
+	c.makeRoomFor(len(b))
+	c.wi += copy(c.in[c.wi:], b)
+}
+
+// makeRoom prepares c.in for a read: compacts it, grows it when a request in progress
+// needs more, and reports false when that request is past the limit (the connection
+// must be dropped, as Redis drops a client past its query buffer limit).
+func (c *client) makeRoom() bool {
+	if c.in == nil {
+		c.in = make([]byte, readChunk)
+	}
+	if c.ri == c.wi {
+		c.ri, c.wi = 0, 0
+		if len(c.in) > keepBuf {
+			c.in = make([]byte, readChunk)
+		}
+	}
+	pending := c.wi - c.ri
+	if pending >= c.srv.cfg.MaxRequest {
+		return false
+	}
+	want := readChunk
+	if need := c.p.need(); need > pending {
+		want = max(want, min(need-pending, c.srv.cfg.MaxRequest-pending))
+	}
+	c.makeRoomFor(want)
+	return true
+}
+
+// makeRoomFor makes at least n bytes free after c.w.
+func (c *client) makeRoomFor(n int) {
+	if len(c.in)-c.wi >= n {
+		return
+	}
+	if c.ri > 0 {
+		c.wi = copy(c.in, c.in[c.ri:c.wi])
+		c.ri = 0
+		if len(c.in)-c.wi >= n {
+			return
+		}
+	}
+	nb := make([]byte, max(2*len(c.in), c.wi+n))
+	copy(nb, c.in[:c.wi])
+	c.in = nb
+}
+
+// process runs the complete requests in c.in, appending replies to c.w.b. It reports
+// true when it stopped early because the replies grew past outFlush: the caller writes
+// them and calls again.
+func (c *client) process() bool {
+	defer c.flushCounters()
+	for c.ri < c.wi && !c.closing {
+		if len(c.w.b) >= outFlush {
+			return true
+		}
+		n, st, perr := c.p.parse(c.in[c.ri:c.wi], c.authed)
+		switch st {
+		case parseMore:
+			return false
+		case parseError:
+			c.w.err("ERR Protocol error: " + perr)
+			c.closing = true
+			c.p.reset()
+			return false
+		}
+		c.ri += n
+		if len(c.p.args) > 0 {
+			c.exec(c.p.args)
+		}
+	}
+	if c.ri == c.wi {
+		c.ri, c.wi = 0, 0
+	}
+	if cap(c.w.b) > keepBuf && len(c.w.b) == 0 {
+		c.w.b = nil
+	}
+	return false
+}
+
+func (c *client) flushCounters() {
+	if c.cmds > 0 {
+		c.srv.cmdsTotal.Add(c.cmds)
+		c.cmds = 0
+	}
+}
+
+// exec runs (or queues) one request.
+func (c *client) exec(args [][]byte) {
+	c.cmds++
+	cmd := lookup(args[0])
+	if cmd == nil {
+		if isSecurityProbe(args[0]) {
+			// Someone sent HTTP to us (a browser, an SSRF): close without a word,
+			// as Redis does.
+			c.srv.log.Warn("resp: possible cross-protocol attack; closing connection", "addr", c.addr)
+			c.closing = true
+			return
+		}
+		c.reject(unknownCommand(args))
+		return
+	}
+	if cmd.subs != nil && len(args) >= 2 {
+		sub := cmd.sub(args[1])
+		if sub == nil {
+			c.reject("ERR unknown subcommand '" + trunc(args[1], 128) + "'. Try " + upper(cmd.name) + " HELP.")
+			return
+		}
+		cmd = sub
+	}
+	if cmd.arity > 0 && len(args) != cmd.arity || len(args) < -cmd.arity {
+		c.reject(errArgs(cmd.name))
+		return
+	}
+	if !c.authed && cmd.flags&flagNoAuth == 0 {
+		c.reject(errNoAuth)
+		return
+	}
+	if c.multi && cmd.flags&flagNoQueue == 0 {
+		c.enqueue(cmd, args)
+		return
+	}
+	c.run(cmd, args)
+}
+
+// run executes cmd now.
+func (c *client) run(cmd *command, args [][]byte) {
+	c.cmd = cmd
+	if c.lastCmd.Load() != cmd {
+		c.lastCmd.Store(cmd)
+	}
+	cmd.fn(c, args)
+}
+
+// reject replies with an error before running a command; inside MULTI it also dooms
+// the transaction, as in Redis.
+func (c *client) reject(msg string) {
+	if c.multi {
+		c.txDirty = true
+	}
+	c.w.err(msg)
+}
+
+func unknownCommand(args [][]byte) string {
+	var b []byte
+	for i := 1; i < len(args) && len(b) < 128; i++ {
+		n := 128 - len(b)
+		b = append(b, '\'')
+		b = append(b, trunc(args[i], n)...)
+		b = append(b, "' "...)
+	}
+	return "ERR unknown command '" + trunc(args[0], 128) + "', with args beginning with: " + string(b)
+}
+
+// trunc is C's "%.*s": at most n bytes, stopping at a NUL.
+func trunc(b []byte, n int) string {
+	for i, c := range b {
+		if c == 0 {
+			b = b[:i]
+			break
+		}
+	}
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
+
+// isSecurityProbe reports a first word of an HTTP request ("POST", "Host:"), which
+// Redis treats as an attack and answers by closing.
+func isSecurityProbe(name []byte) bool {
+	return eqFold(name, "post") || eqFold(name, "host:")
+}
+
+// eqFold compares an ASCII argument with a lower-case word, ignoring case.
+func eqFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 32
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// storeErr replies with the Redis error for a store error.
+func (c *client) storeErr(err error) {
+	c.w.err(errReply(err, c.cmd))
+}
+
+func errReply(err error, cmd *command) string {
+	switch {
+	case errors.Is(err, store.ErrOutOfMemory):
+		return errOOM
+	case errors.Is(err, store.ErrValueTooLarge):
+		return errTooBig
+	case errors.Is(err, store.ErrKeyTooLarge):
+		return errKeyTooBig
+	case errors.Is(err, store.ErrKeyEmpty):
+		return errEmptyKey
+	case errors.Is(err, store.ErrInvalidTTL):
+		name := "set"
+		if cmd != nil {
+			name = cmd.name
+		}
+		return errExpire(name)
+	case errors.Is(err, store.ErrClosed):
+		return "ERR server is shutting down"
+	}
+	return "ERR " + err.Error()
+}
+
+// setProto switches the reply protocol.
+func (c *client) setProto(p int) {
+	c.w.proto = p
+	c.mu.Lock()
+	c.proto = p
+	c.mu.Unlock()
+}

@@ -1,0 +1,349 @@
+//go:build linux
+
+package resp
+
+import (
+	"net"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// An event loop serves many connections from one goroutine, as Redis does: epoll says
+// which sockets are readable, the loop reads each once, runs every complete request in
+// what it read, and writes all their replies with one write. Against a goroutine per
+// connection this saves the scheduler's work of parking and waking a goroutine for every
+// request, which is most of the cost of a small request (see bench/resp for the
+// numbers). Sockets are level-triggered; a connection whose replies the peer does not
+// read fast enough is switched to EPOLLOUT and not read until they drain.
+
+type loop struct {
+	srv  *Server
+	epfd int
+	efd  int // eventfd: wakes the loop for new connections and shutdown
+
+	mu      sync.Mutex
+	conns   map[int32]*loopConn
+	adds    []*loopConn
+	stop    bool // shutdown asked
+	stopped bool // the loop has exited: add closes at once
+}
+
+type loopConn struct {
+	cl      *client
+	fd      int
+	out     int  // bytes of cl.w.b already written
+	waitOut bool // registered for EPOLLOUT instead of EPOLLIN
+}
+
+func newLoop(s *Server) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(efd)
+		return nil, err
+	}
+	return &loop{srv: s, epfd: epfd, efd: efd, conns: make(map[int32]*loopConn)}, nil
+}
+
+// startLoops starts the event loops on first use. Caller holds s.mu.
+func (s *Server) startLoops() {
+	if s.loops != nil || s.closed {
+		return
+	}
+	n := s.numLoops()
+	for range n {
+		l, err := newLoop(s)
+		if err != nil {
+			s.log.Warn("resp: event loop unavailable; serving connections from goroutines", "err", err)
+			for _, l := range s.loops {
+				l.shutdown()
+			}
+			s.loops = []*loop{}
+			return
+		}
+		s.loops = append(s.loops, l)
+		s.wg.Add(1)
+		go l.run()
+	}
+}
+
+// serveInLoop takes c's socket over into an event loop. It reports false, leaving c
+// alone, when c is not a socket the loop can serve.
+func (s *Server) serveInLoop(cl *client, c net.Conn) bool {
+	var raw rawConn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		r, err := c.SyscallConn()
+		if err != nil {
+			return false
+		}
+		raw = r
+	case *net.UnixConn:
+		r, err := c.SyscallConn()
+		if err != nil {
+			return false
+		}
+		raw = r
+	default:
+		return false
+	}
+	s.mu.Lock()
+	s.startLoops()
+	loops := s.loops
+	s.mu.Unlock()
+	if len(loops) == 0 {
+		return false
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(f uintptr) {
+		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil || dupErr != nil {
+		return false
+	}
+	// The duplicate shares the socket (and its O_NONBLOCK); closing c only takes the
+	// original descriptor out of Go's poller.
+	c.Close()
+	l := loops[int(s.nextLoop.Add(1))%len(loops)]
+	cl.fd = fd
+	s.mu.Lock()
+	cl.kill = nil // the loop closes its connections at shutdown
+	s.mu.Unlock()
+	l.add(&loopConn{cl: cl, fd: fd})
+	return true
+}
+
+type rawConn interface {
+	Control(func(fd uintptr)) error
+}
+
+func (l *loop) add(lc *loopConn) {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		unix.Close(lc.fd)
+		l.srv.release(lc.cl)
+		return
+	}
+	l.adds = append(l.adds, lc)
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *loop) wake() {
+	var one = [8]byte{1}
+	_, _ = unix.Write(l.efd, one[:])
+}
+
+func (l *loop) shutdown() {
+	l.mu.Lock()
+	l.stop = true
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *loop) run() {
+	defer l.srv.wg.Done()
+	events := make([]unix.EpollEvent, 256)
+	ready := make([]*loopConn, 0, 256)
+	for {
+		n, err := unix.EpollWait(l.epfd, events, -1)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			l.srv.log.Error("resp: epoll_wait failed; closing the loop's connections", "err", err)
+			l.exit()
+			return
+		}
+		ready = ready[:0]
+		woken := false
+		l.mu.Lock()
+		for i := range n {
+			fd := events[i].Fd
+			if int(fd) == l.efd {
+				woken = true
+				ready = append(ready, nil)
+				continue
+			}
+			ready = append(ready, l.conns[fd])
+		}
+		l.mu.Unlock()
+		for i, lc := range ready {
+			if lc != nil {
+				l.serve(lc, events[i].Events)
+			}
+		}
+		if woken {
+			var buf [8]byte
+			_, _ = unix.Read(l.efd, buf[:])
+			l.mu.Lock()
+			adds, stop := l.adds, l.stop
+			l.adds = nil
+			l.mu.Unlock()
+			for _, lc := range adds {
+				l.register(lc)
+			}
+			if stop {
+				l.exit()
+				return
+			}
+		}
+	}
+}
+
+// register starts watching a new connection and runs what it already holds.
+func (l *loop) register(lc *loopConn) {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(lc.fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lc.fd, &ev); err != nil {
+		unix.Close(lc.fd)
+		l.srv.release(lc.cl)
+		return
+	}
+	l.mu.Lock()
+	l.conns[int32(lc.fd)] = lc
+	l.mu.Unlock()
+	if lc.cl.wi > lc.cl.ri {
+		l.run1(lc)
+	}
+}
+
+// exit closes every connection of the loop and the loop itself.
+func (l *loop) exit() {
+	l.mu.Lock()
+	l.stopped = true
+	conns := l.conns
+	l.conns = map[int32]*loopConn{}
+	adds := l.adds
+	l.adds = nil
+	l.mu.Unlock()
+	for _, lc := range conns {
+		unix.Close(lc.fd)
+		l.srv.release(lc.cl)
+	}
+	for _, lc := range adds {
+		unix.Close(lc.fd)
+		l.srv.release(lc.cl)
+	}
+	unix.Close(l.epfd)
+	unix.Close(l.efd)
+}
+
+func (l *loop) close(lc *loopConn) {
+	l.mu.Lock()
+	delete(l.conns, int32(lc.fd))
+	l.mu.Unlock()
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, lc.fd, nil)
+	unix.Close(lc.fd)
+	l.srv.release(lc.cl)
+}
+
+// serve handles one readiness event.
+func (l *loop) serve(lc *loopConn, events uint32) {
+	cl := lc.cl
+	if lc.waitOut {
+		if !l.flush(lc) {
+			return
+		}
+		if lc.waitOut {
+			return // still not drained
+		}
+		if cl.closing {
+			l.close(lc)
+			return
+		}
+		// Drained: go on with what was read but not yet run.
+		l.run1(lc)
+		return
+	}
+	if !cl.makeRoom() {
+		l.close(lc)
+		return
+	}
+	n, err := unix.Read(lc.fd, cl.in[cl.wi:])
+	if n <= 0 {
+		if err == unix.EAGAIN || err == unix.EINTR {
+			return
+		}
+		l.close(lc)
+		return
+	}
+	cl.wi += n
+	l.srv.netIn.Add(int64(n))
+	cl.touch()
+	l.run1(lc)
+}
+
+// run1 runs the connection's complete requests and writes their replies.
+func (l *loop) run1(lc *loopConn) {
+	cl := lc.cl
+	for {
+		more := cl.process()
+		if len(cl.w.b) > 0 {
+			if !l.flush(lc) {
+				return
+			}
+			if lc.waitOut {
+				return
+			}
+		}
+		if cl.closing {
+			l.close(lc)
+			return
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// flush writes pending replies. It reports false if the connection was closed; when the
+// socket takes only part, it leaves the rest and waits for EPOLLOUT.
+func (l *loop) flush(lc *loopConn) bool {
+	cl := lc.cl
+	for lc.out < len(cl.w.b) {
+		n, err := unix.Write(lc.fd, cl.w.b[lc.out:])
+		if n > 0 {
+			lc.out += n
+			l.srv.netOut.Add(int64(n))
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			if !lc.waitOut {
+				lc.waitOut = true
+				ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(lc.fd)}
+				if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) != nil {
+					l.close(lc)
+					return false
+				}
+			}
+			return true
+		}
+		l.close(lc)
+		return false
+	}
+	cl.w.b = cl.w.b[:0]
+	lc.out = 0
+	if lc.waitOut {
+		lc.waitOut = false
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(lc.fd)}
+		if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) != nil {
+			l.close(lc)
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,202 @@
+// Package resp serves the Redis protocol (RESP2 and RESP3) over a store.Store, so that
+// existing Redis clients (redis-cli, redis-py, go-redis, redis-benchmark) work against
+// cachee unchanged.
+//
+// The listeners live elsewhere (package server): they detect the protocol on a new
+// connection and hand RESP connections to (*Server).ServeConn with the bytes they
+// already read. On Linux, TCP and Unix connections are served by a few epoll loops
+// owned by the Server (ServeConn registers the connection and returns); other
+// connections, and every connection when Config.EventLoops is negative, are served by a
+// goroutine each (ServeConn returns when the connection ends). Both run the same request
+// handling; the event loop is the default because it measured faster (see
+// bench/resp).
+package resp
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cachee/cachee/store"
+)
+
+// Server serves RESP connections over one store.
+type Server struct {
+	st      *store.Store
+	cfg     Config
+	log     *slog.Logger
+	maxBulk int
+	start   time.Time
+	runID   string
+
+	mu      sync.Mutex
+	clients map[int64]*client
+	closed  bool
+	wg      sync.WaitGroup // goroutine-served connections and event loops
+
+	loopsOnce sync.Once
+	loops     []*loop
+	nextLoop  atomic.Uint32
+
+	nextID atomic.Int64
+	watch  watchRegistry
+
+	// Counters for INFO.
+	connsTotal atomic.Int64
+	rejected   atomic.Int64
+	cmdsTotal  atomic.Int64
+	netIn      atomic.Int64
+	netOut     atomic.Int64
+}
+
+// New returns a Server over st. An invalid cfg is reported by Validate; New replaces
+// invalid fields with their defaults rather than fail.
+func New(st *store.Store, cfg Config) *Server {
+	if cfg.Validate() != nil {
+		d := DefaultConfig()
+		d.RequirePass, d.EventLoops, d.Logger, d.Port = cfg.RequirePass, cfg.EventLoops, cfg.Logger, cfg.Port
+		cfg = d
+	}
+	cfg = cfg.withDefaults()
+	sc := st.Config()
+	maxBulk := cfg.MaxBulk
+	if maxBulk == 0 {
+		maxBulk = max(sc.MaxValueSize, sc.MaxKeySize)
+	}
+	var id [20]byte
+	_, _ = rand.Read(id[:])
+	s := &Server{
+		st:      st,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		maxBulk: maxBulk,
+		start:   time.Now(),
+		runID:   hex.EncodeToString(id[:]),
+		clients: make(map[int64]*client),
+	}
+	s.watch.keys = make(map[string][]*client)
+	return s
+}
+
+// ServeConn serves one RESP connection. peeked holds bytes already read from c; they
+// are parsed first. The Server owns c from here on and closes it.
+func (s *Server) ServeConn(c net.Conn, peeked []byte) {
+	cl, ok := s.admit(c)
+	if !ok {
+		return
+	}
+	cl.feed(peeked)
+	if s.cfg.EventLoops >= 0 && s.serveInLoop(cl, c) {
+		return
+	}
+	s.serveBlocking(cl, c)
+}
+
+// admit registers a client for c, or refuses it (closed server, too many clients).
+func (s *Server) admit(c net.Conn) (*client, bool) {
+	s.connsTotal.Add(1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return nil, false
+	}
+	if len(s.clients) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		s.rejected.Add(1)
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write([]byte("-" + errMaxClients + "\r\n"))
+		c.Close()
+		return nil, false
+	}
+	cl := newClient(s, c)
+	cl.kill = func() { c.Close() }
+	s.clients[cl.id] = cl
+	s.wg.Add(1)
+	s.mu.Unlock()
+	return cl, true
+}
+
+// release forgets a client whose connection has closed.
+func (s *Server) release(cl *client) {
+	s.watch.unwatchAll(cl)
+	s.mu.Lock()
+	delete(s.clients, cl.id)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// serveBlocking serves c from the calling goroutine until it closes.
+func (s *Server) serveBlocking(cl *client, c net.Conn) {
+	defer s.release(cl)
+	defer c.Close()
+	for {
+		more := cl.process()
+		if len(cl.w.b) > 0 {
+			n, err := c.Write(cl.w.b)
+			s.netOut.Add(int64(n))
+			if err != nil {
+				return
+			}
+			cl.w.b = cl.w.b[:0]
+		}
+		if cl.closing {
+			return
+		}
+		if more {
+			continue
+		}
+		if !cl.makeRoom() {
+			return
+		}
+		n, err := c.Read(cl.in[cl.wi:])
+		if n > 0 {
+			cl.wi += n
+			s.netIn.Add(int64(n))
+			cl.touch()
+		}
+		if err != nil && n == 0 {
+			return
+		}
+	}
+}
+
+// Close closes every client connection and waits until they are gone. Connections
+// passed to ServeConn afterwards are closed at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var kills []func()
+	for _, cl := range s.clients {
+		if cl.kill != nil {
+			kills = append(kills, cl.kill)
+		}
+	}
+	loops := s.loops
+	s.mu.Unlock()
+	for _, k := range kills {
+		k()
+	}
+	for _, l := range loops {
+		l.shutdown()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// numLoops is how many event loops to run.
+func (s *Server) numLoops() int {
+	if s.cfg.EventLoops > 0 {
+		return s.cfg.EventLoops
+	}
+	return max(1, runtime.GOMAXPROCS(0)/2)
+}
