@@ -77,11 +77,13 @@ func newClient(s *Server, c net.Conn) *client {
 		proto:   2,
 		multiN:  -1,
 	}
-	if a := c.RemoteAddr(); a != nil {
-		cl.addr = addrString(a)
-	}
-	if a := c.LocalAddr(); a != nil {
-		cl.laddr = addrString(a)
+	if c != nil {
+		if a := c.RemoteAddr(); a != nil {
+			cl.addr = addrString(a)
+		}
+		if a := c.LocalAddr(); a != nil {
+			cl.laddr = addrString(a)
+		}
 	}
 	cl.lastActive.Store(cl.created.UnixNano())
 	return cl
@@ -147,7 +149,9 @@ func (c *client) makeRoomFor(n int) {
 			return
 		}
 	}
-	nb := make([]byte, max(2*len(c.in), c.wi+n))
+	// Double, but not far past what a request may take.
+	size := min(2*len(c.in), c.srv.cfg.MaxRequest+readChunk)
+	nb := make([]byte, max(size, c.wi+n))
 	copy(nb, c.in[:c.wi])
 	c.in = nb
 }
@@ -200,7 +204,10 @@ func (c *client) exec(args [][]byte) {
 		if isSecurityProbe(args[0]) {
 			// Someone sent HTTP to us (a browser, an SSRF): close without a word,
 			// as Redis does.
+			// Replies to earlier requests of the same read are dropped too, as Redis
+			// frees such a client before it writes them.
 			c.srv.log.Warn("resp: possible cross-protocol attack; closing connection", "addr", c.addr)
+			c.w.b = c.w.b[:0]
 			c.closing = true
 			return
 		}

@@ -9,6 +9,20 @@ import (
 )
 
 func cmdDel(c *client, args [][]byte) {
+	if len(args) == 2 {
+		// One key: the store's own Delete, which (unlike Update) does not allocate.
+		ok, err := c.db.del(args[1])
+		switch {
+		case err != nil && !keyErr(err):
+			c.storeErr(err)
+		case ok:
+			c.touched(args[1])
+			c.w.int(1)
+		default:
+			c.w.int(0)
+		}
+		return
+	}
 	var n int64
 	err := c.db.update(func(tx *store.Tx) error {
 		for _, k := range args[1:] {

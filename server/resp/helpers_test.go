@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -41,6 +42,9 @@ func startEnv(t testing.TB, cfg resp.Config, scfg store.Config) *env {
 	st, err := store.Open(scfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	srv := resp.New(st, cfg)
 	e := &env{srv: srv, st: st}

@@ -73,10 +73,10 @@ func (p *parser) parse(b []byte, authed bool) (n int, st parseStatus, perr strin
 		// The count line. Like Redis, look for '\r' and take the byte after it as the
 		// '\n' without checking.
 		cr := bytes.IndexByte(b, '\r')
+		if cr < 0 && len(b) > MaxInline || cr > MaxInline {
+			return 0, parseError, "too big mbulk count string"
+		}
 		if cr < 0 {
-			if len(b) > MaxInline {
-				return 0, parseError, "too big mbulk count string"
-			}
 			return 0, parseMore, ""
 		}
 		if cr+2 > len(b) {
@@ -100,10 +100,10 @@ func (p *parser) parse(b []byte, authed bool) (n int, st parseStatus, perr strin
 		if p.bulk < 0 {
 			rest := b[p.pos:]
 			cr := bytes.IndexByte(rest, '\r')
+			if cr < 0 && len(rest) > MaxInline || cr > MaxInline {
+				return 0, parseError, "too big bulk count string"
+			}
 			if cr < 0 {
-				if len(rest) > MaxInline {
-					return 0, parseError, "too big bulk count string"
-				}
 				return 0, parseMore, ""
 			}
 			if cr+2 > len(rest) {
@@ -151,11 +151,13 @@ func printable(c byte) string {
 // sdssplitargs splits them (spaces, "double quotes" with \n \r \t \b \a \xHH and \c
 // escapes, 'single quotes' with \' only).
 func (p *parser) inline(b []byte) (int, parseStatus, string) {
+	// Redis looks at most 64 KiB ahead for the end of a line, whatever the reads
+	// brought in; so do we, so that the answer does not depend on how bytes arrive.
 	nl := bytes.IndexByte(b, '\n')
+	if nl < 0 && len(b) > MaxInline || nl > MaxInline {
+		return 0, parseError, "too big inline request"
+	}
 	if nl < 0 {
-		if len(b) > MaxInline {
-			return 0, parseError, "too big inline request"
-		}
 		return 0, parseMore, ""
 	}
 	line := b[:nl]

@@ -1,0 +1,392 @@
+// Command resp compares cachee's RESP shim with redis-server using redis-benchmark, on
+// TCP and on a Unix socket, with and without pipelining, GET and SET. It starts both
+// servers itself (cachee in this process over an in-memory store, redis-server as a
+// child), alternates runs between them so that both see the same machine, and prints a
+// Markdown table of medians with the ratio cachee/redis.
+//
+//	go run ./bench/resp               # the default run, about 2 to 3 minutes
+//	go run ./bench/resp -rounds 5     # more rounds, tighter medians
+//	go run ./bench/resp -modes loop,goroutine  # compare cachee's two designs
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cachee/cachee/server/resp"
+	"github.com/cachee/cachee/store"
+)
+
+func main() {
+	var (
+		rounds   = flag.Int("rounds", 3, "runs of each case per server; the table shows medians")
+		clients  = flag.Int("c", 50, "redis-benchmark -c")
+		size     = flag.Int("d", 100, "redis-benchmark -d (value bytes)")
+		keyspace = flag.Int("r", 100000, "redis-benchmark -r (random keys); 0 uses one key")
+		n1       = flag.Int("n", 200000, "requests per run without pipelining")
+		nP       = flag.Int("nP", 2000000, "requests per run with -P")
+		pipe     = flag.Int("P", 16, "pipeline depth of the pipelined rows")
+		modes    = flag.String("modes", "loop", "cachee designs to run: loop, goroutine, or both comma-separated")
+		maxmem   = flag.Int64("maxmemory", 256<<20, "store max memory in bytes")
+	)
+	flag.Parse()
+	if err := run(*rounds, *clients, *size, *keyspace, *n1, *nP, *pipe, strings.Split(*modes, ","), *maxmem); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/resp:", err)
+		os.Exit(1)
+	}
+}
+
+type target struct {
+	name string
+	tcp  string // host:port
+	sock string
+	cpu  func() time.Duration // CPU time the server has used so far
+}
+
+// result is one redis-benchmark run: requests/s of SET and of GET, and the server's CPU
+// time per request over both. CPU per request is steadier than requests/s when other
+// work shares the machine.
+type result struct{ set, get, cpuPerReq float64 }
+
+func run(rounds, clients, size, keyspace, n1, nP, pipe int, modes []string, maxmem int64) error {
+	bin, err := exec.LookPath("redis-benchmark")
+	if err != nil {
+		return fmt.Errorf("redis-benchmark not found (Debian: apt-get install redis-tools): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "cachee-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	redis, stop, err := startRedis(dir)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	targets := []target{redis}
+	for _, m := range modes {
+		loops := 0
+		switch m {
+		case "loop":
+		case "goroutine":
+			loops = -1
+		default:
+			return fmt.Errorf("unknown mode %q", m)
+		}
+		t, stop, err := startCachee(dir, m, loops, maxmem)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		targets = append(targets, t)
+	}
+
+	type rowKey struct {
+		transport string
+		pipeline  int
+	}
+	var rows []rowKey
+	for _, tr := range []string{"tcp", "unix"} {
+		for _, p := range []int{1, pipe} {
+			rows = append(rows, rowKey{tr, p})
+		}
+	}
+	samples := map[string]map[rowKey][]result{}
+	for _, t := range targets {
+		samples[t.name] = map[rowKey][]result{}
+	}
+	start := time.Now()
+	fmt.Fprintf(os.Stderr, "redis-benchmark -c %d -d %d -r %d; %d rounds; GOMAXPROCS=%d, %d CPUs\n",
+		clients, size, keyspace, rounds, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	// Warm up every server once (page faults, the store's first tables).
+	for _, t := range targets {
+		if _, err := bench(bin, t, "tcp", clients, size, keyspace, n1/4, 1); err != nil {
+			return err
+		}
+	}
+	for r := 0; r < rounds; r++ {
+		for _, row := range rows {
+			n := n1
+			if row.pipeline > 1 {
+				n = nP
+			}
+			// Alternate which server goes first from round to round.
+			order := slices.Clone(targets)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, t := range order {
+				res, err := bench(bin, t, row.transport, clients, size, keyspace, n, row.pipeline)
+				if err != nil {
+					return err
+				}
+				samples[t.name][row] = append(samples[t.name][row], res)
+				fmt.Fprintf(os.Stderr, "round %d %-16s %-4s P=%-2d SET %9.0f GET %9.0f  CPU %.2f µs/req\n",
+					r+1, t.name, row.transport, row.pipeline, res.set, res.get, res.cpuPerReq)
+			}
+		}
+	}
+	fmt.Printf("\nredis-benchmark -c %d -d %d -r %d, median of %d runs, requests/s (GOMAXPROCS=%d on %d CPUs; redis-server %s)\n\n",
+		clients, size, keyspace, rounds, runtime.GOMAXPROCS(0), runtime.NumCPU(), redisVersion())
+	hdr := "| transport | pipeline | command | redis-server |"
+	sep := "|---|---|---|---:|"
+	for _, t := range targets[1:] {
+		hdr += " " + t.name + " | ratio |"
+		sep += "---:|---:|"
+	}
+	fmt.Println(hdr)
+	fmt.Println(sep)
+	for _, row := range rows {
+		for _, cmd := range []string{"SET", "GET"} {
+			pick := func(rs []result) float64 {
+				var v []float64
+				for _, r := range rs {
+					if cmd == "SET" {
+						v = append(v, r.set)
+					} else {
+						v = append(v, r.get)
+					}
+				}
+				return median(v)
+			}
+			base := pick(samples[redis.name][row])
+			line := fmt.Sprintf("| %s | %s | %s | %.0f |", row.transport, pipeName(row.pipeline), cmd, base)
+			for _, t := range targets[1:] {
+				v := pick(samples[t.name][row])
+				line += fmt.Sprintf(" %.0f | %.2f |", v, v/base)
+			}
+			fmt.Println(line)
+		}
+	}
+	fmt.Printf("\nServer CPU time per request (SET and GET runs together), µs, median; lower is better:\n\n")
+	hdr = "| transport | pipeline | redis-server |"
+	sep = "|---|---|---:|"
+	for _, t := range targets[1:] {
+		hdr += " " + t.name + " | ratio |"
+		sep += "---:|---:|"
+	}
+	fmt.Println(hdr)
+	fmt.Println(sep)
+	for _, row := range rows {
+		pick := func(rs []result) float64 {
+			var v []float64
+			for _, r := range rs {
+				v = append(v, r.cpuPerReq)
+			}
+			return median(v)
+		}
+		base := pick(samples[redis.name][row])
+		line := fmt.Sprintf("| %s | %s | %.2f |", row.transport, pipeName(row.pipeline), base)
+		for _, t := range targets[1:] {
+			v := pick(samples[t.name][row])
+			line += fmt.Sprintf(" %.2f | %.2f |", v, v/base)
+		}
+		fmt.Println(line)
+	}
+	fmt.Fprintf(os.Stderr, "\ntook %v\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+func pipeName(p int) string {
+	if p == 1 {
+		return "none"
+	}
+	return "-P " + strconv.Itoa(p)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// bench runs redis-benchmark once for SET and GET and returns their requests/s.
+func bench(bin string, t target, transport string, clients, size, keyspace, n, pipeline int) (result, error) {
+	args := []string{"-c", strconv.Itoa(clients), "-n", strconv.Itoa(n), "-d", strconv.Itoa(size),
+		"-P", strconv.Itoa(pipeline), "-t", "set,get", "--csv"}
+	if keyspace > 0 {
+		args = append(args, "-r", strconv.Itoa(keyspace))
+	}
+	if transport == "unix" {
+		args = append(args, "-s", t.sock)
+	} else {
+		host, port, _ := net.SplitHostPort(t.tcp)
+		args = append(args, "-h", host, "-p", port)
+	}
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cpu0 := t.cpu()
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("%s %v: %w: %s", bin, args, err, errb.String())
+	}
+	cpu := t.cpu() - cpu0
+	recs, err := csv.NewReader(&out).ReadAll()
+	if err != nil {
+		return result{}, fmt.Errorf("parse redis-benchmark output %q: %w", out.String(), err)
+	}
+	var r result
+	for _, rec := range recs {
+		if len(rec) < 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(rec[1], 64)
+		if err != nil {
+			continue
+		}
+		switch rec[0] {
+		case "SET":
+			r.set = v
+		case "GET":
+			r.get = v
+		}
+	}
+	r.cpuPerReq = float64(cpu.Microseconds()) / float64(2*n)
+	if r.set == 0 || r.get == 0 {
+		return r, fmt.Errorf("no SET/GET figures in redis-benchmark output %q (stderr %q)", out.String(), errb.String())
+	}
+	return r, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startRedis(dir string) (target, func(), error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return target{}, nil, fmt.Errorf("redis-server not found (Debian: apt-get install redis-server): %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return target{}, nil, err
+	}
+	sock := filepath.Join(dir, "redis.sock")
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
+		"--appendonly", "no", "--unixsocket", sock, "--unixsocketperm", "700", "--dir", dir,
+		"--logfile", "", "--maxmemory", "0")
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return target{}, nil, err
+	}
+	stop := func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	t := target{name: "redis-server", tcp: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sock: sock,
+		cpu: func() time.Duration { return procCPU(cmd.Process.Pid) }}
+	for i := 0; ; i++ {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+			return t, stop, nil
+		}
+		if i == 100 {
+			stop()
+			return t, nil, fmt.Errorf("redis-server did not start: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func redisVersion() string {
+	out, err := exec.Command("redis-server", "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if v, ok := strings.CutPrefix(f, "v="); ok {
+			return v
+		}
+	}
+	return "?"
+}
+
+func startCachee(dir, name string, loops int, maxmem int64) (target, func(), error) {
+	st, err := store.Open(store.Config{MaxMemory: maxmem})
+	if err != nil {
+		return target{}, nil, err
+	}
+	srv := resp.New(st, resp.Config{EventLoops: loops, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return target{}, nil, err
+	}
+	sock := filepath.Join(dir, "cachee-"+name+".sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		return target{}, nil, err
+	}
+	for _, l := range []net.Listener{tl, ul} {
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go srv.ServeConn(c, nil)
+			}
+		}()
+	}
+	stop := func() {
+		tl.Close()
+		ul.Close()
+		srv.Close()
+		st.Close()
+	}
+	return target{name: "cachee-" + name, tcp: tl.Addr().String(), sock: sock, cpu: selfCPU}, stop, nil
+}
+
+// selfCPU is this process's CPU time (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is another process's CPU time, from /proc (in clock ticks of 10 ms).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
