@@ -157,12 +157,13 @@ func (c *client) makeRoomFor(n int) {
 }
 
 // process runs the complete requests in c.in, appending replies to c.w.b. It reports
-// true when it stopped early because the replies grew past outFlush: the caller writes
-// them and calls again.
+// true when it stopped early, with requests left, because this call's replies grew
+// past outFlush: the caller writes them and calls again.
 func (c *client) process() bool {
 	defer c.flushCounters()
+	stop := len(c.w.b) + outFlush
 	for c.ri < c.wi && !c.closing {
-		if len(c.w.b) >= outFlush {
+		if len(c.w.b) >= stop {
 			return true
 		}
 		n, st, perr := c.p.parse(c.in[c.ri:c.wi], c.authed)
@@ -182,9 +183,6 @@ func (c *client) process() bool {
 	}
 	if c.ri == c.wi {
 		c.ri, c.wi = 0, 0
-	}
-	if cap(c.w.b) > keepBuf && len(c.w.b) == 0 {
-		c.w.b = nil
 	}
 	return false
 }

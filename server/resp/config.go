@@ -41,6 +41,12 @@ type Config struct {
 	// Default 64 MiB.
 	MaxRequest int
 
+	// MaxOutput bounds the replies a client has not read yet. Redis buffers them without
+	// limit and keeps reading; cachee keeps reading too (so that a client may write a
+	// long pipeline before it reads), until this much is waiting, then stops reading
+	// that client until it catches up. Default 64 MiB.
+	MaxOutput int
+
 	// EventLoops is the number of epoll loops that serve connections whose file
 	// descriptor can be taken over (TCP and Unix sockets, on Linux). Zero picks one per
 	// two CPUs, at least one. Negative serves every connection from its own goroutine.
@@ -60,6 +66,7 @@ func DefaultConfig() Config {
 		MaxClients: 10000,
 		MaxArgs:    1 << 20,
 		MaxRequest: 64 << 20,
+		MaxOutput:  64 << 20,
 		Port:       6380,
 	}
 }
@@ -74,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRequest == 0 {
 		c.MaxRequest = d.MaxRequest
+	}
+	if c.MaxOutput == 0 {
+		c.MaxOutput = d.MaxOutput
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -96,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequest < MaxInline {
 		errs = append(errs, fmt.Errorf("resp: max request %d below %d", c.MaxRequest, MaxInline))
+	}
+	if c.MaxOutput < 0 {
+		errs = append(errs, fmt.Errorf("resp: max output %d is negative", c.MaxOutput))
 	}
 	if c.MaxBulk > c.MaxRequest {
 		errs = append(errs, fmt.Errorf("resp: max bulk %d above max request %d", c.MaxBulk, c.MaxRequest))

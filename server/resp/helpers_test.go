@@ -193,3 +193,5 @@ func readReply(r *bufio.Reader) (string, error) {
 	}
 	return line, fmt.Errorf("unknown type %q", line)
 }
+
+func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 1<<16) }

@@ -16,8 +16,10 @@ import (
 // what it read, and writes all their replies with one write. Against a goroutine per
 // connection this saves the scheduler's work of parking and waking a goroutine for every
 // request, which is most of the cost of a small request (see bench/resp for the
-// numbers). Sockets are level-triggered; a connection whose replies the peer does not
-// read fast enough is switched to EPOLLOUT and not read until they drain.
+// numbers). Sockets are level-triggered. Replies the socket does not take at once wait
+// in the connection's buffer while the loop goes on reading and running requests, as
+// Redis does; past Config.MaxOutput the loop stops reading that connection until its
+// replies drain.
 
 type loop struct {
 	srv  *Server
@@ -32,10 +34,10 @@ type loop struct {
 }
 
 type loopConn struct {
-	cl      *client
-	fd      int
-	out     int  // bytes of cl.w.b already written
-	waitOut bool // registered for EPOLLOUT instead of EPOLLIN
+	cl     *client
+	fd     int
+	out    int    // bytes of cl.w.b already written
+	events uint32 // what epoll watches for
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -206,7 +208,8 @@ func (l *loop) run() {
 
 // register starts watching a new connection and runs what it already holds.
 func (l *loop) register(lc *loopConn) {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(lc.fd)}
+	lc.events = unix.EPOLLIN | unix.EPOLLRDHUP
+	ev := unix.EpollEvent{Events: lc.events, Fd: int32(lc.fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lc.fd, &ev); err != nil {
 		unix.Close(lc.fd)
 		l.srv.release(lc.cl)
@@ -250,67 +253,72 @@ func (l *loop) close(lc *loopConn) {
 	l.srv.release(lc.cl)
 }
 
-// serve handles one readiness event.
+// serve handles one readiness event: write what waits, read once, run what was read.
 func (l *loop) serve(lc *loopConn, events uint32) {
 	cl := lc.cl
-	if lc.waitOut {
-		if !l.flush(lc) {
-			return
-		}
-		if lc.waitOut {
-			return // still not drained
-		}
-		if cl.closing {
+	if lc.out < len(cl.w.b) && !l.flush(lc) {
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !lc.full(l.srv) && !cl.closing {
+		if !cl.makeRoom() {
 			l.close(lc)
 			return
 		}
-		// Drained: go on with what was read but not yet run.
-		l.run1(lc)
-		return
-	}
-	if !cl.makeRoom() {
-		l.close(lc)
-		return
-	}
-	n, err := rawRead(lc.fd, cl.in[cl.wi:])
-	if n <= 0 {
-		if err == unix.EAGAIN || err == unix.EINTR {
-			return
+		n, err := rawRead(lc.fd, cl.in[cl.wi:])
+		if n <= 0 {
+			if err != unix.EAGAIN && err != unix.EINTR {
+				l.close(lc)
+				return
+			}
+		} else {
+			cl.wi += n
+			l.srv.netIn.Add(int64(n))
+			cl.touch()
 		}
-		l.close(lc)
-		return
 	}
-	cl.wi += n
-	l.srv.netIn.Add(int64(n))
-	cl.touch()
 	l.run1(lc)
 }
 
-// run1 runs the connection's complete requests and writes their replies.
+// full reports whether more replies wait than the client may leave unread: then the
+// loop stops reading it until they drain.
+func (lc *loopConn) full(s *Server) bool { return len(lc.cl.w.b)-lc.out > s.cfg.MaxOutput }
+
+// run1 runs the connection's complete requests and writes their replies, then sets
+// what the loop waits for on the socket.
 func (l *loop) run1(lc *loopConn) {
 	cl := lc.cl
-	for {
+	for !lc.full(l.srv) {
 		more := cl.process()
-		if len(cl.w.b) > 0 {
-			if !l.flush(lc) {
-				return
-			}
-			if lc.waitOut {
-				return
-			}
-		}
-		if cl.closing {
-			l.close(lc)
+		if !l.flush(lc) {
 			return
 		}
 		if !more {
-			return
+			break
+		}
+	}
+	pending := lc.out < len(cl.w.b)
+	if cl.closing && !pending {
+		l.close(lc)
+		return
+	}
+	want := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+	switch {
+	case pending && (cl.closing || lc.full(l.srv)):
+		want = unix.EPOLLOUT
+	case pending:
+		want |= unix.EPOLLOUT
+	}
+	if want != lc.events {
+		lc.events = want
+		ev := unix.EpollEvent{Events: want, Fd: int32(lc.fd)}
+		if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) != nil {
+			l.close(lc)
 		}
 	}
 }
 
-// flush writes pending replies. It reports false if the connection was closed; when the
-// socket takes only part, it leaves the rest and waits for EPOLLOUT.
+// flush writes what it can of the pending replies without blocking. It reports false
+// if the connection failed and was closed.
 func (l *loop) flush(lc *loopConn) bool {
 	cl := lc.cl
 	for lc.out < len(cl.w.b) {
@@ -324,13 +332,10 @@ func (l *loop) flush(lc *loopConn) bool {
 			continue
 		}
 		if err == unix.EAGAIN {
-			if !lc.waitOut {
-				lc.waitOut = true
-				ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(lc.fd)}
-				if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) != nil {
-					l.close(lc)
-					return false
-				}
+			// Keep the rest; drop what was written once it is most of the buffer.
+			if lc.out > len(cl.w.b)/2 {
+				cl.w.b = cl.w.b[:copy(cl.w.b, cl.w.b[lc.out:])]
+				lc.out = 0
 			}
 			return true
 		}
@@ -339,13 +344,8 @@ func (l *loop) flush(lc *loopConn) bool {
 	}
 	cl.w.b = cl.w.b[:0]
 	lc.out = 0
-	if lc.waitOut {
-		lc.waitOut = false
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(lc.fd)}
-		if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) != nil {
-			l.close(lc)
-			return false
-		}
+	if cap(cl.w.b) > keepBuf {
+		cl.w.b = nil
 	}
 	return true
 }

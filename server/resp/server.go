@@ -131,19 +131,27 @@ func (s *Server) release(cl *client) {
 	s.wg.Done()
 }
 
-// serveBlocking serves c from the calling goroutine until it closes.
+// serveBlocking serves c from the calling goroutine until it closes. Replies go to a
+// second goroutine that writes them, so that reading goes on while a client is slow to
+// read its replies (a client may write a whole pipeline before reading, as go-redis
+// does); reading stops only while more than MaxOutput is waiting.
 func (s *Server) serveBlocking(cl *client, c net.Conn) {
 	defer s.release(cl)
 	defer c.Close()
+	o := newOutbox(s.cfg.MaxOutput)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o.writeTo(c, &s.netOut)
+	}()
+	defer func() {
+		o.finish()
+		<-done
+	}()
 	for {
 		more := cl.process()
-		if len(cl.w.b) > 0 {
-			n, err := c.Write(cl.w.b)
-			s.netOut.Add(int64(n))
-			if err != nil {
-				return
-			}
-			cl.w.b = cl.w.b[:0]
+		if len(cl.w.b) > 0 && !o.put(&cl.w.b) {
+			return
 		}
 		if cl.closing {
 			return
@@ -161,6 +169,82 @@ func (s *Server) serveBlocking(cl *client, c net.Conn) {
 			cl.touch()
 		}
 		if err != nil && n == 0 {
+			return
+		}
+	}
+}
+
+// outbox passes replies from a connection's reader to its writer.
+type outbox struct {
+	mu    sync.Mutex
+	cond  sync.Cond
+	buf   []byte // waiting to be written
+	spare []byte
+	limit int
+	done  bool  // the reader has finished: write what is left, then stop
+	err   error // the writer failed
+}
+
+func newOutbox(limit int) *outbox {
+	o := &outbox{limit: limit}
+	o.cond.L = &o.mu
+	return o
+}
+
+// put hands the replies in *b to the writer and leaves *b empty (and perhaps another
+// buffer). It waits while too much is waiting already, and reports false if the
+// writer has failed.
+func (o *outbox) put(b *[]byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for len(o.buf) > o.limit && o.err == nil {
+		o.cond.Wait()
+	}
+	if o.err != nil {
+		return false
+	}
+	if len(o.buf) == 0 {
+		o.buf, *b = *b, o.buf[:0]
+	} else {
+		o.buf = append(o.buf, *b...)
+		*b = (*b)[:0]
+	}
+	o.cond.Broadcast()
+	return true
+}
+
+// finish tells the writer to write what is waiting and stop.
+func (o *outbox) finish() {
+	o.mu.Lock()
+	o.done = true
+	o.cond.Broadcast()
+	o.mu.Unlock()
+}
+
+func (o *outbox) writeTo(c net.Conn, counter *atomic.Int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for {
+		for len(o.buf) == 0 && !o.done {
+			o.cond.Wait()
+		}
+		if len(o.buf) == 0 {
+			return
+		}
+		out := o.buf
+		o.buf, o.spare = o.spare[:0], nil
+		o.mu.Unlock()
+		n, err := c.Write(out)
+		counter.Add(int64(n))
+		o.mu.Lock()
+		if cap(out) <= keepBuf {
+			o.spare = out[:0]
+		}
+		o.cond.Broadcast()
+		if err != nil {
+			o.err = err
+			// Unblock the reader too: it may be waiting in Read.
+			c.Close()
 			return
 		}
 	}
