@@ -52,7 +52,8 @@ type Config struct {
 	// two CPUs, at least one. Negative serves every connection from its own goroutine.
 	EventLoops int
 
-	// Port is reported as tcp_port in INFO; it does not open anything.
+	// Port is reported as tcp_port in INFO (and CONFIG GET port); it opens nothing.
+	// Default 6380, the RESP port the design fixes.
 	Port int
 
 	// Logger receives connection-level events. Default slog.Default().
@@ -84,6 +85,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOutput == 0 {
 		c.MaxOutput = d.MaxOutput
+	}
+	if c.Port == 0 {
+		c.Port = d.Port
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
