@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,11 +41,25 @@ func main() {
 		n1       = flag.Int("n", 200000, "requests per run without pipelining")
 		nP       = flag.Int("nP", 2000000, "requests per run with -P")
 		pipe     = flag.Int("P", 16, "pipeline depth of the pipelined rows")
-		modes    = flag.String("modes", "loop", "cachee designs to run: loop, goroutine, or both comma-separated")
+		modes    = flag.String("modes", "loop", "cachee designs to run, comma-separated: loop (event loops, the default design), goroutine, loopN (N event loops)")
 		maxmem   = flag.Int64("maxmemory", 256<<20, "store max memory in bytes")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of this process (cachee) to the file")
 	)
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/resp:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/resp:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*rounds, *clients, *size, *keyspace, *n1, *nP, *pipe, strings.Split(*modes, ","), *maxmem); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/resp:", err)
 		os.Exit(1)
 	}
@@ -81,10 +96,12 @@ func run(rounds, clients, size, keyspace, n1, nP, pipe int, modes []string, maxm
 	targets := []target{redis}
 	for _, m := range modes {
 		loops := 0
-		switch m {
-		case "loop":
-		case "goroutine":
+		switch n, err := strconv.Atoi(strings.TrimPrefix(m, "loop")); {
+		case m == "loop":
+		case m == "goroutine":
 			loops = -1
+		case strings.HasPrefix(m, "loop") && err == nil && n > 0:
+			loops = n
 		default:
 			return fmt.Errorf("unknown mode %q", m)
 		}
@@ -241,11 +258,21 @@ func bench(bin string, t target, transport string, clients, size, keyspace, n, p
 		return result{}, fmt.Errorf("%s %v: %w: %s", bin, args, err, errb.String())
 	}
 	cpu := t.cpu() - cpu0
-	recs, err := csv.NewReader(&out).ReadAll()
+	r, err := parseCSV(out.Bytes())
 	if err != nil {
-		return result{}, fmt.Errorf("parse redis-benchmark output %q: %w", out.String(), err)
+		return r, fmt.Errorf("%w (stderr %q)", err, errb.String())
 	}
+	r.cpuPerReq = float64(cpu.Microseconds()) / float64(2*n)
+	return r, nil
+}
+
+// parseCSV reads the SET and GET requests/s from redis-benchmark --csv output.
+func parseCSV(out []byte) (result, error) {
 	var r result
+	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	if err != nil {
+		return r, fmt.Errorf("parse redis-benchmark output %q: %w", out, err)
+	}
 	for _, rec := range recs {
 		if len(rec) < 2 {
 			continue
@@ -261,9 +288,8 @@ func bench(bin string, t target, transport string, clients, size, keyspace, n, p
 			r.get = v
 		}
 	}
-	r.cpuPerReq = float64(cpu.Microseconds()) / float64(2*n)
 	if r.set == 0 || r.get == 0 {
-		return r, fmt.Errorf("no SET/GET figures in redis-benchmark output %q (stderr %q)", out.String(), errb.String())
+		return r, fmt.Errorf("no SET/GET figures in redis-benchmark output %q", out)
 	}
 	return r, nil
 }

@@ -98,7 +98,8 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func (c *client) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+// touch records activity at now (unix nanos) for CLIENT LIST's idle=.
+func (c *client) touch(now int64) { c.lastActive.Store(now) }
 
 // feed appends bytes read elsewhere (the listener's protocol sniffing).
 func (c *client) feed(b []byte) {

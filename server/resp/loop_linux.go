@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,8 @@ type loop struct {
 	adds    []*loopConn
 	stop    bool // shutdown asked
 	stopped bool // the loop has exited: add closes at once
+
+	now int64 // unix nanos, read once per wakeup (for CLIENT LIST's idle=)
 }
 
 type loopConn struct {
@@ -170,6 +173,7 @@ func (l *loop) run() {
 			l.exit()
 			return
 		}
+		l.now = time.Now().UnixNano()
 		ready = ready[:0]
 		woken := false
 		l.mu.Lock()
@@ -273,7 +277,7 @@ func (l *loop) serve(lc *loopConn, events uint32) {
 		} else {
 			cl.wi += n
 			l.srv.netIn.Add(int64(n))
-			cl.touch()
+			cl.touch(l.now)
 		}
 	}
 	l.run1(lc)

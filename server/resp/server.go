@@ -166,7 +166,7 @@ func (s *Server) serveBlocking(cl *client, c net.Conn) {
 		if n > 0 {
 			cl.wi += n
 			s.netIn.Add(int64(n))
-			cl.touch()
+			cl.touch(time.Now().UnixNano())
 		}
 		if err != nil && n == 0 {
 			return
