@@ -34,7 +34,46 @@ type loop struct {
 	stopped bool // the loop has exited: add closes at once
 
 	now int64 // unix nanos, read once per wakeup (for CLIENT LIST's idle=)
+
+	// Buffers of connections with nothing pending go back here, so that an idle
+	// connection holds none: only the loop goroutine touches these.
+	freeIn, freeOut [][]byte
 }
+
+// lend gives an idle connection buffers for the work ahead.
+func (l *loop) lend(cl *client) {
+	if cl.in == nil {
+		if n := len(l.freeIn); n > 0 {
+			cl.in, l.freeIn = l.freeIn[n-1], l.freeIn[:n-1]
+		}
+	}
+	if cl.w.b == nil {
+		if n := len(l.freeOut); n > 0 {
+			cl.w.b, l.freeOut = l.freeOut[n-1], l.freeOut[:n-1]
+		}
+	}
+}
+
+// reclaim takes back the buffers of a connection that has nothing pending.
+func (l *loop) reclaim(lc *loopConn) {
+	cl := lc.cl
+	if cl.ri == cl.wi && cl.in != nil {
+		if len(cl.in) == readChunk && len(l.freeIn) < maxFree {
+			l.freeIn = append(l.freeIn, cl.in)
+		}
+		cl.in, cl.ri, cl.wi = nil, 0, 0
+	}
+	if len(cl.w.b) == 0 && cl.w.b != nil {
+		if cap(cl.w.b) <= keepBuf && len(l.freeOut) < maxFree {
+			l.freeOut = append(l.freeOut, cl.w.b[:0])
+		}
+		cl.w.b = nil
+		lc.out = 0
+	}
+}
+
+// maxFree bounds the buffers a loop keeps for reuse.
+const maxFree = 256
 
 type loopConn struct {
 	cl     *client
@@ -224,6 +263,8 @@ func (l *loop) register(lc *loopConn) {
 	l.mu.Unlock()
 	if lc.cl.wi > lc.cl.ri {
 		l.run1(lc)
+	} else {
+		l.reclaim(lc)
 	}
 }
 
@@ -263,6 +304,7 @@ func (l *loop) serve(lc *loopConn, events uint32) {
 	if lc.out < len(cl.w.b) && !l.flush(lc) {
 		return
 	}
+	l.lend(cl)
 	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !lc.full(l.srv) && !cl.closing {
 		if !cl.makeRoom() {
 			l.close(lc)
@@ -317,8 +359,10 @@ func (l *loop) run1(lc *loopConn) {
 		ev := unix.EpollEvent{Events: want, Fd: int32(lc.fd)}
 		if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) != nil {
 			l.close(lc)
+			return
 		}
 	}
+	l.reclaim(lc)
 }
 
 // flush writes what it can of the pending replies without blocking. It reports false
