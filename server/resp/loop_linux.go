@@ -4,6 +4,7 @@ package resp
 
 import (
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -200,6 +201,11 @@ func (l *loop) shutdown() {
 
 func (l *loop) run() {
 	defer l.srv.wg.Done()
+	// The loop keeps its thread, as Redis's main thread is its own: measured with
+	// bench/resp on 2 CPUs, it lowered the server's CPU per unpipelined request by
+	// a few percent (fewer thread switches around the blocking epoll_wait).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	events := make([]unix.EpollEvent, 256)
 	ready := make([]*loopConn, 0, 256)
 	for {
