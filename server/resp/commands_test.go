@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,31 @@ func TestCommandsTable(t *testing.T) {
 			}
 			if got := c.do("RESET"); got != "+RESET\r\n" {
 				t.Errorf("RESET: %q", got)
+			}
+		})
+	}
+}
+
+func TestOutOfMemory(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := startEnv(t, resp.Config{EventLoops: m.loops}, store.Config{MaxMemory: store.MinMemory, Eviction: store.EvictionNone})
+			c := dial(t, "tcp", e.tcp)
+			val := strings.Repeat("v", 1000)
+			var got string
+			for i := range 10000 {
+				if got = c.do("SET", "k"+strconv.Itoa(i), val); got != "+OK\r\n" {
+					break
+				}
+			}
+			if got != "-OOM command not allowed when used memory > 'maxmemory'.\r\n" {
+				t.Fatalf("filling a noeviction store: %q", got)
+			}
+			if got := c.do("GET", "k1"); got != "$1000\r\n"+val+"\r\n" {
+				t.Errorf("read after OOM: %q", short(got))
+			}
+			if got := c.do("DEL", "k1"); got != ":1\r\n" {
+				t.Errorf("DEL after OOM: %q", got)
 			}
 		})
 	}

@@ -138,6 +138,9 @@ var diffScript = [][]string{
 	w("WATCH wk"), w("MULTI"), w("PING"), w("DISCARD"), w("SET wk 9"), w("MULTI"), w("EXEC"),
 	w("UNWATCH x"), w("MULTI"), w("UNWATCH"), w("EXEC"),
 	w("MULTI"), w("SELECT 0"), w("PING"), w("EXEC"),
+	w("MULTI"), w("SET mk 1"), w("KEYS mk"), w("SCAN 0 MATCH mk COUNT 1000"), w("INCR mk"), w("EXEC"),
+	w("SET wk2 1"), w("WATCH wk2"), w("MULTI"), w("KEYS wk2"), w("GET wk2"), w("EXEC"),
+	w("WATCH wk2"), w("SET wk2 2"), w("MULTI"), w("KEYS wk2"), w("EXEC"), w("FLUSHALL"),
 	w("RESET x"), w("TIME x"), w("DBSIZE"),
 }
 

@@ -1,15 +1,3 @@
-// Package resp serves the Redis protocol (RESP2 and RESP3) over a store.Store, so that
-// existing Redis clients (redis-cli, redis-py, go-redis, redis-benchmark) work against
-// cachee unchanged.
-//
-// The listeners live elsewhere (package server): they detect the protocol on a new
-// connection and hand RESP connections to (*Server).ServeConn with the bytes they
-// already read. On Linux, TCP and Unix connections are served by a few epoll loops
-// owned by the Server (ServeConn registers the connection and returns); other
-// connections, and every connection when Config.EventLoops is negative, are served by a
-// goroutine each (ServeConn returns when the connection ends). Both run the same request
-// handling; the event loop is the default because it measured faster (see
-// bench/resp).
 package resp
 
 import (
