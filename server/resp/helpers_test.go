@@ -2,6 +2,7 @@ package resp_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -195,3 +196,7 @@ func readReply(r *bufio.Reader) (string, error) {
 }
 
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 1<<16) }
+
+func unixDialer(path string) func(string, *net.Dialer, *tls.Config) (net.Conn, error) {
+	return func(_ string, d *net.Dialer, _ *tls.Config) (net.Conn, error) { return d.Dial("unix", path) }
+}
