@@ -26,7 +26,7 @@ func TestRueidis(t *testing.T) {
 					t.Fatal(err)
 				}
 				ctx := context.Background()
-				if err := c.Do(ctx, c.B().Set().Key("k").Value("v").Ex(100 * time.Second).Build()).Error(); err != nil {
+				if err := c.Do(ctx, c.B().Set().Key("k").Value("v").Ex(100*time.Second).Build()).Error(); err != nil {
 					t.Fatal(err)
 				}
 				if v, err := c.Do(ctx, c.B().Get().Key("k").Build()).ToString(); err != nil || v != "v" {
