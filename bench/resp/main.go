@@ -5,7 +5,7 @@
 // Markdown table of medians with the ratio cachee/redis.
 //
 //	go run ./bench/resp               # the default run, about 2 to 3 minutes
-//	go run ./bench/resp -rounds 5     # more rounds, tighter medians
+//	go run ./bench/resp -rounds 9     # more rounds, tighter medians
 //	go run ./bench/resp -modes loop,goroutine  # compare cachee's two designs
 package main
 
@@ -34,12 +34,12 @@ import (
 
 func main() {
 	var (
-		rounds   = flag.Int("rounds", 3, "runs of each case per server; the table shows medians")
+		rounds   = flag.Int("rounds", 5, "runs of each case per server; the table shows medians")
 		clients  = flag.Int("c", 50, "redis-benchmark -c")
 		size     = flag.Int("d", 100, "redis-benchmark -d (value bytes)")
 		keyspace = flag.Int("r", 100000, "redis-benchmark -r (random keys); 0 uses one key")
-		n1       = flag.Int("n", 200000, "requests per run without pipelining")
-		nP       = flag.Int("nP", 2000000, "requests per run with -P")
+		n1       = flag.Int("n", 100000, "requests per run without pipelining")
+		nP       = flag.Int("nP", 1000000, "requests per run with -P")
 		pipe     = flag.Int("P", 16, "pipeline depth of the pipelined rows")
 		modes    = flag.String("modes", "loop", "cachee designs to run, comma-separated: loop (event loops, the default design), goroutine, loopN (N event loops)")
 		maxmem   = flag.Int64("maxmemory", 256<<20, "store max memory in bytes")
@@ -75,7 +75,13 @@ type target struct {
 // result is one redis-benchmark run: requests/s of SET and of GET, and the server's CPU
 // time per request over both. CPU per request is steadier than requests/s when other
 // work shares the machine.
-type result struct{ set, get, cpuPerReq float64 }
+type result struct{ rps, cpuPerReq float64 }
+
+type row struct {
+	transport string
+	pipeline  int
+	test      string // "set" or "get"
+}
 
 func run(rounds, clients, size, keyspace, n1, nP, pipe int, modes []string, maxmem int64) error {
 	bin, err := exec.LookPath("redis-benchmark")
@@ -113,110 +119,99 @@ func run(rounds, clients, size, keyspace, n1, nP, pipe int, modes []string, maxm
 		targets = append(targets, t)
 	}
 
-	type rowKey struct {
-		transport string
-		pipeline  int
-	}
-	var rows []rowKey
+	var rows []row
 	for _, tr := range []string{"tcp", "unix"} {
 		for _, p := range []int{1, pipe} {
-			rows = append(rows, rowKey{tr, p})
+			for _, test := range []string{"set", "get"} {
+				rows = append(rows, row{tr, p, test})
+			}
 		}
 	}
-	samples := map[string]map[rowKey][]result{}
+	samples := map[string]map[row][]result{}
 	for _, t := range targets {
-		samples[t.name] = map[rowKey][]result{}
+		samples[t.name] = map[row][]result{}
 	}
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "redis-benchmark -c %d -d %d -r %d; %d rounds; GOMAXPROCS=%d, %d CPUs\n",
 		clients, size, keyspace, rounds, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	// Warm up every server once (page faults, the store's first tables).
+	// Warm up every server and fill its keyspace, so that GET finds values.
 	for _, t := range targets {
-		if _, err := bench(bin, t, "tcp", clients, size, keyspace, n1/4, 1); err != nil {
-			return err
+		for _, test := range []string{"set", "get"} {
+			if _, err := bench(bin, t, row{"tcp", pipe, test}, clients, size, keyspace, 4*keyspace); err != nil {
+				return err
+			}
 		}
 	}
+	// Each run is short and the servers take turns run by run (ABBA order), so that a
+	// burst of other work on the machine falls on both alike.
 	for r := 0; r < rounds; r++ {
-		for _, row := range rows {
+		for i, rw := range rows {
 			n := n1
-			if row.pipeline > 1 {
+			if rw.pipeline > 1 {
 				n = nP
 			}
-			// Alternate which server goes first from round to round.
 			order := slices.Clone(targets)
-			if r%2 == 1 {
+			if (r+i)%2 == 1 {
 				slices.Reverse(order)
 			}
 			for _, t := range order {
-				res, err := bench(bin, t, row.transport, clients, size, keyspace, n, row.pipeline)
+				res, err := bench(bin, t, rw, clients, size, keyspace, n)
 				if err != nil {
 					return err
 				}
-				samples[t.name][row] = append(samples[t.name][row], res)
-				fmt.Fprintf(os.Stderr, "round %d %-16s %-4s P=%-2d SET %9.0f GET %9.0f  CPU %.2f µs/req\n",
-					r+1, t.name, row.transport, row.pipeline, res.set, res.get, res.cpuPerReq)
+				samples[t.name][rw] = append(samples[t.name][rw], res)
+				fmt.Fprintf(os.Stderr, "round %d %-16s %-4s P=%-2d %s %9.0f req/s  CPU %.2f µs/req\n",
+					r+1, t.name, rw.transport, rw.pipeline, strings.ToUpper(rw.test), res.rps, res.cpuPerReq)
 			}
 		}
 	}
-	fmt.Printf("\nredis-benchmark -c %d -d %d -r %d, median of %d runs, requests/s (GOMAXPROCS=%d on %d CPUs; redis-server %s)\n\n",
+	fmt.Printf("\nredis-benchmark -c %d -d %d -r %d, %d rounds, requests/s (GOMAXPROCS=%d on %d CPUs; redis-server %s)\n",
 		clients, size, keyspace, rounds, runtime.GOMAXPROCS(0), runtime.NumCPU(), redisVersion())
-	hdr := "| transport | pipeline | command | redis-server |"
-	sep := "|---|---|---|---:|"
+	fmt.Printf("Figures are medians over the rounds; a ratio is the median of the per-round ratios\n" +
+		"of runs made back to back. CPU is the server's CPU time per request.\n\n")
+	hdr := "| transport | pipeline | command | redis-server req/s | CPU µs |"
+	sep := "|---|---|---|---:|---:|"
 	for _, t := range targets[1:] {
-		hdr += " " + t.name + " | ratio |"
-		sep += "---:|---:|"
+		hdr += " " + t.name + " req/s | CPU µs | req/s ratio | CPU ratio |"
+		sep += "---:|---:|---:|---:|"
 	}
 	fmt.Println(hdr)
 	fmt.Println(sep)
-	for _, row := range rows {
-		for _, cmd := range []string{"SET", "GET"} {
-			pick := func(rs []result) float64 {
-				var v []float64
-				for _, r := range rs {
-					if cmd == "SET" {
-						v = append(v, r.set)
-					} else {
-						v = append(v, r.get)
-					}
-				}
-				return median(v)
-			}
-			base := pick(samples[redis.name][row])
-			line := fmt.Sprintf("| %s | %s | %s | %.0f |", row.transport, pipeName(row.pipeline), cmd, base)
-			for _, t := range targets[1:] {
-				v := pick(samples[t.name][row])
-				line += fmt.Sprintf(" %.0f | %.2f |", v, v/base)
-			}
-			fmt.Println(line)
-		}
-	}
-	fmt.Printf("\nServer CPU time per request (SET and GET runs together), µs, median; lower is better:\n\n")
-	hdr = "| transport | pipeline | redis-server |"
-	sep = "|---|---|---:|"
-	for _, t := range targets[1:] {
-		hdr += " " + t.name + " | ratio |"
-		sep += "---:|---:|"
-	}
-	fmt.Println(hdr)
-	fmt.Println(sep)
-	for _, row := range rows {
-		pick := func(rs []result) float64 {
-			var v []float64
-			for _, r := range rs {
-				v = append(v, r.cpuPerReq)
-			}
-			return median(v)
-		}
-		base := pick(samples[redis.name][row])
-		line := fmt.Sprintf("| %s | %s | %.2f |", row.transport, pipeName(row.pipeline), base)
+	for _, rw := range rows {
+		base := samples[redis.name][rw]
+		line := fmt.Sprintf("| %s | %s | %s | %.0f | %.2f |", rw.transport, pipeName(rw.pipeline),
+			strings.ToUpper(rw.test), median(field(base, rps)), median(field(base, cpu)))
 		for _, t := range targets[1:] {
-			v := pick(samples[t.name][row])
-			line += fmt.Sprintf(" %.2f | %.2f |", v, v/base)
+			rs := samples[t.name][rw]
+			line += fmt.Sprintf(" %.0f | %.2f | %.2f | %.2f |", median(field(rs, rps)), median(field(rs, cpu)),
+				median(ratios(rs, base, rps)), median(ratios(rs, base, cpu)))
 		}
 		fmt.Println(line)
 	}
 	fmt.Fprintf(os.Stderr, "\ntook %v\n", time.Since(start).Round(time.Second))
 	return nil
+}
+
+func rps(r result) float64 { return r.rps }
+func cpu(r result) float64 { return r.cpuPerReq }
+
+func field(rs []result, f func(result) float64) []float64 {
+	var v []float64
+	for _, r := range rs {
+		v = append(v, f(r))
+	}
+	return v
+}
+
+// ratios pairs the runs of two servers round by round.
+func ratios(a, b []result, f func(result) float64) []float64 {
+	var v []float64
+	for i := range min(len(a), len(b)) {
+		if f(b[i]) > 0 {
+			v = append(v, f(a[i])/f(b[i]))
+		}
+	}
+	return v
 }
 
 func pipeName(p int) string {
@@ -237,14 +232,15 @@ func median(v []float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-// bench runs redis-benchmark once for SET and GET and returns their requests/s.
-func bench(bin string, t target, transport string, clients, size, keyspace, n, pipeline int) (result, error) {
+// bench runs redis-benchmark once for one test and returns its requests/s and the
+// server's CPU time per request.
+func bench(bin string, t target, rw row, clients, size, keyspace, n int) (result, error) {
 	args := []string{"-c", strconv.Itoa(clients), "-n", strconv.Itoa(n), "-d", strconv.Itoa(size),
-		"-P", strconv.Itoa(pipeline), "-t", "set,get", "--csv"}
+		"-P", strconv.Itoa(rw.pipeline), "-t", rw.test, "--csv"}
 	if keyspace > 0 {
 		args = append(args, "-r", strconv.Itoa(keyspace))
 	}
-	if transport == "unix" {
+	if rw.transport == "unix" {
 		args = append(args, "-s", t.sock)
 	} else {
 		host, port, _ := net.SplitHostPort(t.tcp)
@@ -258,40 +254,27 @@ func bench(bin string, t target, transport string, clients, size, keyspace, n, p
 		return result{}, fmt.Errorf("%s %v: %w: %s", bin, args, err, errb.String())
 	}
 	cpu := t.cpu() - cpu0
-	r, err := parseCSV(out.Bytes())
+	v, err := parseCSV(out.Bytes(), strings.ToUpper(rw.test))
 	if err != nil {
-		return r, fmt.Errorf("%w (stderr %q)", err, errb.String())
+		return result{}, fmt.Errorf("%w (stderr %q)", err, errb.String())
 	}
-	r.cpuPerReq = float64(cpu.Microseconds()) / float64(2*n)
-	return r, nil
+	return result{rps: v, cpuPerReq: float64(cpu.Microseconds()) / float64(n)}, nil
 }
 
-// parseCSV reads the SET and GET requests/s from redis-benchmark --csv output.
-func parseCSV(out []byte) (result, error) {
-	var r result
+// parseCSV reads the requests/s of test from redis-benchmark --csv output.
+func parseCSV(out []byte, test string) (float64, error) {
 	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
 	if err != nil {
-		return r, fmt.Errorf("parse redis-benchmark output %q: %w", out, err)
+		return 0, fmt.Errorf("parse redis-benchmark output %q: %w", out, err)
 	}
 	for _, rec := range recs {
-		if len(rec) < 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(rec[1], 64)
-		if err != nil {
-			continue
-		}
-		switch rec[0] {
-		case "SET":
-			r.set = v
-		case "GET":
-			r.get = v
+		if len(rec) >= 2 && rec[0] == test {
+			if v, err := strconv.ParseFloat(rec[1], 64); err == nil && v > 0 {
+				return v, nil
+			}
 		}
 	}
-	if r.set == 0 || r.get == 0 {
-		return r, fmt.Errorf("no SET/GET figures in redis-benchmark output %q", out)
-	}
-	return r, nil
+	return 0, fmt.Errorf("no %s figure in redis-benchmark output %q", test, out)
 }
 
 func freePort() (int, error) {

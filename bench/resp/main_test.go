@@ -10,11 +10,13 @@ func TestParseCSV(t *testing.T) {
 "SET","91324.20","0.291","0.080","0.279","0.399","0.511","1.543"
 "GET","93808.63","0.283","0.072","0.271","0.391","0.495","0.959"
 `)
-	r, err := parseCSV(out)
-	if err != nil || r.set != 91324.20 || r.get != 93808.63 {
-		t.Fatalf("%+v %v", r, err)
+	if v, err := parseCSV(out, "SET"); err != nil || v != 91324.20 {
+		t.Fatalf("SET: %v %v", v, err)
 	}
-	if _, err := parseCSV([]byte(`"test","rps"` + "\n" + `"SET","1"` + "\n")); err == nil {
+	if v, err := parseCSV(out, "GET"); err != nil || v != 93808.63 {
+		t.Fatalf("GET: %v %v", v, err)
+	}
+	if _, err := parseCSV([]byte(`"test","rps"`+"\n"+`"SET","1"`+"\n"), "GET"); err == nil {
 		t.Fatal("missing GET accepted")
 	}
 }
@@ -27,6 +29,14 @@ func TestMedian(t *testing.T) {
 		if got := median(tc.in); got != tc.want {
 			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestRatios(t *testing.T) {
+	a := []result{{rps: 2}, {rps: 3}, {rps: 8}}
+	b := []result{{rps: 1}, {rps: 3}, {rps: 2}}
+	if got := median(ratios(a, b, rps)); got != 2 {
+		t.Fatalf("median ratio %v, want 2", got)
 	}
 }
 

@@ -38,6 +38,8 @@ type client struct {
 	closing bool // close after writing what is in w.b
 	cmd     *command
 	scratch []byte
+	sets    []store.Item // pipelined plain SETs not yet stored (see flushSets)
+	one     [3][]byte    // arguments of a lone batched SET
 
 	// MULTI state.
 	multi      bool
@@ -165,27 +167,85 @@ func (c *client) process() bool {
 	stop := len(c.w.b) + outFlush
 	for c.ri < c.wi && !c.closing {
 		if len(c.w.b) >= stop {
+			c.flushSets()
 			return true
 		}
 		n, st, perr := c.p.parse(c.in[c.ri:c.wi], c.authed)
 		switch st {
 		case parseMore:
+			c.flushSets()
 			return false
 		case parseError:
+			c.flushSets()
 			c.w.err("ERR Protocol error: " + perr)
 			c.closing = true
 			c.p.reset()
 			return false
 		}
+		multibulk := c.in[c.ri] == '*'
 		c.ri += n
-		if len(c.p.args) > 0 {
-			c.exec(c.p.args)
+		if len(c.p.args) == 0 {
+			continue
 		}
+		if multibulk && c.batchable(c.p.args) {
+			c.sets = append(c.sets, store.Item{Key: c.p.args[1], Value: c.p.args[2]})
+			continue
+		}
+		c.flushSets()
+		c.exec(c.p.args)
 	}
+	c.flushSets()
 	if c.ri == c.wi {
 		c.ri, c.wi = 0, 0
 	}
 	return false
+}
+
+// Pipelined plain SETs (redis-benchmark's, a cache warming loop's) are stored with one
+// store.SetMany per read instead of one Set each: the store then takes its lock, reads
+// its clock and drains its read buffer once for the lot. Their arguments stay in the
+// read buffer (multibulk requests only: inline arguments may live in a scratch buffer
+// the next request reuses) until flushSets runs, before any other request and before
+// process returns.
+
+var (
+	setCmd  *command // commands["set"], set by init
+	setName = []byte("set")
+)
+
+// batchable reports a SET with no options that would run at once.
+func (c *client) batchable(args [][]byte) bool {
+	return len(args) == 3 && !c.multi && c.authed && eqFold(args[0], "set")
+}
+
+// flushSets stores the batched SETs and replies to each.
+func (c *client) flushSets() {
+	switch len(c.sets) {
+	case 0:
+		return
+	case 1:
+		c.cmds++
+		c.one = [3][]byte{setName, c.sets[0].Key, c.sets[0].Value}
+		c.run(setCmd, c.one[:])
+		c.one = [3][]byte{}
+		clear(c.sets)
+		c.sets = c.sets[:0]
+		return
+	}
+	c.cmds += int64(len(c.sets))
+	c.cmd = setCmd
+	c.lastCmd.Store(setCmd)
+	errs := c.srv.st.SetMany(c.sets, nil)
+	for i, it := range c.sets {
+		if errs != nil && errs[i] != nil {
+			c.w.err(errReply(errs[i], setCmd))
+			continue
+		}
+		c.touched(it.Key)
+		c.w.ok()
+	}
+	clear(c.sets)
+	c.sets = c.sets[:0]
 }
 
 func (c *client) flushCounters() {

@@ -184,6 +184,7 @@ func init() {
 		sortedCommands = append(sortedCommands, c)
 	}
 	sortCommands(sortedCommands)
+	setCmd = commands["set"]
 }
 
 func sortCommands(cs []*command) {

@@ -230,3 +230,43 @@ func TestRequestLimit(t *testing.T) {
 		t.Errorf("read buffer grew to %d", len(cl.in))
 	}
 }
+
+func mbulk(args ...string) []byte {
+	b := fmt.Appendf(nil, "*%d\r\n", len(args))
+	for _, a := range args {
+		b = fmt.Appendf(b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return b
+}
+
+// Pipelined SETs are stored together (flushSets); replies, errors and WATCH must be as
+// if each ran alone.
+func TestBatchedSets(t *testing.T) {
+	st, err := store.Open(store.Config{MaxMemory: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := New(st, Config{MaxBulk: 2 << 20, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	watcher, writer := newClient(s, nil), newClient(s, nil)
+	out, _ := drive(watcher, []byte("WATCH b\r\n"), 0)
+	if string(out) != "+OK\r\n" {
+		t.Fatalf("watch: %q", out)
+	}
+	var in []byte
+	for _, r := range [][]string{{"SET", "a", "1"}, {"set", "", "x"}, {"SET", "b", "2"},
+		{"SET", strings.Repeat("k", 70000), "v"}, {"SET", "c", strings.Repeat("v", 2<<20)[:1<<20+1]},
+		{"GET", "a"}, {"SET", "c", "3"}, {"SET", "a", "4", "NX"}, {"SET", "d", "5"}, {"MGET", "a", "b", "c", "d"}} {
+		in = append(in, mbulk(r...)...)
+	}
+	out, closed := drive(writer, in, 0)
+	want := "+OK\r\n-" + errEmptyKey + "\r\n+OK\r\n-" + errKeyTooBig + "\r\n-" + errTooBig + "\r\n" +
+		"$1\r\n1\r\n+OK\r\n$-1\r\n+OK\r\n*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n5\r\n"
+	if closed || string(out) != want {
+		t.Fatalf("got %q, want %q", out, want)
+	}
+	out, _ = drive(watcher, []byte("MULTI\r\nGET b\r\nEXEC\r\n"), 0)
+	if string(out) != "+OK\r\n+QUEUED\r\n*-1\r\n" {
+		t.Fatalf("EXEC after a batched SET of a watched key: %q", out)
+	}
+}
