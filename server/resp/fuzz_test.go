@@ -46,7 +46,8 @@ func FuzzParser(f *testing.F) {
 }
 
 // FuzzClient drives a client over a real store with arbitrary bytes: it must never
-// panic, must keep its buffers within the limits, and must answer with well-formed RESP.
+// panic, must keep its buffers within the limits, must answer with well-formed RESP,
+// and must answer every request it read with exactly one reply (or close).
 func FuzzClient(f *testing.F) {
 	f.Add([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\nGET k\r\nINCR k\r\n"), uint8(0))
 	f.Add([]byte("MULTI\r\nSET a 1\r\nINCRBYFLOAT a 1.5\r\nEXEC\r\nKEYS *\r\nSCAN 0 MATCH a*\r\n"), uint8(2))
@@ -59,22 +60,47 @@ func FuzzClient(f *testing.F) {
 		if len(cl.in) > 2*(MaxInline+4096)+readChunk {
 			t.Fatalf("read buffer of %d bytes", len(cl.in))
 		}
-		if err := validRESP(out); err != nil {
+		n, err := validRESP(out)
+		if err != nil {
 			t.Fatalf("%v in %q", err, out)
+		}
+		// What the requests call for: one reply each; a protocol error is one more,
+		// then the end; QUIT ends after its reply; an HTTP probe ends with none, and
+		// drops the replies to requests that came in the same read.
+		p := newParser(s.maxBulk, s.cfg.MaxArgs)
+		parsed := parseAll(&p, data, int(chunk)+1, true)
+		want, probe := 0, false
+		for _, r := range parsed.reqs {
+			if isSecurityProbe([]byte(r[0])) {
+				probe = true
+				break
+			}
+			want++
+			if eqFold([]byte(r[0]), "quit") {
+				break
+			}
+		}
+		if !probe && len(parsed.reqs) == want && parsed.perr != "" {
+			want++
+		}
+		if probe && n > want || !probe && n != want {
+			t.Fatalf("%d replies to %d requests (protocol error %q): %q", n, want, parsed.perr, out)
 		}
 	})
 }
 
-// validRESP checks that b is a sequence of whole RESP2/RESP3 values.
-func validRESP(b []byte) error {
+// validRESP checks that b is a sequence of whole RESP2/RESP3 values and counts them.
+func validRESP(b []byte) (int, error) {
+	count := 0
 	for len(b) > 0 {
 		n, err := respValue(b, 0)
 		if err != nil {
-			return err
+			return count, err
 		}
 		b = b[n:]
+		count++
 	}
-	return nil
+	return count, nil
 }
 
 func respValue(b []byte, depth int) (int, error) {
