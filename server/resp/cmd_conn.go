@@ -1,7 +1,9 @@
 package resp
 
 import (
+	"cmp"
 	"crypto/subtle"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -322,11 +324,7 @@ func cmdClientList(c *client, args [][]byte) {
 }
 
 func sortClients(cs []*client) {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && cs[j].id < cs[j-1].id; j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
+	slices.SortFunc(cs, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
 }
 
 func (c *client) help(lines []string) {

@@ -1,6 +1,9 @@
 package resp
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // cmdFlags describe a command to the dispatcher and to COMMAND INFO.
 type cmdFlags uint16
@@ -188,9 +191,5 @@ func init() {
 }
 
 func sortCommands(cs []*command) {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && cs[j].name < cs[j-1].name; j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
+	slices.SortFunc(cs, func(a, b *command) int { return strings.Compare(a.name, b.name) })
 }

@@ -42,8 +42,9 @@ type Server struct {
 	netOut     atomic.Int64
 }
 
-// New returns a Server over st. An invalid cfg is reported by Validate; New replaces
-// invalid fields with their defaults rather than fail.
+// New returns a Server over st. Check cfg with Validate first: given an invalid cfg,
+// New does not fail but runs with DefaultConfig, keeping only RequirePass, EventLoops,
+// Port and Logger from cfg.
 func New(st *store.Store, cfg Config) *Server {
 	if cfg.Validate() != nil {
 		d := DefaultConfig()
