@@ -61,7 +61,7 @@ func redisPy(t *testing.T) string {
 		pyPath = bin
 	})
 	if pyPath == "" {
-		t.Skip(pySkipWhy)
+		missing(t, pySkipWhy)
 	}
 	return pyPath
 }
@@ -113,7 +113,7 @@ func redisCLI(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-cli")
 	if err != nil {
-		t.Skip("redis-cli not installed (Debian: apt-get install redis-tools)")
+		missing(t, "redis-cli not installed (Debian: apt-get install redis-tools)")
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -127,7 +127,7 @@ func redisCLI(t *testing.T, stdin string, args ...string) string {
 
 func TestRedisCLI(t *testing.T) {
 	if _, err := exec.LookPath("redis-cli"); err != nil {
-		t.Skip("redis-cli not installed (Debian: apt-get install redis-tools)")
+		missing(t, "redis-cli not installed (Debian: apt-get install redis-tools)")
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {

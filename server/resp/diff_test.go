@@ -20,7 +20,7 @@ func startRedis(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server not installed (apt-get install redis-server); skipping the comparison with Redis")
+		missing(t, "redis-server not installed (Debian: apt-get install redis-server); skipping the comparison with Redis")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -199,4 +200,15 @@ func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 1<<16
 
 func unixDialer(path string) func(string, *net.Dialer, *tls.Config) (net.Conn, error) {
 	return func(_ string, d *net.Dialer, _ *tls.Config) (net.Conn, error) { return d.Dial("unix", path) }
+}
+
+// missing skips a test whose outside tool is not installed, or fails it when
+// CACHEE_REQUIRE_TOOLS is set (CI sets it, so that a missing install step cannot pass
+// as a skip).
+func missing(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CACHEE_REQUIRE_TOOLS") != "" {
+		t.Fatal(why + " (CACHEE_REQUIRE_TOOLS is set)")
+	}
+	t.Skip(why)
 }
