@@ -1,0 +1,132 @@
+package resp
+
+import (
+	"strconv"
+	"strings"
+)
+
+// writer appends replies in the connection's protocol version (2 or 3) to b.
+type writer struct {
+	b     []byte
+	proto int
+}
+
+func (w *writer) raw(s string) { w.b = append(w.b, s...) }
+
+func (w *writer) ok() { w.b = append(w.b, "+OK\r\n"...) }
+
+func (w *writer) simple(s string) {
+	w.b = append(w.b, '+')
+	w.b = append(w.b, s...)
+	w.b = append(w.b, '\r', '\n')
+}
+
+// err writes an error. msg carries its code ("ERR ...", "WRONGTYPE ..."); newlines in it
+// become spaces, as Redis does to keep the reply one line.
+func (w *writer) err(msg string) {
+	w.b = append(w.b, '-')
+	if strings.ContainsAny(msg, "\r\n") {
+		msg = strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)
+	}
+	w.b = append(w.b, msg...)
+	w.b = append(w.b, '\r', '\n')
+}
+
+func (w *writer) header(c byte, n int64) {
+	w.b = append(w.b, c)
+	w.b = strconv.AppendInt(w.b, n, 10)
+	w.b = append(w.b, '\r', '\n')
+}
+
+func (w *writer) int(n int64) { w.header(':', n) }
+
+func (w *writer) bulk(v []byte) {
+	w.header('$', int64(len(v)))
+	w.b = append(w.b, v...)
+	w.b = append(w.b, '\r', '\n')
+}
+
+func (w *writer) bulkString(s string) {
+	w.header('$', int64(len(s)))
+	w.b = append(w.b, s...)
+	w.b = append(w.b, '\r', '\n')
+}
+
+// bulkInt writes n as a bulk string (TIME, INCRBYFLOAT's kin).
+func (w *writer) bulkInt(n int64) {
+	var tmp [20]byte
+	w.bulk(strconv.AppendInt(tmp[:0], n, 10))
+}
+
+// null is the reply for a missing value: $-1 in RESP2, _ in RESP3.
+func (w *writer) null() {
+	if w.proto == 3 {
+		w.b = append(w.b, "_\r\n"...)
+	} else {
+		w.b = append(w.b, "$-1\r\n"...)
+	}
+}
+
+// nullArray is the reply for a missing aggregate (an aborted EXEC): *-1 in RESP2.
+func (w *writer) nullArray() {
+	if w.proto == 3 {
+		w.b = append(w.b, "_\r\n"...)
+	} else {
+		w.b = append(w.b, "*-1\r\n"...)
+	}
+}
+
+func (w *writer) array(n int) { w.header('*', int64(n)) }
+
+// mapLen starts a map of n pairs: a flat array of 2n in RESP2.
+func (w *writer) mapLen(n int) {
+	if w.proto == 3 {
+		w.header('%', int64(n))
+	} else {
+		w.header('*', int64(2*n))
+	}
+}
+
+// setLen starts a set: an array in RESP2.
+func (w *writer) setLen(n int) {
+	if w.proto == 3 {
+		w.header('~', int64(n))
+	} else {
+		w.header('*', int64(n))
+	}
+}
+
+// verbatim writes text as a verbatim string of format "txt" in RESP3, a bulk string
+// in RESP2 (INFO, CLIENT LIST, CLIENT INFO).
+func (w *writer) verbatim(s string) {
+	if w.proto != 3 {
+		w.bulkString(s)
+		return
+	}
+	w.header('=', int64(len(s)+4))
+	w.b = append(w.b, "txt:"...)
+	w.b = append(w.b, s...)
+	w.b = append(w.b, '\r', '\n')
+}
+
+// errArgs is Redis's arity error.
+func errArgs(name string) string {
+	return "ERR wrong number of arguments for '" + name + "' command"
+}
+
+// Errors Redis gives word for word.
+const (
+	errSyntax     = "ERR syntax error"
+	errNotInt     = "ERR value is not an integer or out of range"
+	errNotFloat   = "ERR value is not a valid float"
+	errOverflow   = "ERR increment or decrement would overflow"
+	errOOM        = "OOM command not allowed when used memory > 'maxmemory'."
+	errNoAuth     = "NOAUTH Authentication required."
+	errWrongPass  = "WRONGPASS invalid username-password pair or user is disabled."
+	errTooBig     = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+	errEmptyKey   = "ERR empty keys are not supported by cachee"
+	errKeyTooBig  = "ERR key is larger than cachee's max key size"
+	errMaxClients = "ERR max number of clients reached"
+)
+
+func errExpire(cmd string) string { return "ERR invalid expire time in '" + cmd + "' command" }
