@@ -12,6 +12,8 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+# redis-py for the RESP tests; keep it equal to redisPyVersion in server/resp/clients_test.go.
+REDIS_PY_VERSION := 8.1.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
@@ -48,11 +50,18 @@ run: build ## Build and start cachee with developer-machine defaults
 test: deps tools checkgenerate lint ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe go test -race -timeout 15m ./...
+	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_REQUIRE_TOOLS=1 \
+		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m ./...
 
 .PHONY: deps
-deps: ## Install system packages the tests use (redis-server, redis-tools)
-	@command -v redis-server >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools)
+deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server and redis-tools (apt), redis-py (a venv)
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools)
+
+# redis-py, the Python client the RESP tests run against the server.
+$(TMP)/redispy/bin/python:
+	python3 -m venv $(TMP)/redispy
+	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin

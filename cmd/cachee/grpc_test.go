@@ -350,11 +350,10 @@ func TestTCPServesGRPC(t *testing.T) {
 	}
 }
 
-// TestNonGRPCConnection checks that a connection that is not gRPC is closed with a
-// log line while no RESP handler exists, and that a client that sends nothing does
-// not hold up others.
+// TestNonGRPCConnection checks that with RESP off a connection that is not gRPC is
+// closed with a log line, and that a client that sends nothing does not hold up others.
 func TestNonGRPCConnection(t *testing.T) {
-	p := start(t)
+	p := start(t, "--resp-compat=false")
 	idle, err := net.Dial("unix", p.sock)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cachee/cachee/server"
+	"github.com/cachee/cachee/server/resp"
 	"github.com/cachee/cachee/store"
 )
 
@@ -46,6 +47,7 @@ type serveOptions struct {
 	maxValueSize   *sizeValue
 	eviction       *choiceValue
 	respCompat     bool
+	requirePass    string
 	prewarmSource  string
 	prewarmKeys    int
 	prewarmTimeout time.Duration
@@ -75,6 +77,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.Var(o.maxValueSize, "max-value-size", "largest value accepted, same units as --max-memory (default 1mb, or a quarter of --max-memory if that is less)")
 	fs.Var(o.eviction, "eviction", "eviction policy: cachee-lfu, lru or noeviction (writes fail when full)")
 	fs.BoolVar(&o.respCompat, "resp-compat", true, "serve the Redis protocol (RESP) on the socket and TCP port")
+	fs.StringVar(&o.requirePass, "requirepass", "", "password RESP clients must give with AUTH, as Redis's requirepass (prefer the CACHEE_REQUIREPASS environment variable: flags show in ps)")
 	fs.StringVar(&o.prewarmSource, "prewarm-source", "", "L2 cache to prewarm from, e.g. redis://redis:6379")
 	fs.IntVar(&o.prewarmKeys, "prewarm-keys", server.DefaultPrewarmKeys, "how many hot keys a prewarm loads")
 	fs.DurationVar(&o.prewarmTimeout, "prewarm-timeout", server.DefaultPrewarmTimeout, "how long a prewarm may take")
@@ -151,13 +154,19 @@ func (o *serveOptions) serverConfig(log *slog.Logger) server.Config {
 	cfg.GracePeriod = o.gracePeriod
 	cfg.Prewarm = server.PrewarmOptions{Source: o.prewarmSource, Keys: o.prewarmKeys, Timeout: o.prewarmTimeout}
 	cfg.Logger = log
-	// The RESP shim and the L2 prewarmer plug in here (server.ConnHandler and
-	// server.Prewarmer); until they are built, the server says why it lacks them.
-	if o.respCompat {
-		cfg.NoConnHandlerReason = "this build has no RESP handler yet"
-	} else {
+	// The RESP shim is plugged in once the store is open (see run).
+	if !o.respCompat {
 		cfg.NoConnHandlerReason = "RESP is disabled (--resp-compat=false)"
 	}
+	return cfg
+}
+
+// respConfig configures the RESP shim.
+func (o *serveOptions) respConfig(log *slog.Logger) resp.Config {
+	cfg := resp.DefaultConfig()
+	cfg.RequirePass = o.requirePass
+	cfg.Port = o.port
+	cfg.Logger = log
 	return cfg
 }
 
@@ -183,6 +192,15 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
+	if o.respCompat {
+		rcfg := o.respConfig(log)
+		if err := rcfg.Validate(); err != nil {
+			return usageError{err}
+		}
+		rs := resp.New(st, rcfg)
+		defer rs.Close()
+		cfg.ConnHandler = rs
+	}
 	srv, err := server.New(cfg, st)
 	if err != nil {
 		return err
