@@ -167,6 +167,15 @@ func (s *Store) checkInvariants() error {
 			return fmt.Errorf("entry %d leaked: no slot names it", b)
 		}
 	}
+	expiring := int64(0)
+	for e := range named {
+		if m.load(e+8)&w1ExpMask != 0 {
+			expiring++
+		}
+	}
+	if expiring != s.expiring.Load() {
+		return fmt.Errorf("%d entries with an expiry, counter %d", expiring, s.expiring.Load())
+	}
 	if int64(len(named)) != s.entries.Load() {
 		return fmt.Errorf("%d entries indexed, counter %d", len(named), s.entries.Load())
 	}

@@ -130,7 +130,7 @@ func (s *Store) recover() (int, error) {
 	for _, t := range s.idx.tables {
 		s.sysBytes += w0Size(m.load(t.block)) * unit
 	}
-	n := 0
+	n, expiring := 0, int64(0)
 	for _, en := range entries {
 		if !keep[en.e] {
 			continue
@@ -146,9 +146,13 @@ func (s *Store) recover() (int, error) {
 		m.store(en.e+8, w1&^(w1QueueMask<<w1QueueShift))
 		s.pol.add(en.e, en.h>>32)
 		s.entryBytes += en.size
+		if w1&w1ExpMask != 0 {
+			expiring++
+		}
 		n++
 	}
 	s.entries.Store(int64(n))
+	s.expiring.Store(expiring)
 	s.sk = sketch{}
 	if err := s.initSketch(); err != nil {
 		return 0, err

@@ -14,6 +14,10 @@ func (s *Store) Scan(cursor uint64, count int, fn func(key []byte)) uint64 {
 	if s.closed.Load() {
 		return 0
 	}
+	return s.scan(cursor, count, fn)
+}
+
+func (s *Store) scan(cursor uint64, count int, fn func(key []byte)) uint64 {
 	now := s.nowRead()
 	m := &s.v.m
 	count = max(count, 1)

@@ -32,6 +32,7 @@ type Store struct {
 	seed uint64
 
 	mu     sync.Mutex
+	tx     Tx // the one transaction that can run at a time (see newTx)
 	closed atomic.Bool
 	clock  func() time.Time // nil: wall clock
 
@@ -43,6 +44,7 @@ type Store struct {
 	sweepBkt   uint64
 
 	entries                                    atomic.Int64
+	expiring                                   atomic.Int64 // entries with an expiry
 	sets, deletes, evictions, expirations, sdk atomic.Uint64
 	used                                       atomic.Uint64
 
@@ -518,6 +520,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 				m.store(e+8, w1&^w1ExpMask|uint64(exp))
 				copy(m.bytes(e+entryHeader+uint64(len(key)), uint64(len(value))), value)
 			})
+			s.countExpiring(int64(oldExp), exp)
 			s.pol.access(e, h>>32, 1)
 			s.sets.Add(1)
 			return true, nil
@@ -546,8 +549,10 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 		s.idx.replace(so, ne)
 		s.pol.replace(e, ne, h>>32)
 		s.entryBytes -= w0Size(m.load(e)) * unit
+		s.countExpiring(int64(m.load(e+8)&w1ExpMask), exp)
 		s.al.release(e)
 	} else {
+		s.countExpiring(0, exp)
 		if err := s.idx.insert(h, ne); err != nil {
 			// ensureSlot made room and evictions only free slots; this is a bug, not a
 			// condition, but the block must not leak.
@@ -746,6 +751,7 @@ func (s *Store) dropEntry(e uint64, c *atomic.Uint64) (uint64, uint64) {
 		// Not indexed (a split could not place it): only the policy and arena hold it.
 		s.pol.remove(e)
 		s.entryBytes -= w0Size(s.v.m.load(e)) * unit
+		s.countExpiring(int64(s.v.m.load(e+8)&w1ExpMask), 0)
 		s.entries.Add(-1)
 		c.Add(1)
 		return s.al.release(e)
@@ -753,10 +759,21 @@ func (s *Store) dropEntry(e uint64, c *atomic.Uint64) (uint64, uint64) {
 	return s.removeEntry(h, so, e, c)
 }
 
+// countExpiring keeps the count of entries with an expiry as one goes from old to exp.
+func (s *Store) countExpiring(old, exp int64) {
+	switch {
+	case old == 0 && exp != 0:
+		s.expiring.Add(1)
+	case old != 0 && exp == 0:
+		s.expiring.Add(-1)
+	}
+}
+
 func (s *Store) removeEntry(h, so, e uint64, c *atomic.Uint64) (uint64, uint64) {
 	if c == &s.evictions && s.expired(e, s.nowRead()) {
 		c = &s.expirations
 	}
+	s.countExpiring(int64(s.v.m.load(e+8)&w1ExpMask), 0)
 	s.idx.remove(h, so)
 	s.pol.remove(e)
 	s.entryBytes -= w0Size(s.v.m.load(e)) * unit
@@ -879,6 +896,7 @@ func (s *Store) expire(h uint64, key []byte, at time.Time, cond ExpireCond, now 
 		w1 := m.load(e + 8)
 		m.store(e+8, w1&^w1ExpMask|uint64(exp))
 	})
+	s.countExpiring(cur, exp)
 	return true, nil
 }
 
@@ -1018,6 +1036,7 @@ type Stats struct {
 	Evictions    uint64
 	Expirations  uint64
 	Entries      int64
+	Expiring     int64 // entries with an expiry (INFO keyspace's expires)
 	BytesUsed    int64 // segment bytes in use: header, directory, index, sketch, entries
 	BytesLimit   int64 // the segment's size, MaxMemory rounded down to a page
 	Generation   uint64
@@ -1034,6 +1053,7 @@ func (s *Store) Stats() Stats {
 		Evictions:   s.evictions.Load(),
 		Expirations: s.expirations.Load(),
 		Entries:     s.entries.Load(),
+		Expiring:    s.expiring.Load(),
 		BytesUsed:   int64(s.used.Load()),
 		BytesLimit:  int64(s.seg.size),
 		Generation:  s.v.m.load(hdrGeneration),

@@ -23,7 +23,14 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		return ErrClosed
 	}
 	s.drain()
-	return fn(&Tx{s: s, now: s.tick()})
+	return fn(s.newTx())
+}
+
+// newTx reuses the store's one Tx: only one can run at a time, under mu, and a Tx is
+// valid only inside its function, so none allocates.
+func (s *Store) newTx() *Tx {
+	s.tx = Tx{s: s, now: s.tick()}
+	return &s.tx
 }
 
 // Atomic runs fn like Update and also hides its intermediate states from lock-free
@@ -40,7 +47,7 @@ func (s *Store) Atomic(fn func(tx *Tx) error) error {
 	ver := m.load(hdrIndexVer)
 	m.store(hdrIndexVer, ver+1)
 	defer m.store(hdrIndexVer, ver+2)
-	return fn(&Tx{s: s, now: s.tick()})
+	return fn(s.newTx())
 }
 
 // Get appends key's value to dst.
@@ -119,3 +126,8 @@ func (tx *Tx) Len() int { return tx.s.Len() }
 
 // Clear removes every entry.
 func (tx *Tx) Clear() { tx.s.clear() }
+
+// Scan is Store.Scan inside the transaction (KEYS and SCAN in MULTI/EXEC).
+func (tx *Tx) Scan(cursor uint64, count int, fn func(key []byte)) uint64 {
+	return tx.s.scan(cursor, count, fn)
+}

@@ -140,7 +140,7 @@ func (s *Server) infoSection(name string) string {
 		b.WriteString("# Keyspace\r\n")
 		if st.Entries > 0 {
 			// The store does not count keys with an expiry apart: expires is not known.
-			fmt.Fprintf(&b, "db0:keys=%d,expires=0,avg_ttl=0\r\n", st.Entries)
+			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", st.Entries, st.Expiring)
 		}
 	}
 	return b.String()

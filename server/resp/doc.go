@@ -59,6 +59,6 @@
 //     the name first; 7.2 fixed that).
 //   - MSET is atomic for readers but not all-or-nothing when the store runs out of
 //     memory part way (Redis refuses it up front).
-//   - INFO keyspace reports expires=0 and avg_ttl=0 (the store does not count keys
-//     with an expiry apart); CONFIG SET is refused; CLIENT LIST's buffer fields are 0.
+//   - INFO keyspace reports avg_ttl=0 (the store keeps no running TTL average);
+//     CONFIG SET is refused; CLIENT LIST's buffer fields are 0.
 package resp
