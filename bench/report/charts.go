@@ -82,6 +82,7 @@ func throughputChart(file string, loads []load, rs []throughResult) error {
 		names = append(names, l.name)
 	}
 	p.NominalX(names...)
+	var top float64
 	for i, path := range pathOrder {
 		var pts plotter.XYs
 		for j, l := range loads {
@@ -102,8 +103,13 @@ func throughputChart(file string, loads []load, rs []throughResult) error {
 		points.Shape = plotutil.Shape(i)
 		p.Add(line, points)
 		p.Legend.Add(pathShort[path], line, points)
+		for _, xy := range pts {
+			top = max(top, xy.Y)
+		}
 	}
+	// Room above the highest line for the legend.
 	p.Legend.Left = true
+	p.Y.Max = top * 30
 	return p.Save(chartW, chartH, file)
 }
 
@@ -114,7 +120,22 @@ func hitRateChart(file string, t *hitsim.Trace, bySize map[int]map[string]hitRat
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
-	p.Legend.Left = true
+	// Hit rates rise with the size, so the legend goes top left when the lines start
+	// low there, and bottom right otherwise.
+	var first, top float64
+	for _, r := range bySize[t.Sizes[0]] {
+		first = max(first, r.Median)
+	}
+	for _, byPol := range bySize {
+		for _, r := range byPol {
+			top = max(top, r.Median)
+		}
+	}
+	p.Legend.Top, p.Legend.Left = first < 0.6*top, first < 0.6*top
+	if !p.Legend.Top {
+		p.Legend.YOffs = vg.Points(8)
+	}
+	p.Y.Min = 0
 	for i, pol := range hitPolicies {
 		var pts plotter.XYs
 		for _, size := range t.Sizes {
