@@ -27,6 +27,7 @@ type memoryResult struct {
 	CacheeBefore   procs.Status `json:"cachee_status_before"`
 	CacheeAfter    procs.Status `json:"cachee_status_after"`
 	SegmentPages   int64        `json:"cachee_segment_pages"`
+	SegmentEmpty   int64        `json:"cachee_segment_pages_empty"`
 	RedisUsed0     int64        `json:"redis_used_memory_empty"`
 	RedisUsed      int64        `json:"redis_used_memory"`
 	RedisRSS       int64        `json:"redis_used_memory_rss"`
@@ -91,6 +92,9 @@ func (b *bench) memory(s *section) error {
 		}
 		res.StoreEmpty = st.MemoryUsed
 		if res.CacheeBefore, err = procs.ReadStatus(c.Pid()); err != nil {
+			return err
+		}
+		if res.SegmentEmpty, _, err = procs.FilePages(c.Segment); err != nil {
 			return err
 		}
 		if err := fill(c.Socket, n, memKey("key:"), value); err != nil {
@@ -159,11 +163,11 @@ func (b *bench) memory(s *section) error {
 		{"growth of that count from the empty server ÷ entries", per(res.StoreUsed - res.StoreEmpty), per(res.RedisUsed - res.RedisUsed0)},
 		{"process RSS after the fill ÷ entries (VmRSS)", per(res.CacheeAfter.VmRSS), per(res.RedisAfter.VmRSS)},
 		{"RSS growth from the empty server ÷ entries", per(res.CacheeAfter.VmRSS - res.CacheeBefore.VmRSS), per(res.RedisAfter.VmRSS - res.RedisBefore.VmRSS)},
-		{"what the pod's memory limit is charged ÷ entries (cachee: RssAnon + the segment's tmpfs pages; redis: VmRSS)", per(pod), per(res.RedisAfter.VmRSS)},
+		{"what the pod's memory limit is charged ÷ entries (cachee: RssAnon + the segment's tmpfs pages, which is about --max-memory whatever the entries, see below; redis: VmRSS)", per(pod), per(res.RedisAfter.VmRSS)},
 		{"entries held (cachee Stats `entries`, redis `DBSIZE`)", thousands(int(res.StoreEntries)), thousands(int(res.RedisKeys))},
 	})
-	s.printf("cachee ran with `--max-memory=%s` here, so that nothing was evicted (%d evictions). Its segment is a file on tmpfs (`/dev/shm`), mapped shared: its pages count in cachee's RssShmem once touched, and in the pod's memory cgroup whoever touches them. %s of the segment's pages were allocated at the end.\n\n",
-		mb(maxMem), res.StoreEvictions, fmtBytes(res.SegmentPages))
+	s.printf("cachee ran with `--max-memory=%s` here, so that nothing was evicted (%d evictions). Its segment is a file of that size on tmpfs (`/dev/shm`), mapped shared: its pages count in cachee's RssShmem once touched, and in the pod's memory cgroup whoever touches them. %s of the segment's pages were allocated when the server was still empty, %s after the fill. %s\n\n",
+		mb(maxMem), res.StoreEvictions, fmtBytes(res.SegmentEmpty), fmtBytes(res.SegmentPages), upfront(res.SegmentEmpty, maxMem))
 	if res.StoreEntries != int64(n) || res.RedisKeys != int64(n) {
 		s.printf("**Warning**: a server holds fewer than the %s entries written; the per-entry figures above divide by %s all the same.\n\n", thousands(n), thousands(n))
 	}
@@ -229,6 +233,14 @@ func (b *bench) memory(s *section) error {
 	}
 	s.chart("RSS against --max-memory", "rss.png")
 	return nil
+}
+
+// upfront says what the segment's pages of an empty server mean for the pod.
+func upfront(emptyPages, maxMem int64) string {
+	if emptyPages >= maxMem*9/10 {
+		return "cachee takes (nearly) its whole `--max-memory` of tmpfs when it starts, so the pod is charged `--max-memory` from the first second, and the charge per entry depends on how full the cache is, not on the entry."
+	}
+	return "cachee takes tmpfs pages as it fills, so the pod's charge grows with the entries."
 }
 
 // withCachee starts cachee with its segment in shm, connects the Go SDK over gRPC,
