@@ -77,7 +77,7 @@ func fullConfig() config {
 		LatRuns: 7, LatCalls: 20_000, LatShmCalls: 100_000, LatValues: []int{100, 5 << 10},
 		TpRuns: 5, TpDuration: time.Second, TpPipeline: 16,
 		TpN:    map[string]int{"c1": 20_000, "c8": 100_000, "c50": 100_000, "pipe": 500_000},
-		HrRuns: 3, HrRunsMax: 1_500_000, HrRedisMax: 1_100_000, HrRedisBatch: 200,
+		HrRuns: 3, HrRunsMax: 5_000_000, HrRedisMax: 5_000_000, HrRedisBatch: 200,
 		ZipfKeys: 100_000, ZipfAccesses: 1_000_000, ZipfSizes: []int{500, 1000, 2500, 5000, 10_000},
 		HrParallel: 2,
 		MemEntries: 1_000_000, RSSMaxMemory: 256 << 20, RSSFactor: 3,

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,7 +122,9 @@ func fmtRatio(r float64) string {
 	case math.IsNaN(r) || math.IsInf(r, 0):
 		return "-"
 	case r < 0.1:
-		return fmt.Sprintf("%.2g×", r)
+		// Two significant digits, never in exponent form: 0.000075×, not 7.5e-05×.
+		prec := max(int(-math.Floor(math.Log10(r)))+1, 2)
+		return strconv.FormatFloat(r, 'f', prec, 64) + "×"
 	default:
 		return fmt.Sprintf("%.2f×", r)
 	}

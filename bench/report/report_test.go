@@ -30,6 +30,8 @@ func TestFormats(t *testing.T) {
 		{fmtRate(0), "-"},
 		{fmtRatio(0.5), "0.50×"},
 		{fmtRatio(0.0123), "0.012×"},
+		{fmtRatio(0.000075), "0.000075×"},
+		{fmtRatio(0.05), "0.050×"},
 		{fmtBytes(3 << 20), "3.0 MiB"},
 		{thousands(1234567), "1,234,567"},
 		{thousands(999), "999"},
