@@ -44,6 +44,9 @@ const (
 	pRedisUnix = "redis-unix"
 )
 
+// pBareHealth is the reference of the gRPC row: a bare grpc-go health Check.
+const pBareHealth = "grpc-bare-health"
+
 var pathOrder = []string{pShm, pGRPC, pRESPUnix, pRESPTCP, pRedisTCP, pRedisUnix}
 
 // pathName is how the tables name a path; pathShort how the charts do.
@@ -289,6 +292,14 @@ func summarizeRuns(qs, base []stats.Quantiles) latencyResult {
 	return r
 }
 
+func p50s(qs []stats.Quantiles) []float64 {
+	v := make([]float64, len(qs))
+	for i, q := range qs {
+		v[i] = float64(q.P50)
+	}
+	return v
+}
+
 // clockCost is what timing a call costs by itself: time.Now and time.Since around
 // nothing, p50 of n.
 func clockCost(n int) time.Duration {
@@ -328,12 +339,17 @@ func (b *bench) latency(s *section) error {
 	s.spread = "the last column gives the lowest and highest p50 of the runs"
 	s.printf("Clients: the Go SDK (`sdk/go`) for shared memory and gRPC; go-redis v9 (one connection, RESP2, no retries) for every RESP path, cachee's and redis-server's alike. cachee runs with `%s`; redis-server with persistence off. The client process and both servers share the machine's %d CPUs with whatever else runs on it.\n\n",
 		b.shortArgs(e.cachee.Args), b.machine.CPUs)
+	bare, err := startBareHealth(e.ctx, b.tmp)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	clock := clockCost(100_000)
 	var rs []latencyResult
 	for _, size := range cfg.LatValues {
-		call := map[string]func() error{}
+		call := map[string]func() error{pBareHealth: bare.call(e.ctx)}
 		for _, p := range pathOrder {
 			call[p] = e.getter(p, hotKey(size), size)
 		}
@@ -344,7 +360,8 @@ func (b *bench) latency(s *section) error {
 			return cfg.LatCalls
 		}
 		log.Printf("latency: %d-byte value, %d runs", size, cfg.LatRuns)
-		qs, err := measureRuns(pathOrder, cfg.LatRuns, calls, call)
+		// The bare health Check runs in the same rotation, as a reference for the gRPC row.
+		qs, err := measureRuns(append(slices.Clone(pathOrder), pBareHealth), cfg.LatRuns, calls, call)
 		if err != nil {
 			return err
 		}
@@ -372,6 +389,14 @@ func (b *bench) latency(s *section) error {
 			return err
 		}
 		s.chart(fmt.Sprintf("latency, %s value", sizeName(size)), file)
+		bareRes := summarizeRuns(qs[pBareHealth], qs[pGRPC])
+		overBare := stats.Median(stats.PairedRatios(p50s(qs[pGRPC]), p50s(qs[pBareHealth])))
+		verdict := "so most of the gRPC path's cost is grpc-go's own"
+		if overBare > 1.5 {
+			verdict = "so the Go SDK and cachee's Get add as much as grpc-go itself costs, or more"
+		}
+		s.printf("For reference, a bare grpc-go server answering only `grpc.health.v1` Check on a Unix socket (in a process of its own, timed in the same rotation with a plain grpc-go client) takes p50 %s, p99 %s: cachee's gRPC row is %s of that at p50 (the median of the per-run ratios), %s.\n\n",
+			fmtDur(bareRes.P50), fmtDur(bareRes.P99), fmtRatio(overBare), verdict)
 		shm := sizeRes[0]
 		s.printf("The shared-memory figures include the clock's own cost, p50 %s here (`time.Now` and `time.Since` around nothing); the same %s reads timed in batches of 1000 take %s each on average (median of %d batches). p999 is the %s slowest call of %d per run.\n\n",
 			fmtDur(clock), sizeName(size), fmtDur(shm.BatchMean), max(cfg.LatShmCalls/1000, 5), ordinal(cfg.LatCalls-p999Rank(cfg.LatCalls)+1), cfg.LatCalls)

@@ -109,8 +109,15 @@ func main() {
 		docs   = flag.String("docs", "", "also write the report into this Markdown file between its report markers (docs/performance.md)")
 		traces = flag.String("traces", "", "directory of traces (default ../shared/traces beside the module root)")
 		smoke  = flag.Bool("smoke", false, "tiny sizes and durations, then check the output's structure")
+		health = flag.String("serve-health", "", "internal: serve a bare grpc-go health server on this socket")
 	)
 	flag.Parse()
+	if *health != "" {
+		if err := serveHealth(*health); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	cfg := fullConfig()
 	if *smoke {
 		cfg = smokeConfig()
