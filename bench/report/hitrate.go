@@ -37,7 +37,7 @@ type hitRateResult struct {
 	Evicted   int64     `json:"redis_evicted,omitempty"`
 	Held      []int64   `json:"redis_held,omitempty"` // DBSIZE sampled during the replay, once full
 	ValueSize int       `json:"redis_value_size,omitempty"`
-	Passes    int       `json:"redis_passes,omitempty"` // replays run: 2 when the first held too few or too many keys
+	Passes    int       `json:"redis_passes,omitempty"` // replays run: more than 1 when the first held too few or too many keys
 	Problems  []string  `json:"problems,omitempty"`
 }
 
@@ -103,7 +103,7 @@ func (b *bench) hitRate(s *section) error {
 	s.runs = fmt.Sprintf("in-process replays: %d per case for traces of up to %s accesses, 1 above that; redis-server: 1 per case. Figures are medians of the runs", cfg.HrRuns, thousands(cfg.HrRunsMax))
 	s.spread = "where a case ran more than once, its cell gives the lowest and highest hit rate in brackets"
 	s.printf("Each replay is synchronous: for every access a read, and on a miss a write of the key (16-byte keys; in the store and otter the value is the key itself, in redis-server 1 to 4 KiB, see below); hit rate = hits / accesses, in percent. The store replays with `MaxEntries` set to the size; otter with `MaximumSize`. Both hash with random seeds, and the store's cachee-lfu adapts in a background task every 100 ms, so its figures vary from run to run and with the machine's speed.\n\n")
-	s.printf("**How redis-server is sized.** Redis bounds memory, not entries, and its `used_memory` also counts the connection's buffers, which swing by tens of KiB as pipelined batches come and go: with 100-byte entries that is hundreds of keys, more than the smaller caches hold. So the redis-server replay stores values of 512 KiB ÷ size, between 1 and 4 KiB (the value size changes nothing else about LFU), and for each size N the run looks for the `maxmemory` at which the server holds N keys while it evicts: it sets a guess, writes 2N new keys through the same connection and pipelining the replay uses, then N more each read back once (so that half the replies carry a value, as hits do), sampling `DBSIZE` after every batch of those, and corrects the limit by the mean keys missing or over times the bytes per key measured, until the mean is within 2%%. Then it empties the server and replays, sampling `DBSIZE` about 200 times. The replay's mix of hits and misses loads the buffers differently from the calibration, so a replay whose mean is more than 1%% above N or 3%% below it is corrected once (by the keys missing or over, at the value's size each) and run again; the table gives the keys held once full (mean, and lowest–highest) of the replay reported, which is redis-server's real cache size in that row, and marks the rows replayed twice with ². `SET key value NX GET` is GET-then-SET-on-a-miss in one command: it returns the old value (a hit, which counts as an access for LFU) or stores the value (a miss), so the commands can be pipelined while each access still completes, in order, before the next; a plain GET followed by a SET would touch a hit key's LFU counter twice.\n\n")
+	s.printf("**How redis-server is sized.** Redis bounds memory, not entries, and its `used_memory` also counts the connection's buffers, which swing by tens of KiB as pipelined batches come and go: with 100-byte entries that is hundreds of keys, more than the smaller caches hold. So the redis-server replay stores values of 512 KiB ÷ size, between 1 and 4 KiB (the value size changes nothing else about LFU), and for each size N the run looks for the `maxmemory` at which the server holds N keys while it evicts: it sets a guess, writes 2N new keys through the same connection and pipelining the replay uses, then N more each read back once (so that half the replies carry a value, as hits do), sampling `DBSIZE` after every batch of those, and corrects the limit by the mean keys missing or over times the bytes per key (`MEMORY USAGE` of a probe key, plus a bucket pointer), until the mean is within 2%%. Then it empties the server and replays, sampling `DBSIZE` about 200 times. The replay's mix of hits and misses loads the buffers differently from the calibration, so a replay whose mean is more than 1%% above N or 3%% below it is corrected the same way and run again, at most twice; the table gives the keys held once full (mean, and lowest–highest) of the replay reported, which is redis-server's real cache size in that row, and marks the rows replayed more than once with ² or ³. `SET key value NX GET` is GET-then-SET-on-a-miss in one command: it returns the old value (a hit, which counts as an access for LFU) or stores the value (a miss), so the commands can be pipelined while each access still completes, in order, before the next; a plain GET followed by a SET would touch a hit key's LFU counter twice.\n\n")
 
 	results := b.replayInProcess(traces)
 	redisNote := ""
@@ -175,9 +175,7 @@ func (b *bench) hitRate(s *section) error {
 			}
 			if r, ok := c[policyRedis]; ok {
 				h := heldCell(r.Held)
-				if r.Passes > 1 {
-					h += " ²"
-				}
+				h += map[int]string{2: " ²", 3: " ³"}[r.Passes]
 				row = append(row, h, fmt.Sprintf("%s (%s values)", fmtBytes(r.MaxMem), sizeName(r.ValueSize)))
 			} else {
 				row = append(row, "-", "-")
@@ -499,6 +497,23 @@ func replay(c *respc.Conn, n, batch int, key func(dst []byte, i int) []byte, val
 	return hits, nil
 }
 
+// keyMemory is what one more key of the replay's shape costs redis-server: MEMORY
+// USAGE of a probe key (key, value, object and dict entry), plus a bucket pointer.
+func keyMemory(c *respc.Conn, value []byte) (float64, error) {
+	probe := "probe:0000000000" // 16 bytes, like the replay's keys
+	if err := okReply(c, "SET", probe, string(value)); err != nil {
+		return 0, err
+	}
+	n, err := intReply(c, "MEMORY", "USAGE", probe)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := intReply(c, "DEL", probe); err != nil {
+		return 0, err
+	}
+	return float64(n + 8), nil
+}
+
 // calibrateRedis finds the maxmemory at which redis-server holds size keys of the
 // replay's shape while it evicts. It sets a guess, writes 2×size new keys through the
 // same connection and pipelining the replay uses, then size more while it samples
@@ -517,7 +532,9 @@ func calibrateRedis(c *respc.Conn, size, batch int, value []byte) (maxMem int64,
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	perKey = float64(len(value) + 100) // a first guess; measured below
+	if perKey, err = keyMemory(c, value); err != nil {
+		return 0, 0, 0, err
+	}
 	guess := u0 + int64(float64(size)*perKey)
 	bestMem, bestHeld := int64(0), math.Inf(1)
 	next := 0 // calibration keys are never reused: each write is a miss
@@ -551,9 +568,6 @@ func calibrateRedis(c *respc.Conn, size, batch int, value []byte) (maxMem int64,
 			sum += float64(h)
 		}
 		mean := sum / float64(len(samples))
-		if used, err := usedMemory(c); err == nil && mean > 0 && used > u0 {
-			perKey = float64(used-u0) / mean
-		}
 		if math.Abs(mean-float64(size)) < math.Abs(bestHeld-float64(size)) {
 			bestMem, bestHeld = guess, mean
 		}
@@ -581,8 +595,8 @@ func replayRedisOne(c *respc.Conn, t *hitsim.Trace, size, batch int) (hitRateRes
 	r.PerKey, r.ValueSize = perKey, len(value)
 	// The calibration's writes and the replay's mix of hits and misses do not load the
 	// connection's buffers alike, so a replay may find the server holding more or fewer
-	// keys than the calibration did. A replay whose mean is off by more than 3% is
-	// corrected once by the keys missing or over, at the value's size each, and run again.
+	// keys than the calibration did. A replay whose mean is off is corrected by the keys
+	// missing or over, at MEMORY USAGE's bytes per key, and run again, at most twice.
 	for pass := 0; ; pass++ {
 		if err := okReply(c, "CONFIG", "SET", "maxmemory", strconv.FormatInt(maxMem, 10)); err != nil {
 			return r, err
@@ -618,8 +632,8 @@ func replayRedisOne(c *respc.Conn, t *hitsim.Trace, size, batch int) (hitRateRes
 		// shortfall only of over 3%.
 		full := t.Unique > size
 		off := mean > float64(size)*1.01 || mean < float64(size)*0.97
-		if full && pass == 0 && off {
-			maxMem += int64((float64(size) - mean) * float64(len(value)+64))
+		if full && pass < 2 && off {
+			maxMem += int64((float64(size) - mean) * perKey)
 			continue
 		}
 		r.Held, r.MaxMem, r.Passes = held, maxMem, pass+1
