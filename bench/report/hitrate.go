@@ -633,7 +633,13 @@ func replayRedisOne(c *respc.Conn, t *hitsim.Trace, size, batch int) (hitRateRes
 		full := t.Unique > size
 		off := mean > float64(size)*1.01 || mean < float64(size)*0.97
 		if full && pass < 2 && off {
-			maxMem += int64((float64(size) - mean) * perKey)
+			step := float64(size) - mean
+			if mean >= float64(t.Unique)-0.5 {
+				// Every key of the trace fit, so the surplus says only that the limit is
+				// too high by at least that much: go 5% of the size further.
+				step -= float64(size) / 20
+			}
+			maxMem += int64(step * perKey)
 			continue
 		}
 		r.Held, r.MaxMem, r.Passes = held, maxMem, pass+1
