@@ -78,6 +78,16 @@ test: deps tools checkgenerate lint ## Set up a fresh machine, then check genera
 	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe go test -race -timeout 15m ./...
 	$(MAKE) --no-print-directory test-sdks
 
+.PHONY: test-sdks
+test-sdks: test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+
+# Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
+.PHONY: test-python
+test-python: build $(VENV)/.installed ## Test sdk/python with pytest
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
+	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
+
 .PHONY: deps
 deps: ## Install system packages the tests use (redis-server, redis-tools)
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server redis-tools)
