@@ -104,7 +104,7 @@ def test_invalid_arguments(client, key):
 
 
 def test_deadline_exceeded(client, key):
-    # A deadline that has passed before the call starts fails in the client, every time.
+    # A deadline that has passed before the call starts fails without a call.
     with pytest.raises(cachee.DeadlineExceededError) as e:
         client.get(key, timeout=0)
     assert e.value.code == "DEADLINE_EXCEEDED"

@@ -11,7 +11,7 @@ import grpc
 import grpc.aio
 
 from cachee import _common as c
-from cachee._errors import InternalError, from_rpc_error
+from cachee._errors import DeadlineExceededError, InternalError, from_rpc_error
 from cachee.v1 import cache_service_pb2 as pb
 from cachee.v1 import cache_service_pb2_grpc as pb_grpc
 
@@ -48,8 +48,12 @@ class AsyncClient:
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         attempt = 1
         while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # gRPC may still complete a call whose deadline has passed; don't start one.
+                raise DeadlineExceededError("DEADLINE_EXCEEDED", "deadline passed before the call")
             try:
-                return await method(request, timeout=max(0.0, deadline - time.monotonic()))
+                return await method(request, timeout=remaining)
             except grpc.aio.AioRpcError as e:
                 err = from_rpc_error(e)
             if err.code != "UNAVAILABLE" or attempt >= self._retry.max_attempts:
