@@ -88,6 +88,10 @@ test-python: build $(VENV)/.installed ## Test sdk/python with pytest
 	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
 	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
 
+.PHONY: test-typescript
+test-typescript: build ## Test sdk/typescript with node's test runner
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
+
 .PHONY: deps
 deps: ## Install system packages the tests use (redis-server, redis-tools)
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server redis-tools)
