@@ -92,6 +92,10 @@ test-python: build $(VENV)/.installed ## Test sdk/python with pytest
 test-typescript: build ## Test sdk/typescript with node's test runner
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
 
+.PHONY: test-java
+test-java: build ## Test sdk/java with JUnit 5 through Maven
+	cd sdk/java && mvn -B -ntp test -Dcachee.bin=$(CACHEE)
+
 .PHONY: deps
 deps: ## Install system packages the tests use (redis-server, redis-tools)
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server redis-tools)
