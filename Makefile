@@ -96,6 +96,10 @@ test-typescript: build ## Test sdk/typescript with node's test runner
 test-java: build ## Test sdk/java with JUnit 5 through Maven
 	cd sdk/java && mvn -B -ntp test -Dcachee.bin=$(CACHEE)
 
+.PHONY: test-rust
+test-rust: build ## Test sdk/rust with cargo test
+	cd sdk/rust && CACHEE_BIN=$(CACHEE) cargo test --locked --quiet
+
 .PHONY: deps
 deps: ## Install system packages the tests use (redis-server, redis-tools)
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server redis-tools)
