@@ -100,6 +100,15 @@ test-java: build ## Test sdk/java with JUnit 5 through Maven
 test-rust: build ## Test sdk/rust with cargo test
 	cd sdk/rust && CACHEE_BIN=$(CACHEE) cargo test --locked --quiet
 
+.PHONY: test-crosslang
+test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) reads what every other wrote
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
+		-Dmdep.outputFile=target/classpath.txt
+	cd sdk/rust && cargo build --locked --quiet --example xl
+	CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -rs -p no:cacheprovider sdk/crosslang
+
 .PHONY: deps
 deps: ## Install system packages the tests use (redis-server, redis-tools)
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server redis-tools)
