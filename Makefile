@@ -117,7 +117,7 @@ deps: ## Install system packages the tests use (redis-server, redis-tools)
 tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
-generate: $(GEN_TOOLS) ## Regenerate gen/<language> from proto/
+generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/
 	buf generate
 	@# grpcio-tools is a protoc front end, not a plugin buf can run: it gets buf's image
 	@# of the same module, so both read one set of descriptors.
@@ -187,12 +187,17 @@ $(BIN)/protoc-gen-es: Makefile
 	ln -sf $(TMP)/protoc-gen-es/node_modules/.bin/protoc-gen-es $@
 	@touch -h $@
 
+# Unoptimized (--debug) builds in one shared target directory: the plugins read one
+# small file, and a release build of their dependencies, twice, is most of a cold
+# `make generate` on two cores.
+CARGO_INSTALL := CARGO_TARGET_DIR=$(TMP)/cargo-target cargo install --quiet --locked --debug --root $(TMP)
+
 $(BIN)/protoc-gen-prost: Makefile
-	cargo install --quiet --locked --root $(TMP) protoc-gen-prost@$(PROTOC_GEN_PROST_VERSION)
+	$(CARGO_INSTALL) protoc-gen-prost@$(PROTOC_GEN_PROST_VERSION)
 	@touch $@
 
 $(BIN)/protoc-gen-tonic: Makefile
-	cargo install --quiet --locked --root $(TMP) protoc-gen-tonic@$(PROTOC_GEN_TONIC_VERSION)
+	$(CARGO_INSTALL) protoc-gen-tonic@$(PROTOC_GEN_TONIC_VERSION)
 	@touch $@
 
 $(BIN)/protoc-gen-mypy_grpc: $(VENV)/.installed
