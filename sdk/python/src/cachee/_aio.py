@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
-import grpc
 import grpc.aio
 
 from cachee import _common as c
@@ -56,10 +55,8 @@ class AsyncClient:
                 return await method(request, timeout=remaining)
             except grpc.aio.AioRpcError as e:
                 err = from_rpc_error(e)
-            if err.code != "UNAVAILABLE" or attempt >= self._retry.max_attempts:
-                raise err
-            wait = self._retry.backoff(attempt)
-            if time.monotonic() + wait >= deadline:
+            wait = self._retry.next_wait(attempt, err.code, deadline)
+            if wait is None:
                 raise err
             await asyncio.sleep(wait)
             attempt += 1

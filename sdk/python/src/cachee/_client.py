@@ -9,7 +9,7 @@ from typing import Callable, Iterable, TypeVar
 import grpc
 
 from cachee import _common as c
-from cachee._errors import CacheeError, DeadlineExceededError, InternalError, from_rpc_error
+from cachee._errors import DeadlineExceededError, InternalError, from_rpc_error
 from cachee.v1 import cache_service_pb2 as pb
 from cachee.v1 import cache_service_pb2_grpc as pb_grpc
 
@@ -59,10 +59,8 @@ class Client:
                 return method(request, timeout=remaining)
             except grpc.RpcError as e:
                 err = from_rpc_error(e)
-            if err.code != "UNAVAILABLE" or attempt >= self._retry.max_attempts:
-                raise err
-            wait = self._retry.backoff(attempt)
-            if time.monotonic() + wait >= deadline:
+            wait = self._retry.next_wait(attempt, err.code, deadline)
+            if wait is None:
                 raise err
             time.sleep(wait)
             attempt += 1
@@ -132,5 +130,3 @@ class Client:
             raise from_rpc_error(e) from None
         raise InternalError("INTERNAL", "prewarm ended without final counts")
 
-
-__all__ = ["Client", "CacheeError"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterable, Union
@@ -62,13 +63,19 @@ class RetryPolicy:
     multiplier: float = 2.0
 
     def backoff(self, retry: int) -> float:
-        """The wait before retry number ``retry`` (1-based): full jitter over the
-        exponential step, so that many clients restarting with a server spread out."""
+        """The wait before retry number ``retry`` (1-based), jittered over the upper half
+        of the exponential step, so that many clients restarting with a server spread out."""
         step = min(self.max_backoff, self.initial_backoff * self.multiplier ** (retry - 1))
         return random.uniform(step / 2, step)
 
-
-NO_RETRY = RetryPolicy(max_attempts=1)
+    def next_wait(self, attempt: int, code: str, deadline: float) -> float | None:
+        """How long to wait before retrying a call whose ``attempt`` failed with
+        ``code``, or None to give up: not UNAVAILABLE, out of attempts, or the wait would
+        end at or after ``deadline`` (on the time.monotonic clock)."""
+        if code != "UNAVAILABLE" or attempt >= self.max_attempts:
+            return None
+        wait = self.backoff(attempt)
+        return wait if time.monotonic() + wait < deadline else None
 
 
 @dataclass(frozen=True)
