@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -43,6 +45,15 @@ def start_server(cachee_bin: str):
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def short_dir():
+    """A fresh directory with a short path, for sockets (at most 107 bytes), removed
+    after the test."""
+    d = tempfile.mkdtemp(prefix="cachee-py")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

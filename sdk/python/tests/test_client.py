@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from datetime import timedelta
@@ -134,8 +133,8 @@ def test_target():
     assert cachee.target("h:1") == "h:1"
 
 
-def test_retries_until_the_server_is_up(start_server):
-    sock = os.path.join(tempfile.mkdtemp(prefix="cachee-py"), "late.sock")
+def test_retries_until_the_server_is_up(start_server, short_dir):
+    sock = os.path.join(short_dir, "late.sock")
     started = threading.Timer(0.5, lambda: start_server(sock=sock))
     started.start()
     try:
@@ -146,8 +145,8 @@ def test_retries_until_the_server_is_up(start_server):
         started.join()
 
 
-def test_retries_stop_at_the_deadline():
-    sock = os.path.join(tempfile.mkdtemp(prefix="cachee-py"), "absent.sock")
+def test_retries_stop_at_the_deadline(short_dir):
+    sock = os.path.join(short_dir, "absent.sock")
     # Uncapped, these retries would wait about 1000 x 0.5 s.
     retry = cachee.RetryPolicy(max_attempts=1000, initial_backoff=0.5, max_backoff=0.5)
     with cachee.Client(sock, retry=retry) as c:
@@ -159,8 +158,8 @@ def test_retries_stop_at_the_deadline():
         assert time.monotonic() - t0 < 5.0
 
 
-def test_no_retry_policy_fails_fast():
-    sock = os.path.join(tempfile.mkdtemp(prefix="cachee-py"), "absent.sock")
+def test_no_retry_policy_fails_fast(short_dir):
+    sock = os.path.join(short_dir, "absent.sock")
     with cachee.Client(sock, retry=cachee.RetryPolicy(max_attempts=1)) as c:
         with pytest.raises(cachee.UnavailableError) as e:
             c.get("k", timeout=5)

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -170,7 +170,12 @@ describe("addresses", () => {
 });
 
 describe("retries", () => {
-  const sockIn = () => join(mkdtempSync(join(tmpdir(), "cachee-ts")), "late.sock");
+  const dirs: string[] = [];
+  const sockIn = () => {
+    dirs.push(mkdtempSync(join(tmpdir(), "cachee-ts")));
+    return join(dirs[dirs.length - 1], "late.sock");
+  };
+  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
   it("retries UNAVAILABLE until the server is up", async () => {
     const sock = sockIn();

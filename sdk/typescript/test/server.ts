@@ -16,7 +16,9 @@ function binary(): string {
     return process.env.CACHEE_BIN;
   }
   if (!built) {
-    built = join(mkdtempSync(join(tmpdir(), "cachee-bin")), "cachee");
+    const dir = mkdtempSync(join(tmpdir(), "cachee-bin"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    built = join(dir, "cachee");
     execFileSync("go", ["build", "-o", built, "./cmd/cachee"], { cwd: REPO, stdio: "inherit" });
   }
   return built;

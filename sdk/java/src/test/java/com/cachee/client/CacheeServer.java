@@ -42,7 +42,10 @@ final class CacheeServer implements AutoCloseable {
       return bin;
     }
     if (built == null) {
-      Path out = Files.createTempDirectory("cachee-bin").resolve("cachee");
+      Path dir = Files.createTempDirectory("cachee-bin");
+      Path out = dir.resolve("cachee");
+      dir.toFile().deleteOnExit(); // registered first, so deleted after the binary
+      out.toFile().deleteOnExit();
       Process p = new ProcessBuilder("go", "build", "-o", out.toString(), "./cmd/cachee")
           .directory(Path.of("../..").toAbsolutePath().normalize().toFile())
           .inheritIO()
