@@ -144,7 +144,7 @@ func (s *service) Stats(context.Context, *cacheev1.StatsRequest) (*cacheev1.Stat
 }
 
 func (s *service) RecordAccess(_ context.Context, req *cacheev1.RecordAccessRequest) (*cacheev1.RecordAccessResponse, error) {
-	s.st.RecordAccess(req.GetRefs())
+	s.st.RecordAccess(req.GetRefs(), req.GetUnreportedHits())
 	return &cacheev1.RecordAccessResponse{}, nil
 }
 

@@ -408,8 +408,10 @@ func (s *Store) resolveRef(ref uint64) (uint64, bool) {
 }
 
 // RecordAccess counts hits that Readers in other processes made, so that they reach the
-// policy and the hit counter. refs are the values Reader.Get returned.
-func (s *Store) RecordAccess(refs []uint64) {
+// policy and the hit counter. refs are the values Reader.Get returned; unreported is
+// the number of further hits the reader made but does not name (a reader may send a
+// sample of a hot loop), which count in the statistics only.
+func (s *Store) RecordAccess(refs []uint64, unreported uint64) {
 	if s.idle.Load() {
 		s.wake()
 	}
@@ -421,7 +423,7 @@ func (s *Store) RecordAccess(refs []uint64) {
 	for _, r := range refs {
 		s.recordRef(r, 1)
 	}
-	s.sdk.Add(uint64(len(refs)))
+	s.sdk.Add(uint64(len(refs)) + unreported)
 }
 
 // Set stores value under key. It reports whether it stored (false when Cond was not

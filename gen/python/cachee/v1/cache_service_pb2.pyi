@@ -180,10 +180,12 @@ class StatsResponse(_message.Message):
     def __init__(self, hits: _Optional[int] = ..., misses: _Optional[int] = ..., sets: _Optional[int] = ..., deletes: _Optional[int] = ..., evictions: _Optional[int] = ..., expirations: _Optional[int] = ..., entries: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., hit_rate: _Optional[float] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., generation: _Optional[int] = ..., eviction: _Optional[str] = ..., segment_path: _Optional[str] = ...) -> None: ...
 
 class RecordAccessRequest(_message.Message):
-    __slots__ = ("refs",)
+    __slots__ = ("refs", "unreported_hits")
     REFS_FIELD_NUMBER: _ClassVar[int]
+    UNREPORTED_HITS_FIELD_NUMBER: _ClassVar[int]
     refs: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, refs: _Optional[_Iterable[int]] = ...) -> None: ...
+    unreported_hits: int
+    def __init__(self, refs: _Optional[_Iterable[int]] = ..., unreported_hits: _Optional[int] = ...) -> None: ...
 
 class RecordAccessResponse(_message.Message):
     __slots__ = ()

@@ -177,29 +177,30 @@ public final class CacheServiceProto extends com.google.protobuf.GeneratedFile {
       "google.protobuf.DurationR\nlatencyP99\022\036\n\n" +
       "generation\030\017 \001(\004R\ngeneration\022\032\n\010eviction" +
       "\030\020 \001(\tR\010eviction\022!\n\014segment_path\030\021 \001(\tR\013" +
-      "segmentPath\")\n\023RecordAccessRequest\022\022\n\004re" +
-      "fs\030\001 \003(\006R\004refs\"\026\n\024RecordAccessResponse*h" +
-      "\n\014SetCondition\022\035\n\031SET_CONDITION_UNSPECIF" +
-      "IED\020\000\022\033\n\027SET_CONDITION_IF_ABSENT\020\001\022\034\n\030SE" +
-      "T_CONDITION_IF_PRESENT\020\0022\224\004\n\014CacheServic" +
-      "e\0224\n\003Get\022\025.cachee.v1.GetRequest\032\026.cachee" +
-      ".v1.GetResponse\0224\n\003Set\022\025.cachee.v1.SetRe" +
-      "quest\032\026.cachee.v1.SetResponse\022=\n\006Delete\022" +
-      "\030.cachee.v1.DeleteRequest\032\031.cachee.v1.De" +
-      "leteResponse\022C\n\010BatchGet\022\032.cachee.v1.Bat" +
-      "chGetRequest\032\033.cachee.v1.BatchGetRespons" +
-      "e\022C\n\010BatchSet\022\032.cachee.v1.BatchSetReques" +
-      "t\032\033.cachee.v1.BatchSetResponse\022B\n\007Prewar" +
-      "m\022\031.cachee.v1.PrewarmRequest\032\032.cachee.v1" +
-      ".PrewarmResponse0\001\022:\n\005Stats\022\027.cachee.v1." +
-      "StatsRequest\032\030.cachee.v1.StatsResponse\022O" +
-      "\n\014RecordAccess\022\036.cachee.v1.RecordAccessR" +
-      "equest\032\037.cachee.v1.RecordAccessResponseB" +
-      "\233\001\n\rcom.cachee.v1B\021CacheServiceProtoP\001Z2" +
-      "github.com/cachee/cachee/gen/go/cachee/v" +
-      "1;cacheev1\242\002\003CXX\252\002\tCachee.V1\312\002\tCachee\\V1" +
-      "\342\002\025Cachee\\V1\\GPBMetadata\352\002\nCachee::V1b\006p" +
-      "roto3"
+      "segmentPath\"R\n\023RecordAccessRequest\022\022\n\004re" +
+      "fs\030\001 \003(\006R\004refs\022\'\n\017unreported_hits\030\002 \001(\004R" +
+      "\016unreportedHits\"\026\n\024RecordAccessResponse*" +
+      "h\n\014SetCondition\022\035\n\031SET_CONDITION_UNSPECI" +
+      "FIED\020\000\022\033\n\027SET_CONDITION_IF_ABSENT\020\001\022\034\n\030S" +
+      "ET_CONDITION_IF_PRESENT\020\0022\224\004\n\014CacheServi" +
+      "ce\0224\n\003Get\022\025.cachee.v1.GetRequest\032\026.cache" +
+      "e.v1.GetResponse\0224\n\003Set\022\025.cachee.v1.SetR" +
+      "equest\032\026.cachee.v1.SetResponse\022=\n\006Delete" +
+      "\022\030.cachee.v1.DeleteRequest\032\031.cachee.v1.D" +
+      "eleteResponse\022C\n\010BatchGet\022\032.cachee.v1.Ba" +
+      "tchGetRequest\032\033.cachee.v1.BatchGetRespon" +
+      "se\022C\n\010BatchSet\022\032.cachee.v1.BatchSetReque" +
+      "st\032\033.cachee.v1.BatchSetResponse\022B\n\007Prewa" +
+      "rm\022\031.cachee.v1.PrewarmRequest\032\032.cachee.v" +
+      "1.PrewarmResponse0\001\022:\n\005Stats\022\027.cachee.v1" +
+      ".StatsRequest\032\030.cachee.v1.StatsResponse\022" +
+      "O\n\014RecordAccess\022\036.cachee.v1.RecordAccess" +
+      "Request\032\037.cachee.v1.RecordAccessResponse" +
+      "B\233\001\n\rcom.cachee.v1B\021CacheServiceProtoP\001Z" +
+      "2github.com/cachee/cachee/gen/go/cachee/" +
+      "v1;cacheev1\242\002\003CXX\252\002\tCachee.V1\312\002\tCachee\\V" +
+      "1\342\002\025Cachee\\V1\\GPBMetadata\352\002\nCachee::V1b\006" +
+      "proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -313,7 +314,7 @@ public final class CacheServiceProto extends com.google.protobuf.GeneratedFile {
     internal_static_cachee_v1_RecordAccessRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_cachee_v1_RecordAccessRequest_descriptor,
-        new java.lang.String[] { "Refs", });
+        new java.lang.String[] { "Refs", "UnreportedHits", });
     internal_static_cachee_v1_RecordAccessResponse_descriptor =
       getDescriptor().getMessageType(18);
     internal_static_cachee_v1_RecordAccessResponse_fieldAccessorTable = new

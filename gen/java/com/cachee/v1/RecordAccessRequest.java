@@ -98,6 +98,22 @@ private static final long serialVersionUID = 0L;
   }
   private int refsMemoizedSerializedSize = -1;
 
+  public static final int UNREPORTED_HITS_FIELD_NUMBER = 2;
+  private long unreportedHits_ = 0L;
+  /**
+   * <pre>
+   * Hits the reader made but does not name in refs (it reports a sample of a hot read
+   * loop): they count in the server's hit statistics, not in its eviction policy.
+   * </pre>
+   *
+   * <code>uint64 unreported_hits = 2 [json_name = "unreportedHits"];</code>
+   * @return The unreportedHits.
+   */
+  @java.lang.Override
+  public long getUnreportedHits() {
+    return unreportedHits_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -120,6 +136,9 @@ private static final long serialVersionUID = 0L;
     for (int i = 0; i < refs_.size(); i++) {
       output.writeFixed64NoTag(refs_.getLong(i));
     }
+    if (unreportedHits_ != 0L) {
+      output.writeUInt64(2, unreportedHits_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -134,6 +153,10 @@ private static final long serialVersionUID = 0L;
             .computeInt32SizeNoTag(dataSize);
       }
       refsMemoizedSerializedSize = dataSize;
+    }
+    if (unreportedHits_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeUInt64Size(2, unreportedHits_);
     }
     return size;
   }
@@ -161,6 +184,8 @@ private static final long serialVersionUID = 0L;
 
     if (!getRefsList()
         .equals(other.getRefsList())) return false;
+    if (getUnreportedHits()
+        != other.getUnreportedHits()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -176,6 +201,9 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + REFS_FIELD_NUMBER;
       hash = (53 * hash) + getRefsList().hashCode();
     }
+    hash = (37 * hash) + UNREPORTED_HITS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getUnreportedHits());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -312,6 +340,7 @@ private static final long serialVersionUID = 0L;
       super.clear();
       bitField0_ = 0;
       refs_ = emptyLongList();
+      unreportedHits_ = 0L;
       return this;
     }
 
@@ -349,6 +378,9 @@ private static final long serialVersionUID = 0L;
         refs_.makeImmutable();
         result.refs_ = refs_;
       }
+      if (((from_bitField0_ & 0x00000002) != 0)) {
+        result.unreportedHits_ = unreportedHits_;
+      }
     }
 
     @java.lang.Override
@@ -373,6 +405,9 @@ private static final long serialVersionUID = 0L;
           refs_.addAll(other.refs_);
         }
         onChanged();
+      }
+      if (other.getUnreportedHits() != 0L) {
+        setUnreportedHits(other.getUnreportedHits());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -415,6 +450,11 @@ private static final long serialVersionUID = 0L;
               input.popLimit(limit);
               break;
             } // case 10
+            case 16: {
+              unreportedHits_ = input.readUInt64();
+              bitField0_ |= 0x00000002;
+              break;
+            } // case 16
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -553,6 +593,53 @@ private static final long serialVersionUID = 0L;
     public Builder clearRefs() {
       refs_ = emptyLongList();
       bitField0_ = (bitField0_ & ~0x00000001);
+      onChanged();
+      return this;
+    }
+
+    private long unreportedHits_ ;
+    /**
+     * <pre>
+     * Hits the reader made but does not name in refs (it reports a sample of a hot read
+     * loop): they count in the server's hit statistics, not in its eviction policy.
+     * </pre>
+     *
+     * <code>uint64 unreported_hits = 2 [json_name = "unreportedHits"];</code>
+     * @return The unreportedHits.
+     */
+    @java.lang.Override
+    public long getUnreportedHits() {
+      return unreportedHits_;
+    }
+    /**
+     * <pre>
+     * Hits the reader made but does not name in refs (it reports a sample of a hot read
+     * loop): they count in the server's hit statistics, not in its eviction policy.
+     * </pre>
+     *
+     * <code>uint64 unreported_hits = 2 [json_name = "unreportedHits"];</code>
+     * @param value The unreportedHits to set.
+     * @return This builder for chaining.
+     */
+    public Builder setUnreportedHits(long value) {
+
+      unreportedHits_ = value;
+      bitField0_ |= 0x00000002;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Hits the reader made but does not name in refs (it reports a sample of a hot read
+     * loop): they count in the server's hit statistics, not in its eviction policy.
+     * </pre>
+     *
+     * <code>uint64 unreported_hits = 2 [json_name = "unreportedHits"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearUnreportedHits() {
+      bitField0_ = (bitField0_ & ~0x00000002);
+      unreportedHits_ = 0L;
       onChanged();
       return this;
     }

@@ -41,4 +41,15 @@ public interface RecordAccessRequestOrBuilder extends
    * @return The refs at the given index.
    */
   long getRefs(int index);
+
+  /**
+   * <pre>
+   * Hits the reader made but does not name in refs (it reports a sample of a hot read
+   * loop): they count in the server's hit statistics, not in its eviction policy.
+   * </pre>
+   *
+   * <code>uint64 unreported_hits = 2 [json_name = "unreportedHits"];</code>
+   * @return The unreportedHits.
+   */
+  long getUnreportedHits();
 }

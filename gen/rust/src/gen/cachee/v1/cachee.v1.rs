@@ -227,6 +227,10 @@ pub struct RecordAccessRequest {
     /// References the server no longer recognises are ignored.
     #[prost(fixed64, repeated, tag="1")]
     pub refs: ::prost::alloc::vec::Vec<u64>,
+    /// Hits the reader made but does not name in refs (it reports a sample of a hot read
+    /// loop): they count in the server's hit statistics, not in its eviction policy.
+    #[prost(uint64, tag="2")]
+    pub unreported_hits: u64,
 }
 /// RecordAccessResponse acknowledges a RecordAccess.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
