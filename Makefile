@@ -12,6 +12,8 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+KUSTOMIZE_VERSION := v5.8.2
+HELM_VERSION := v3.22.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
@@ -48,6 +50,7 @@ test: deps tools checkgenerate lint ## Set up a fresh machine, then check genera
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe go test -race -timeout 15m ./...
+	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: deps
 deps: ## Install system packages the tests use (redis-server, redis-tools)
@@ -85,6 +88,43 @@ fuzz: ## Run each fuzz target for FUZZ_TIME
 	go test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZ_TIME) ./server
 	go test -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZ_TIME) ./cmd/cachee/internal/cli
 
+# deploy/ is its own Go module, so that the Kubernetes API types its tests decode into
+# stay out of the binary's go.mod. POD_* tune `make pod`; see deploy/cmd/pod.
+IMAGE_OUT := $(TMP)/image
+POD_DURATION ?= 10s
+POD_L2 ?= auto
+POD_ARGS ?=
+
+.PHONY: tools-deploy
+tools-deploy: $(BIN)/kustomize $(BIN)/helm $(BIN)/grpc-health-probe ## Install kustomize and helm into .tmp/bin
+
+.PHONY: test-deploy
+test-deploy: deps tools-deploy image-binary ## Render every manifest and chart, decode strictly, check invariants; run the pod briefly
+	@test -z "$$(gofmt -l deploy examples)" || { echo "gofmt needed:"; gofmt -l deploy examples; exit 1; }
+	cd deploy && go vet ./...
+	cd deploy && DEPLOY_TOOLS_REQUIRED=1 KUSTOMIZE=$(BIN)/kustomize HELM=$(BIN)/helm \
+		CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe IMAGE_OUT=$(IMAGE_OUT) go test -race -timeout 10m ./...
+
+.PHONY: image-binary
+image-binary: ## Run deploy/docker/Dockerfile's build steps without Docker, into .tmp/image; check the binaries are static
+	rm -rf $(IMAGE_OUT) && mkdir -p $(IMAGE_OUT)
+	export CGO_ENABLED=0 GOFLAGS=-buildvcs=false; \
+	go build -trimpath -ldflags="-s -w" -o $(IMAGE_OUT)/cachee ./cmd/cachee && \
+	GOBIN=$(IMAGE_OUT) go install -trimpath -ldflags="-s -w" github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION) && \
+	go build -trimpath -ldflags="-s -w" -o $(IMAGE_OUT)/example-app ./examples/app
+	@for f in $(IMAGE_OUT)/*; do \
+		file -b "$$f" | grep -q 'statically linked' || { echo "$$f is not static: $$(file -b "$$f")"; exit 1; }; \
+		go version -m "$$f" | grep -q 'CGO_ENABLED=0' || { echo "$$f: built with cgo"; exit 1; }; \
+		echo "$$f: static, $$(du -h "$$f" | cut -f1)"; done
+
+.PHONY: pod
+pod: build deps tools-deploy ## Run the L1/L2 manifest's pod locally: cachee, the example app, redis-server as L2, bounded load
+	go build -o bin/example-app ./examples/app
+	$(BIN)/kustomize build deploy/kubernetes/overlays/l1l2 > $(TMP)/pod-manifest.yaml
+	cd deploy && go run ./cmd/pod -manifest $(TMP)/pod-manifest.yaml -cachee $(CACHEE) \
+		-app $(CURDIR)/bin/example-app -health-probe $(BIN)/grpc-health-probe \
+		-duration $(POD_DURATION) -l2 $(POD_L2) $(POD_ARGS)
+
 .PHONY: clean
 clean: ## Remove build outputs and installed tools
 	rm -rf bin $(TMP)
@@ -99,6 +139,14 @@ $(BIN)/protoc-gen-go: Makefile
 
 $(BIN)/protoc-gen-go-grpc: Makefile
 	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@touch $@
+
+$(BIN)/kustomize: Makefile
+	go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@touch $@
+
+$(BIN)/helm: Makefile
+	go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile
