@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"google.golang.org/grpc/status"
 )
 
 // getter and setter are what the handlers need of a cache; *cache has both.
@@ -54,7 +56,7 @@ func (a *app) item(w http.ResponseWriter, r *http.Request) {
 	v, from, found, err := a.cache.Get(ctx, key, skipShm)
 	cancel()
 	if err != nil {
-		a.stats.sidecarError()
+		a.stats.sidecarError(status.Code(err).String())
 		a.log.Debug("cache get failed; using the origin", "key", string(key), "err", err)
 	}
 	if !found {

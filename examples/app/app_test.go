@@ -122,7 +122,7 @@ func TestTiers(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Mismatches != 0 || s.SidecarErrors < 1 || s.Tiers["origin"].Count != 2 || s.Tiers["sidecar"].Count < 1 || s.Tiers["shm"].Count < 1 {
+	if s.Mismatches != 0 || s.SidecarErrors["Unavailable"] < 1 || s.Tiers["origin"].Count != 2 || s.Tiers["sidecar"].Count < 1 || s.Tiers["shm"].Count < 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -15,12 +16,12 @@ const maxSamples = 1 << 20
 type tierStats struct {
 	mu      sync.Mutex
 	samples map[tier][]time.Duration
-	errors  int64 // sidecar errors, answered from the origin instead
-	wrong   int64 // cached values that differ from the origin's
+	errors  map[string]int64 // sidecar errors by gRPC code, answered from the origin instead
+	wrong   int64            // cached values that differ from the origin's
 }
 
 func newTierStats() *tierStats {
-	return &tierStats{samples: make(map[tier][]time.Duration)}
+	return &tierStats{samples: make(map[tier][]time.Duration), errors: make(map[string]int64)}
 }
 
 func (s *tierStats) record(t tier, d time.Duration) {
@@ -31,9 +32,9 @@ func (s *tierStats) record(t tier, d time.Duration) {
 	s.mu.Unlock()
 }
 
-func (s *tierStats) sidecarError() {
+func (s *tierStats) sidecarError(code string) {
 	s.mu.Lock()
-	s.errors++
+	s.errors[code]++
 	s.mu.Unlock()
 }
 
@@ -54,7 +55,7 @@ type tierSummary struct {
 type statsReport struct {
 	Requests      int                    `json:"requests"`
 	HitRate       float64                `json:"hit_rate"` // answered by shm or sidecar
-	SidecarErrors int64                  `json:"sidecar_errors"`
+	SidecarErrors map[string]int64       `json:"sidecar_errors"`
 	Mismatches    int64                  `json:"mismatches"`
 	Tiers         map[string]tierSummary `json:"tiers"`
 }
@@ -65,7 +66,7 @@ func (s *tierStats) report() statsReport {
 	for t, d := range s.samples {
 		copies[t] = slices.Clone(d)
 	}
-	r := statsReport{SidecarErrors: s.errors, Mismatches: s.wrong, Tiers: make(map[string]tierSummary)}
+	r := statsReport{SidecarErrors: maps.Clone(s.errors), Mismatches: s.wrong, Tiers: make(map[string]tierSummary)}
 	s.mu.Unlock()
 	hits := 0
 	for t, d := range copies {
