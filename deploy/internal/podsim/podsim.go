@@ -278,36 +278,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer cp.stop(15 * time.Second)
 	logf("cachee %s", strings.Join(cachee.args, " "))
-	if sp := cc.StartupProbe; sp != nil {
-		threshold := max(sp.FailureThreshold, 1)
-		period := time.Duration(max(sp.PeriodSeconds, 1)) * time.Second
-		var last error
-		for i := int32(0); ; i++ {
-			if cp.exited() {
-				r.CacheeExit = cp.exitCode()
-				return r, fmt.Errorf("cachee exited with code %d before its startup probe passed:\n  %s%s",
-					r.CacheeExit, strings.Join(cp.out.last(5), "\n  "), l2Hint(r))
-			}
-			if last = probe(ctx, sp, cachee, images, cacheeCred); last == nil {
-				r.StartupPassed = time.Since(t0)
-				break
-			}
-			if i+1 >= threshold {
-				return r, fmt.Errorf("cachee's startup probe failed %d times: %v", threshold, last)
-			}
-			select {
-			case <-ctx.Done():
-				return r, ctx.Err()
-			case <-time.After(period):
-			}
-		}
-		logf("cachee startup probe passed after %v", r.StartupPassed.Round(time.Millisecond))
+	if r.StartupPassed, err = startup(ctx, cp, cc.StartupProbe, cachee, images, cacheeCred, t0); err != nil {
+		r.CacheeExit = cp.exitCode()
+		return r, fmt.Errorf("cachee: %w%s", err, l2Hint(r))
 	}
+	logf("cachee startup probe passed after %v", r.StartupPassed.Round(time.Millisecond))
 	ap, err := start("app", o.App, app.args, app.env, appCred, filepath.Join(base, "app.log"))
 	if err != nil {
 		return r, err
 	}
 	defer ap.stop(15 * time.Second)
+	if _, err := startup(ctx, ap, ac.StartupProbe, app, images, appCred, t0); err != nil {
+		return r, fmt.Errorf("app: %w", err)
+	}
 
 	pctx, stopProbes := context.WithCancel(ctx)
 	var pwg sync.WaitGroup
@@ -409,6 +392,33 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return r, fmt.Errorf("exit codes: app %d, cachee %d", r.AppExit, r.CacheeExit)
 	}
 	return r, nil
+}
+
+// startup runs a startup probe as the kubelet does: every period until it passes or
+// fails failureThreshold times in a row. It returns when it passed, since t0.
+func startup(ctx context.Context, p *proc, sp *corev1.Probe, c *container, images map[string]string, cred *syscall.Credential, t0 time.Time) (time.Duration, error) {
+	if sp == nil {
+		return 0, nil
+	}
+	threshold := max(sp.FailureThreshold, 1)
+	period := time.Duration(max(sp.PeriodSeconds, 1)) * time.Second
+	for i := int32(0); ; i++ {
+		if p.exited() {
+			return 0, fmt.Errorf("exited with code %d before its startup probe passed:\n  %s", p.exitCode(), strings.Join(p.out.last(5), "\n  "))
+		}
+		err := probe(ctx, sp, c, images, cred)
+		if err == nil {
+			return time.Since(t0), nil
+		}
+		if i+1 >= threshold {
+			return 0, fmt.Errorf("startup probe failed %d times: %v", threshold, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(period):
+		}
+	}
 }
 
 func l2Hint(r *Report) string {
