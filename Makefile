@@ -12,8 +12,6 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
-KUSTOMIZE_VERSION := v5.8.2
-HELM_VERSION := v3.22.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
@@ -88,22 +86,21 @@ fuzz: ## Run each fuzz target for FUZZ_TIME
 	go test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZ_TIME) ./server
 	go test -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZ_TIME) ./cmd/cachee/internal/cli
 
-# deploy/ is its own Go module, so that the Kubernetes API types its tests decode into
-# stay out of the binary's go.mod. POD_* tune `make pod`; see deploy/cmd/pod.
+# deploy/ is its own Go module, so that the Kubernetes API types its tests decode into,
+# and the kustomize and helm libraries that render the manifests (pinned in
+# deploy/go.mod), stay out of the binary's go.mod. POD_* tune `make pod`; see
+# deploy/cmd/pod.
 IMAGE_OUT := $(TMP)/image
 POD_DURATION ?= 10s
 POD_L2 ?= auto
 POD_ARGS ?=
 
-.PHONY: tools-deploy
-tools-deploy: $(BIN)/kustomize $(BIN)/helm $(BIN)/grpc-health-probe ## Install kustomize and helm into .tmp/bin
-
 .PHONY: test-deploy
-test-deploy: deps tools-deploy image-binary ## Render every manifest and chart, decode strictly, check invariants; run the pod briefly
+test-deploy: deps $(BIN)/grpc-health-probe image-binary ## Render every manifest and chart, decode strictly, check invariants; run the pod briefly
 	@test -z "$$(gofmt -l deploy examples)" || { echo "gofmt needed:"; gofmt -l deploy examples; exit 1; }
 	cd deploy && go vet ./...
-	cd deploy && DEPLOY_TOOLS_REQUIRED=1 KUSTOMIZE=$(BIN)/kustomize HELM=$(BIN)/helm \
-		CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe IMAGE_OUT=$(IMAGE_OUT) go test -race -timeout 10m ./...
+	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe \
+		IMAGE_OUT=$(IMAGE_OUT) go test -race -timeout 10m ./...
 
 .PHONY: image-binary
 image-binary: ## Run deploy/docker/Dockerfile's build steps without Docker, into .tmp/image; check the binaries are static
@@ -118,10 +115,9 @@ image-binary: ## Run deploy/docker/Dockerfile's build steps without Docker, into
 		echo "$$f: static, $$(du -h "$$f" | cut -f1)"; done
 
 .PHONY: pod
-pod: build deps tools-deploy ## Run the L1/L2 manifest's pod locally: cachee, the example app, redis-server as L2, bounded load
+pod: build deps $(BIN)/grpc-health-probe ## Run the L1/L2 manifest's pod locally: cachee, the example app, redis-server as L2, bounded load
 	go build -o bin/example-app ./examples/app
-	$(BIN)/kustomize build deploy/kubernetes/overlays/l1l2 > $(TMP)/pod-manifest.yaml
-	cd deploy && go run ./cmd/pod -manifest $(TMP)/pod-manifest.yaml -cachee $(CACHEE) \
+	cd deploy && go run ./cmd/pod -kustomize kubernetes/overlays/l1l2 -cachee $(CACHEE) \
 		-app $(CURDIR)/bin/example-app -health-probe $(BIN)/grpc-health-probe \
 		-duration $(POD_DURATION) -l2 $(POD_L2) $(POD_ARGS)
 
@@ -139,14 +135,6 @@ $(BIN)/protoc-gen-go: Makefile
 
 $(BIN)/protoc-gen-go-grpc: Makefile
 	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
-	@touch $@
-
-$(BIN)/kustomize: Makefile
-	go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
-	@touch $@
-
-$(BIN)/helm: Makefile
-	go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile

@@ -7,13 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+
 	"github.com/cachee/cachee/deploy/internal/manifest"
 )
 
 // TestHelmRejects: values that would OOM-kill the sidecar, or that the schema does not
 // know, fail the render instead of producing a manifest.
 func TestHelmRejects(t *testing.T) {
-	helm := tool(t, "HELM", "helm")
 	chart := filepath.Join("helm", "cachee")
 	for _, tc := range []struct {
 		name string
@@ -29,7 +32,7 @@ func TestHelmRejects(t *testing.T) {
 		{"bad L2 URL", []string{"l2.enabled=true", "l2.url=http://x:1"}, "l2/url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := manifest.HelmTemplate(helm, chart, nil, tc.sets...)
+			_, err := manifest.HelmTemplate(chart, nil, tc.sets...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("helm template --set %v: err %v, want one that mentions %q", tc.sets, err, tc.want)
 			}
@@ -41,7 +44,6 @@ func TestHelmRejects(t *testing.T) {
 // the sidecar to its Deployment with the named templates, as _helpers.tpl documents,
 // and holds the result to the same invariants as the chart's own Deployment.
 func TestHelmSidecarSnippet(t *testing.T) {
-	helm := tool(t, "HELM", "helm")
 	dir := t.TempDir()
 	write := func(name, body string) {
 		p := filepath.Join(dir, name)
@@ -123,7 +125,7 @@ spec:
 	if out, err := exec.Command("cp", "-r", src, filepath.Join(dir, "charts", "cachee")).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v: %s", err, out)
 	}
-	out, err := manifest.HelmTemplate(helm, dir, nil)
+	out, err := manifest.HelmTemplate(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +164,32 @@ spec:
 	}
 	if _, err := manifest.Decode("kind", []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")); err == nil {
 		t.Fatal("an unexpected kind decoded")
+	}
+}
+
+// TestHelmLint runs Helm's own chart linter on the chart, with each CI values file.
+func TestHelmLint(t *testing.T) {
+	chart := filepath.Join("helm", "cachee")
+	files, err := filepath.Glob(filepath.Join(chart, "ci", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append([]string{""}, files...) {
+		vals := map[string]any{}
+		if f != "" {
+			v, err := chartutil.ReadValuesFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals = v.AsMap()
+		}
+		kv := manifest.KubeVersion
+		res := lint.AllWithKubeVersion(chart, vals, "default", &kv)
+		for _, m := range res.Messages {
+			// INFO is advice (an icon for Chart.yaml); warnings and errors fail.
+			if m.Severity > support.InfoSev {
+				t.Errorf("helm lint with %q: %s", f, m)
+			}
+		}
 	}
 }

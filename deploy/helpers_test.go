@@ -16,7 +16,8 @@ const root = ".."
 
 // tool finds a binary by environment variable (the Makefile passes absolute paths),
 // then in the repository's .tmp/bin. Under `make test-deploy` (DEPLOY_TOOLS_REQUIRED=1)
-// a missing tool fails the test; run alone, it skips with how to install it.
+// a missing tool fails the test; run alone, it skips with how to install it. Only
+// grpc_health_probe is needed this way: kustomize and helm are libraries here.
 func tool(t *testing.T, env, name string) string {
 	t.Helper()
 	if p := os.Getenv(env); p != "" {
@@ -30,9 +31,9 @@ func tool(t *testing.T, env, name string) string {
 		return p
 	}
 	if os.Getenv("DEPLOY_TOOLS_REQUIRED") == "1" {
-		t.Fatalf("%s not found (set %s or run make tools-deploy)", name, env)
+		t.Fatalf("%s not found (set %s, or make tools installs it)", name, env)
 	}
-	t.Skipf("%s not found: run make tools-deploy, or set %s", name, env)
+	t.Skipf("%s not found: run make tools, or set %s", name, env)
 	return ""
 }
 

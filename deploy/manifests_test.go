@@ -49,9 +49,9 @@ func (r render) build(t *testing.T) *manifest.Bundle {
 		for _, f := range r.helmValues {
 			files = append(files, filepath.Join("helm", "cachee", f))
 		}
-		out, err = manifest.HelmTemplate(tool(t, "HELM", "helm"), filepath.Join("helm", "cachee"), files)
+		out, err = manifest.HelmTemplate(filepath.Join("helm", "cachee"), files)
 	} else {
-		out, err = manifest.Kustomize(tool(t, "KUSTOMIZE", "kustomize"), filepath.Join("kubernetes", r.kustomize))
+		out, err = manifest.Kustomize(filepath.Join("kubernetes", r.kustomize))
 	}
 	if err != nil {
 		t.Fatal(err)

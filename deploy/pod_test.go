@@ -17,7 +17,7 @@ import (
 // podOptions renders the L1/L2 overlay and finds the binaries `make pod` uses.
 func podOptions(t *testing.T) podsim.Options {
 	t.Helper()
-	out, err := manifest.Kustomize(tool(t, "KUSTOMIZE", "kustomize"), filepath.Join("kubernetes", "overlays", "l1l2"))
+	out, err := manifest.Kustomize(filepath.Join("kubernetes", "overlays", "l1l2"))
 	if err != nil {
 		t.Fatal(err)
 	}

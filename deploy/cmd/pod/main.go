@@ -13,12 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cachee/cachee/deploy/internal/manifest"
 	"github.com/cachee/cachee/deploy/internal/podsim"
 )
 
 func main() {
 	var o podsim.Options
-	manifestPath := flag.String("manifest", "", "rendered YAML (kustomize build or helm template)")
+	manifestPath := flag.String("manifest", "", "rendered YAML (kustomize build or helm template output)")
+	kustomizeDir := flag.String("kustomize", "", "or a kustomization directory to build")
 	flag.StringVar(&o.Cachee, "cachee", "bin/cachee", "the cachee binary")
 	flag.StringVar(&o.App, "app", "bin/example-app", "the example app's binary")
 	flag.StringVar(&o.HealthProbe, "health-probe", ".tmp/bin/grpc-health-probe", "grpc_health_probe")
@@ -30,11 +32,17 @@ func main() {
 	flag.Float64Var(&o.SocketShare, "socket-share", 0.2, "share of reads that skip shared memory")
 	flag.Float64Var(&o.PreStopScale, "prestop-scale", 1, "multiplier for the manifest's preStop sleeps")
 	flag.Parse()
-	if *manifestPath == "" {
-		fmt.Fprintln(os.Stderr, "pod: -manifest is required")
+	var data []byte
+	var err error
+	switch {
+	case *manifestPath != "" && *kustomizeDir == "":
+		data, err = os.ReadFile(*manifestPath)
+	case *kustomizeDir != "" && *manifestPath == "":
+		data, err = manifest.Kustomize(*kustomizeDir)
+	default:
+		fmt.Fprintln(os.Stderr, "pod: give -manifest or -kustomize")
 		os.Exit(2)
 	}
-	data, err := os.ReadFile(*manifestPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pod:", err)
 		os.Exit(1)
