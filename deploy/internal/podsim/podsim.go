@@ -245,9 +245,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	images := map[string]string{imageProbePath: o.HealthProbe}
 	cacheeCred, appCred := credential(spec, cc), credential(spec, ac)
-	if cacheeCred != nil {
-		r.Identity = fmt.Sprintf("cachee uid %d gid %d groups %v, app uid %d gid %d groups %v; %s",
-			cacheeCred.Uid, cacheeCred.Gid, cacheeCred.Groups, appCred.Uid, appCred.Gid, appCred.Groups, r.Identity)
+	who := func(name string, c *syscall.Credential) string {
+		if c == nil {
+			return name + " as this process's user"
+		}
+		return fmt.Sprintf("%s uid %d gid %d groups %v", name, c.Uid, c.Gid, c.Groups)
+	}
+	if os.Geteuid() == 0 {
+		r.Identity = who("cachee", cacheeCred) + ", " + who("app", appCred) + "; " + r.Identity
 	} else {
 		r.Identity = "not root: both processes run as this user, the manifest's uid and fsGroup are not applied"
 	}
