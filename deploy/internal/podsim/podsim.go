@@ -344,7 +344,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	logf("pod Ready after %v; load for %v", r.ReadyAfter.Round(time.Millisecond), o.Duration)
 
 	appURL := "http://127.0.0.1:" + strconv.Itoa(appPort)
+	// The L2's own latency is sampled during the load, so that it and the tiers the
+	// app reports are measured under the same conditions.
+	var l2wg sync.WaitGroup
+	if needRedis {
+		lctx, lcancel := context.WithTimeout(ctx, o.Duration)
+		defer lcancel()
+		l2wg.Add(1)
+		go func() {
+			defer l2wg.Done()
+			r.L2Direct = redisLatency(lctx, redisAddr, o.Keys)
+		}()
+	}
 	r.Load = drive(ctx, appURL, o)
+	l2wg.Wait()
 	if err := getJSON(appURL+"/stats", &r.App); err != nil {
 		return r, fmt.Errorf("app /stats: %w", err)
 	}
@@ -360,9 +373,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if syscall.Stat(filepath.Join(shm, "cachee.seg"), &st) == nil {
 			r.Segment = st.Blocks * 512
 		}
-	}
-	if needRedis {
-		r.L2Direct = redisLatency(redisAddr, o.Keys, 2000)
 	}
 	for name, pb := range probers {
 		_, passes, failures, last := pb.snapshot()
@@ -580,9 +590,10 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// redisLatency times n sequential GETs straight to the L2, the cost a pod pays without
-// a sidecar (here on loopback, without the pod network the article's numbers include).
-func redisLatency(addr string, keys, n int) *TierLatency {
+// redisLatency times GETs straight to the L2 until ctx ends, one every 2ms: the cost
+// a pod pays without a sidecar (here on loopback, without the pod network the
+// article's numbers include).
+func redisLatency(ctx context.Context, addr string, keys int) *TierLatency {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return nil
@@ -590,11 +601,12 @@ func redisLatency(addr string, keys, n int) *TierLatency {
 	defer c.Close()
 	rd := bufio.NewReader(c)
 	rng := rand.New(rand.NewPCG(7, 7))
-	lat := make([]time.Duration, 0, n)
+	var lat []time.Duration
 	hits := 0
-	for i := 0; i < n; i++ {
+	for ctx.Err() == nil {
 		key := "item:" + strconv.Itoa(rng.IntN(max(keys, 1)))
 		t := time.Now()
+		c.SetDeadline(t.Add(time.Second))
 		fmt.Fprintf(c, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(key), key)
 		line, err := rd.ReadString('\n')
 		if err != nil {
@@ -608,7 +620,11 @@ func redisLatency(addr string, keys, n int) *TierLatency {
 			}
 		}
 		lat = append(lat, time.Since(t))
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
 	slices.Sort(lat)
-	return &TierLatency{Count: n, Hits: hits, P50: quantile(lat, 0.5), P99: quantile(lat, 0.99)}
+	return &TierLatency{Count: len(lat), Hits: hits, P50: quantile(lat, 0.5), P99: quantile(lat, 0.99)}
 }

@@ -118,7 +118,7 @@ func (r *Report) Print(w io.Writer) {
 		p("  %-8s %8d reads  p50 %9.1f µs  p99 %9.1f µs  %s", t, x.Count, x.P50us, x.P99us, tierNote(t))
 	}
 	if r.L2Direct != nil {
-		p("  %-8s %8d reads  p50 %9.1f µs  p99 %9.1f µs  %s (%d hits)", "L2", r.L2Direct.Count, us(r.L2Direct.P50), us(r.L2Direct.P99), "redis-server GET over loopback TCP, measured directly", r.L2Direct.Hits)
+		p("  %-8s %8d reads  p50 %9.1f µs  p99 %9.1f µs  %s (%d hits)", "L2", r.L2Direct.Count, us(r.L2Direct.P50), us(r.L2Direct.P99), "redis-server GET over loopback TCP, sampled during the load", r.L2Direct.Hits)
 	}
 	if r.Health != nil {
 		p("cachee:     /health hit_rate %v, entries %v, memory %v of %v", r.Health["hit_rate"], r.Health["entries"], r.Health["memory_used"], r.Health["memory_limit"])
