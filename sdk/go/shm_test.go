@@ -60,6 +60,14 @@ func TestShmMatchesGRPC(t *testing.T) {
 	if hits := c1.ShmHits - c0.ShmHits; hits != uint64(len(keys)) || c1.ShmFallbacks != c0.ShmFallbacks {
 		t.Fatalf("shm hits %d, fallbacks %d; want %d and 0", hits, c1.ShmFallbacks-c0.ShmFallbacks, len(keys))
 	}
+	// GetWithSource says which path answered.
+	if _, found, src, err := viaShm.GetWithSource(cx, keys[0], buf); err != nil || !found || src != cachee.SourceShm {
+		t.Fatalf("GetWithSource via shm: %v %v %v", found, src, err)
+	}
+	if _, found, src, err := viaGRPC.GetWithSource(cx, keys[0], buf); err != nil || !found || src != cachee.SourceSidecar {
+		t.Fatalf("GetWithSource via gRPC: %v %v %v", found, src, err)
+	}
+
 	// The gRPC client's Gets count once each, and so do the shm hits: the refs the
 	// access buffer lost are reported as a count.
 	eventually(t, "shm hits in the sidecar's stats", func() bool {
