@@ -57,6 +57,13 @@ type Config struct {
 	Prewarmer Prewarmer
 	// Prewarm holds the defaults of a prewarm: source, key count and timeout.
 	Prewarm PrewarmOptions
+	// PrewarmAtStart runs one prewarm (with Prewarmer and Prewarm) as Serve starts,
+	// holding readiness ("prewarm") until it has finished, failed or timed out.
+	PrewarmAtStart bool
+
+	// Tier is what Get, BatchGet, Set, BatchSet and Delete go through; nil is the store
+	// alone. An L2 tier (package server/l2) reads misses through and writes through.
+	Tier Tier
 
 	// Logger receives the server's log lines and one line per gRPC call at debug
 	// level (errors at info or above). Default slog.Default().
