@@ -1,6 +1,7 @@
 package l2
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -22,7 +23,15 @@ import (
 //     flight; otherwise it drops the key and the next read fetches it again.
 //  3. The tracking connection breaks: Redis forgets what it tracked for us, and
 //     invalidations sent meanwhile are lost. So a break bumps the epoch (operations
-//     that began before it fill nothing) and flushes L1 if it holds anything from L2.
+//     that began before it fill nothing), stops the request path from using L2, and
+//     L1 is flushed (if it holds anything from L2) before L2 is used again.
+//
+// The flush waits for the reconnection rather than happening at the break because an
+// L2 that is down cannot change, so L1's copies stay right while it is down and go on
+// being served (the "L2 down: L1 keeps serving hits"); what may have changed
+// unseen is only known to be possible once L2 is back. The cost is that a sidecar cut
+// off from an L2 that others still write serves its copies until it reconnects or
+// they reach --l1-ttl.
 //
 // A write also removes the key from Redis's tracking table (Redis forgets every
 // tracker of a key it invalidates, and NOLOOP only spares the writer the message), so
@@ -120,16 +129,33 @@ func (t *Tier) flush(why string) {
 	}
 }
 
-// streamBroke handles the loss of an invalidation stream: count, flush, and have
-// the keeper check the connection (and so re-establish tracking) at once.
+// streamBroke handles the loss of an invalidation stream: count and log it, make
+// operations in flight fill nothing, take L2 off the request path, and have the keeper
+// reconnect, which flushes L1 before L2 is used again (see resync).
 func (t *Tier) streamBroke(why string, err error) {
 	if t.closing.Load() {
 		return
 	}
 	t.m.breaks.WithLabelValues(why).Inc()
-	t.log.Warn("invalidation stream broken", "reason", why, "err", err)
-	t.flush("stream-break")
+	t.log.Warn("invalidation stream broken; L1 will be flushed when L2 is back", "reason", why, "err", err)
+	t.mu.Lock()
+	t.epoch++
+	t.resync = true
+	t.mu.Unlock()
+	t.setUp(false, fmt.Errorf("invalidation stream broken (%s): %v", why, err))
 	t.suspect()
+}
+
+// resyncIfNeeded flushes L1 after a break, once the tracking connection is back and
+// before the request path uses L2 again.
+func (t *Tier) resyncIfNeeded() {
+	t.mu.Lock()
+	need := t.resync
+	t.resync = false
+	t.mu.Unlock()
+	if need {
+		t.flush("stream-break")
+	}
 }
 
 // connWatch is the rueidis CacheStore of each tracking connection. cachee never

@@ -145,3 +145,5 @@ func quantiles(ds []time.Duration) string {
 }
 
 func slicesSort(ds []time.Duration) { slices.Sort(ds) }
+
+type rueidisCompleted = rueidis.Completed

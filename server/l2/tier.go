@@ -49,7 +49,8 @@ type Tier struct {
 	mu    sync.Mutex
 	keys  map[string]*keyState
 	epoch uint64
-	dirty bool // L1 holds values from L2 since the last flush
+	dirty  bool // L1 holds values from L2 since the last flush
+	resync bool // the stream broke: flush L1 before using L2 again
 	neg   negCache
 
 	canarySent atomic.Int64 // unix nanos of the canary write awaiting its invalidation
@@ -259,6 +260,9 @@ func (t *Tier) keep() {
 		ctx, cancel := context.WithTimeout(context.Background(), max(t.cfg.Timeout, time.Second))
 		err := t.probe(ctx)
 		cancel()
+		if err == nil {
+			t.resyncIfNeeded()
+		}
 		t.setUp(err == nil, err)
 	}
 }

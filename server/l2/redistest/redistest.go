@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,8 +97,24 @@ func (s *Server) Stop() {
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd != nil {
+		cmd.Process.Signal(syscall.SIGCONT) // a paused server must run to die
 		cmd.Process.Kill()
 		cmd.Wait()
+	}
+}
+
+// Pause freezes the server (SIGSTOP): connections stay open and nothing answers, as
+// with an overloaded or partitioned L2. Resume undoes it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(sig)
 	}
 }
 
