@@ -46,12 +46,12 @@ type Tier struct {
 	closing atomic.Bool
 
 	// Coherence state, under mu (see coherence.go).
-	mu    sync.Mutex
-	keys  map[string]*keyState
-	epoch uint64
+	mu     sync.Mutex
+	keys   map[string]*keyState
+	epoch  uint64
 	dirty  bool // L1 holds values from L2 since the last flush
 	resync bool // the stream broke: flush L1 before using L2 again
-	neg   negCache
+	neg    negCache
 
 	canarySent atomic.Int64 // unix nanos of the canary write awaiting its invalidation
 
