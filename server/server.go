@@ -267,6 +267,9 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	prewarmDone := s.startupPrewarm()
 	defer func() { <-prewarmDone }()
+	gateCtx, stopGate := context.WithCancel(ctx)
+	defer stopGate()
+	s.gateOnHitRate(gateCtx)
 	s.serving.Store(true)
 	s.ready.Release("serving") // grpc.health.v1 follows (see followReadiness)
 	a := s.Addrs()
