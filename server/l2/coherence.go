@@ -129,19 +129,31 @@ func (t *Tier) flush(why string) {
 	}
 }
 
-// streamBroke handles the loss of an invalidation stream: count and log it, make
-// operations in flight fill nothing, take L2 off the request path, and have the keeper
-// reconnect, which flushes L1 before L2 is used again (see resync).
+// streamBroke handles the loss of an invalidation stream. Operations in flight fill
+// nothing, and negative entries go. If L1 holds values from L2, the loss matters: it is
+// counted and logged, L2 leaves the request path, and the keeper reconnects, flushing
+// L1 before L2 is used again (see resyncIfNeeded). A connection that closes while L1
+// holds nothing from L2 lost nothing: a cluster client closes a few while it discovers
+// the topology, for instance.
 func (t *Tier) streamBroke(why string, err error) {
 	if t.closing.Load() {
 		return
 	}
-	t.m.breaks.WithLabelValues(why).Inc()
-	t.log.Warn("invalidation stream broken; L1 will be flushed when L2 is back", "reason", why, "err", err)
 	t.mu.Lock()
 	t.epoch++
-	t.resync = true
+	t.neg.clear()
+	matters := t.dirty
+	if matters {
+		t.resync = true
+	}
 	t.mu.Unlock()
+	if !matters {
+		t.log.Debug("a tracking connection closed while L1 held nothing from L2", "reason", why, "err", err)
+		t.suspect()
+		return
+	}
+	t.m.breaks.WithLabelValues(why).Inc()
+	t.log.Warn("invalidation stream broken; L1 will be flushed when L2 is back", "reason", why, "err", err)
 	t.setUp(false, fmt.Errorf("invalidation stream broken (%s): %v", why, err))
 	t.suspect()
 }

@@ -46,9 +46,10 @@ func (w *Write) key(i int) []byte { return w.Args[w.KeyAt[i]] }
 
 // Reply is L2's answer to a Write.
 type Reply struct {
-	Kind ReplyKind
-	Int  int64
-	Str  []byte // Str and Status: the string; Err: the message ("WRONGTYPE ...")
+	Kind  ReplyKind
+	Int   int64
+	Str   []byte  // ReplyStr: the string; ReplyErr: the message ("WRONGTYPE ...")
+	Array []Reply // ReplyArray (a map's keys and values alternate)
 }
 
 // ReplyKind is the RESP type of a Reply.
@@ -59,6 +60,7 @@ const (
 	ReplyInt
 	ReplyStr
 	ReplyErr
+	ReplyArray
 )
 
 // ErrCrossSlot is a write whose keys live in different Redis Cluster slots, which
@@ -312,6 +314,28 @@ func messageReply(m *rueidis.RedisMessage) Reply {
 	if n, err := m.AsInt64(); err == nil && m.IsInt64() {
 		return Reply{Kind: ReplyInt, Int: n}
 	}
+	if m.IsMap() {
+		kv, _ := m.ToMap()
+		r := Reply{Kind: ReplyArray}
+		for k, v := range kv {
+			r.Array = append(r.Array, Reply{Kind: ReplyStr, Str: []byte(k)}, messageReply(&v))
+		}
+		return r
+	}
+	if m.IsArray() {
+		arr, _ := m.ToArray()
+		r := Reply{Kind: ReplyArray, Array: make([]Reply, len(arr))}
+		for i := range arr {
+			r.Array[i] = messageReply(&arr[i])
+		}
+		return r
+	}
+	if b, err := m.AsBool(); err == nil && m.IsBool() {
+		if b {
+			return Reply{Kind: ReplyInt, Int: 1}
+		}
+		return Reply{Kind: ReplyInt}
+	}
 	if s, err := m.ToString(); err == nil {
 		return Reply{Kind: ReplyStr, Str: []byte(s)}
 	}
@@ -428,4 +452,120 @@ func setResult(r Reply, err error) (bool, error) {
 		return false, unavailable(errors.New(string(r.Str)))
 	}
 	return r.Kind == ReplyStr, nil
+}
+
+// WriteManyAsync runs ws in one pipeline on another goroutine, as WriteAsync does for
+// one, and calls done with each one's reply and error.
+func (t *Tier) WriteManyAsync(ws []Write, done func([]Reply, []error)) {
+	cp := make([]*Write, len(ws))
+	for i, w := range ws {
+		c := Write{Args: make([][]byte, len(w.Args)), KeyAt: append([]int(nil), w.KeyAt...), Effect: w.Effect}
+		for j, a := range w.Args {
+			c.Args[j] = append([]byte(nil), a...)
+		}
+		for _, v := range w.Values {
+			c.Values = append(c.Values, append([]byte(nil), v...))
+		}
+		cp[i] = &c
+	}
+	go func() { done(t.write(cp)) }()
+}
+
+// TxAsync runs cmds in L2 as one MULTI/EXEC (how a RESP client's transaction runs
+// with write-through: L2 holds the authoritative copies, and only it can run the
+// commands atomically against everyone's writes), then drops L1's copies of every key
+// they name. done gets each command's reply, a nil slice if L2 aborted the
+// transaction, or an error wrapping server.ErrL2Unavailable.
+func (t *Tier) TxAsync(cmds []Write, done func([]Reply, error)) {
+	cp := make([]Write, len(cmds))
+	for i, w := range cmds {
+		cp[i] = Write{Args: make([][]byte, len(w.Args)), KeyAt: append([]int(nil), w.KeyAt...)}
+		for j, a := range w.Args {
+			cp[i].Args[j] = append([]byte(nil), a...)
+		}
+	}
+	go func() { done(t.tx(cp)) }()
+}
+
+func (t *Tier) tx(cmds []Write) ([]Reply, error) {
+	data, _ := t.clientsNow()
+	var ops []op
+	t.mu.Lock()
+	for i := range cmds {
+		for j := range cmds[i].KeyAt {
+			k := string(cmds[i].key(j))
+			t.neg.del(k)
+			ops = append(ops, t.begin(k))
+		}
+	}
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		for _, o := range ops {
+			t.end(o)
+			t.st.Delete([]byte(o.key))
+		}
+		t.mu.Unlock()
+	}()
+	if !t.up.Load() || data == nil {
+		t.m.errors.WithLabelValues("write", "down").Inc()
+		return nil, unavailable(errDown)
+	}
+	if t.ep.Cluster {
+		var first []byte
+		for i := range cmds {
+			for j := range cmds[i].KeyAt {
+				if first == nil {
+					first = cmds[i].key(j)
+				} else if Slot(cmds[i].key(j)) != Slot(first) {
+					rs := make([]Reply, len(cmds))
+					for k := range rs {
+						rs[k] = Reply{Kind: ReplyErr, Str: []byte(ErrCrossSlot.Error())}
+					}
+					return rs, nil
+				}
+			}
+		}
+	}
+	multi := make(rueidis.Commands, 0, len(cmds)+2)
+	multi = append(multi, data.B().Multi().Build())
+	for i := range cmds {
+		multi = append(multi, build(data, &cmds[i]))
+	}
+	multi = append(multi, data.B().Exec().Build())
+	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
+	defer cancel()
+	t0 := time.Now()
+	res := data.DoMulti(ctx, multi...)
+	t.m.writeSeconds.Observe(time.Since(t0).Seconds())
+	// A command refused while queuing makes EXEC fail with EXECABORT; report each
+	// command's own answer, as Redis's client would have seen them.
+	exec := res[len(res)-1]
+	arr, err := exec.ToArray()
+	switch {
+	case err != nil && isNetErr(err):
+		t.m.errors.WithLabelValues("write", reason(err)).Inc()
+		t.m.writes.WithLabelValues("failed").Inc()
+		t.suspect()
+		return nil, unavailable(err)
+	case rueidis.IsRedisNil(err):
+		return nil, nil
+	case err != nil:
+		rs := make([]Reply, len(cmds))
+		for i := range cmds {
+			if r, _ := toReply(res[1+i]); r.Kind == ReplyErr {
+				rs[i] = r
+			} else {
+				rs[i], _ = toReply(exec)
+			}
+		}
+		t.m.writes.WithLabelValues("rejected").Inc()
+		return rs, nil
+	}
+	t.m.writes.WithLabelValues("ok").Inc()
+	rs := make([]Reply, len(arr))
+	for i := range arr {
+		rs[i] = messageReply(&arr[i])
+	}
+	return rs, nil
 }
