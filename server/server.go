@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -312,7 +313,11 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		close(done)
 		return done
 	}
-	s.ready.Hold("prewarm", fmt.Sprintf("loading up to %d keys from %s", opts.Keys, opts.Source))
+	src := redactURL(opts.Source)
+	if src == "" {
+		src = "L2"
+	}
+	s.ready.Hold("prewarm", fmt.Sprintf("loading up to %d keys from %s", opts.Keys, src))
 	go func() {
 		defer close(done)
 		defer s.ready.Release("prewarm")
@@ -320,7 +325,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		defer cancel()
 		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(PrewarmCounts) {})
-		attrs := []any{"source", opts.Source, "requested", c.Requested, "loaded", c.Loaded,
+		attrs := []any{"source", src, "requested", c.Requested, "loaded", c.Loaded,
 			"skipped", c.Skipped, "failed", c.Failed, "elapsed", c.Elapsed}
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
@@ -332,6 +337,16 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		}
 	}()
 	return done
+}
+
+// redactURL hides the user information of a URL (a password) for logs.
+func redactURL(u string) string {
+	if at := strings.LastIndexByte(u, '@'); at >= 0 {
+		if i := strings.Index(u, "://"); i >= 0 && i < at {
+			return u[:i+3] + "xxxxx" + u[at:]
+		}
+	}
+	return u
 }
 
 // phase names the server's state for /health.

@@ -35,8 +35,11 @@ func newSidecar(t testing.TB, url string, edit ...func(*l2.Config)) *sidecar {
 	}
 	reg := prometheus.NewRegistry()
 	cfg := l2.Config{
-		URL:        url,
-		L1TTL:      time.Minute,
+		URL:   url,
+		L1TTL: time.Minute,
+		// Generous, so that a loaded machine (the whole suite under -race on 2 cores)
+		// does not turn reads into timeouts; the tests about timeouts set their own.
+		Timeout:    2 * time.Second,
 		Registerer: reg,
 		// The tests drive the canary and the hotset themselves.
 		CanaryInterval: -1,

@@ -57,9 +57,13 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		hotsetPublished: cv("hotset_publishes_total", "Publications of this sidecar's hottest keys into the hotset, by result.", "result"),
 	}
 	if r != nil {
-		r.MustRegister(m.reads, m.misses, m.negHits, m.fills, m.fillsSkipped, m.errors, m.readSeconds, m.writes,
-			m.writeSeconds, m.invReceived, m.invApplied, m.breaks, m.flushes, m.lag, m.up, m.prewarmKeys,
-			m.prewarmRuns, m.prewarmSeconds, m.hotsetPublished)
+		r.MustRegister(m.collectors()...)
 	}
 	return m
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.reads, m.misses, m.negHits, m.fills, m.fillsSkipped, m.errors, m.readSeconds,
+		m.writes, m.writeSeconds, m.invReceived, m.invApplied, m.breaks, m.flushes, m.lag, m.up, m.prewarmKeys,
+		m.prewarmRuns, m.prewarmSeconds, m.hotsetPublished}
 }

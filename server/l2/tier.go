@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
 	"github.com/cachee/cachee/server"
@@ -103,6 +104,10 @@ func New(cfg Config, st *store.Store) (*Tier, error) {
 }
 
 var cryptoRand = crand.Read
+
+// Collectors are the tier's metrics, for a registry other than Config.Registerer
+// (the server's, which exists only after the tier).
+func (t *Tier) Collectors() []prometheus.Collector { return t.m.collectors() }
 
 // Endpoint is the parsed L2 URL.
 func (t *Tier) Endpoint() Endpoint { return t.ep }

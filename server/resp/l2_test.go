@@ -32,7 +32,8 @@ func startL2Env(t *testing.T, m mode, url string, edit ...func(*l2.Config)) *l2e
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := l2.Config{URL: url, CanaryInterval: -1, Logger: quiet}
+	// A generous timeout: the suite runs under -race beside other packages on 2 cores.
+	cfg := l2.Config{URL: url, CanaryInterval: -1, Logger: quiet, Timeout: 2 * time.Second}
 	for _, e := range edit {
 		e(&cfg)
 	}
