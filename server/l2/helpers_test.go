@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -125,15 +126,54 @@ func do(t testing.TB, c rueidis.Client, args ...string) rueidis.RedisResult {
 	return c.Do(ctx, cmd)
 }
 
+// waitUntil polls cond. It spins (yielding) for the first 20 ms, because a sleep on
+// this kind of machine lasts about a millisecond whatever it asks for, which would
+// round every measured lag up to that; then it sleeps between polls.
 func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
+	start := time.Now()
+	deadline := start.Add(limit)
 	for !cond() {
-		if time.Now().After(deadline) {
+		now := time.Now()
+		if now.After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", limit, what)
 		}
-		time.Sleep(50 * time.Microsecond)
+		if now.Sub(start) < 20*time.Millisecond {
+			runtime.Gosched()
+		} else {
+			time.Sleep(time.Millisecond)
+		}
 	}
+}
+
+// histogram summarizes a histogram metric of the sidecar: count, mean, and the
+// upper bounds of the buckets holding the median and the 99th percentile.
+func (s *sidecar) histogram(t testing.TB, name string) string {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		n := h.GetSampleCount()
+		if n == 0 {
+			return "no samples"
+		}
+		q := func(p float64) string {
+			for _, b := range h.GetBucket() {
+				if float64(b.GetCumulativeCount()) >= p*float64(n) {
+					return "<= " + time.Duration(b.GetUpperBound()*float64(time.Second)).String()
+				}
+			}
+			return "> last bucket"
+		}
+		return fmt.Sprintf("n=%d mean=%v p50 %s p99 %s", n, time.Duration(h.GetSampleSum()/float64(n)*float64(time.Second)).Round(time.Microsecond), q(0.5), q(0.99))
+	}
+	return "no such metric"
 }
 
 // quantiles summarizes durations for the test log.
