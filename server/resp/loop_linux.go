@@ -416,8 +416,10 @@ func (l *loop) park(lc *loopConn) {
 	if !l.watch(lc, l.parkedEvents(lc)) {
 		return
 	}
-	l.reclaim(lc)
+	// Start first: the call copies its arguments out of the read buffer, which
+	// reclaim may then lend to another connection.
 	lc.cl.pending.start(func() { l.resume(lc) })
+	l.reclaim(lc)
 }
 
 // parkedEvents is what a parked connection waits for: room to write replies made
