@@ -41,7 +41,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		negHits:         c("negative_hits_total", "L1 misses answered from the negative cache (--negative-ttl) without asking L2."),
 		fills:           c("fills_total", "Values read through from L2 and stored in L1."),
 		fillsSkipped:    c("fills_skipped_total", "Values read from L2 but not stored in L1, because the key was invalidated or written while the read was in flight."),
-		errors:          cv("errors_total", "L2 calls that failed: op is read, write or prewarm; reason is down (not attempted), timeout or error.", "op", "reason"),
+		errors:          cv("errors_total", "L2 calls (one pipeline each) that failed: op is read or write; reason is down (not attempted), timeout or error.", "op", "reason"),
 		readSeconds:     h("read_seconds", "Time of one read-through round trip to L2 (one pipeline of GET and PTTL per missing key)."),
 		writes:          cv("writes_total", "Write-through commands sent to L2, by result: ok, rejected (L2 answered with an error) or failed.", "result"),
 		writeSeconds:    h("write_seconds", "Time of one write-through round trip to L2."),

@@ -80,7 +80,7 @@ func (t *Tier) fetch(keys [][]byte) []Value {
 	out := make([]Value, len(keys))
 	data, _ := t.clientsNow()
 	if !t.up.Load() || data == nil {
-		t.m.errors.WithLabelValues("read", "down").Add(float64(len(keys)))
+		t.m.errors.WithLabelValues("read", "down").Inc()
 		return out
 	}
 	deadline := time.Now().Add(t.cfg.Timeout)

@@ -148,6 +148,11 @@ func (e Endpoint) options() rueidis.ClientOption {
 		// One connection per server: the invalidations of what it read arrive on it, and
 		// NOLOOP (which is per connection) then covers every write this sidecar makes.
 		PipelineMultiplex: -1,
+		// rueidis's defaults are 0.5 MiB each way per connection; cachee holds two
+		// connections per server, outside --max-memory. Larger replies are read past
+		// the buffer, so a small one costs only a few more system calls for big values.
+		ReadBufferEachConn:  64 << 10,
+		WriteBufferEachConn: 64 << 10,
 	}
 	if e.TLS {
 		host, _, _ := net.SplitHostPort(e.Addrs[0])

@@ -120,7 +120,7 @@ func (t *Tier) write(ws []*Write) ([]Reply, []error) {
 		for i := range ws {
 			errs[i] = unavailable(errDown)
 		}
-		t.m.errors.WithLabelValues("write", "down").Add(float64(len(ws)))
+		t.m.errors.WithLabelValues("write", "down").Inc()
 	} else {
 		t.send(data, ws, replies, errs)
 	}
