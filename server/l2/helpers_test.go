@@ -105,7 +105,7 @@ func client(t testing.TB, url string) rueidis.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: ep.Addrs, DisableCache: true, ForceSingleClient: !ep.Cluster})
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: ep.Addrs, Password: ep.Password, DisableCache: true, ForceSingleClient: !ep.Cluster})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,8 @@ func (t *Tier) Prewarm(ctx context.Context, opts server.PrewarmOptions, progress
 }
 
 // source opens the prewarm source: this tier's clients when url is empty or names
-// L2, new untracked clients otherwise (closed by the returned func).
+// L2's servers (with or without its credentials), new untracked clients otherwise
+// (closed by the returned func).
 func (t *Tier) source(ctx context.Context, url string) (source, func(), error) {
 	ep := t.ep
 	if url != "" {
@@ -94,7 +95,7 @@ func (t *Tier) source(ctx context.Context, url string) (source, func(), error) {
 			return source{}, nil, fmt.Errorf("%w: %w", server.ErrPrewarmSource, err)
 		}
 	}
-	if ep.String() == t.ep.String() && ep.Password == t.ep.Password {
+	if ep.SameServers(t.ep) {
 		data, aux := t.clientsNow()
 		if !t.up.Load() || data == nil {
 			return source{}, nil, fmt.Errorf("%w: %s: %w", server.ErrPrewarmSource, ep, errDown)

@@ -119,6 +119,15 @@ func TestPrewarmSources(t *testing.T) {
 			t.Fatalf("%+v %v", c, err)
 		}
 	})
+	t.Run("l2 named without its password", func(t *testing.T) {
+		r := redistest.Start(t, "--requirepass", "s3cret")
+		do(t, client(t, "redis://:s3cret@"+r.Addr()), "SET", "k", "v")
+		s := newSidecar(t, "redis://:s3cret@"+r.Addr())
+		c, err := s.Prewarm(context.Background(), server.PrewarmOptions{Source: r.URL(), Keys: 10}, func(server.PrewarmCounts) {})
+		if err != nil || c.Loaded != 1 {
+			t.Fatalf("%+v %v", c, err)
+		}
+	})
 	t.Run("timeout", func(t *testing.T) {
 		r := redistest.Start(t)
 		fill(t, r.URL(), 2000)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,8 +60,10 @@ func ParseURL(s string) (Endpoint, error) {
 			return e, fmt.Errorf("l2: user name: %w", err)
 		}
 		if hasPass {
+			// A password spliced into the URL unencoded (a Secret substituted into
+			// CACHEE_L2) may hold a '%' that is no escape: then it is taken as written.
 			if e.Password, err = url.PathUnescape(pass); err != nil {
-				return e, errors.New("l2: password: invalid percent-encoding")
+				e.Password = pass
 			}
 		}
 		rest = rest[i+1:]
@@ -96,6 +99,13 @@ func ParseURL(s string) (Endpoint, error) {
 		return e, errors.New("l2: several hosts need redis+cluster:// (or rediss+cluster://)")
 	}
 	return e, nil
+}
+
+// SameServers reports whether o names the same server or cluster as e, whatever the
+// credentials: a --prewarm-source given without the password that --l2 carries (in
+// CACHEE_L2, from a Secret) still means L2.
+func (e Endpoint) SameServers(o Endpoint) bool {
+	return e.Cluster == o.Cluster && e.TLS == o.TLS && e.DB == o.DB && slices.Equal(e.Addrs, o.Addrs)
 }
 
 // String is the URL with the password hidden, for logs.

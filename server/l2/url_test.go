@@ -34,6 +34,16 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("%s: String %q, want %q", tc.in, got.String(), tc.str)
 		}
 	}
+	if e, err := ParseURL("redis://:50%off@r:1"); err != nil || e.Password != "50%off" {
+		t.Errorf("raw %% in a password: %+v %v", e, err)
+	}
+	a, _ := ParseURL("redis://:secret@r:1/2")
+	for in, same := range map[string]bool{"redis://r:1/2": true, "redis://u:other@r:1/2": true, "redis://r:1": false, "rediss://r:1/2": false, "redis://r:2/2": false} {
+		b, _ := ParseURL(in)
+		if a.SameServers(b) != same {
+			t.Errorf("SameServers(%s) = %v", in, !same)
+		}
+	}
 	for _, bad := range []string{
 		"", "redis:6379", "http://r:1", "redis://", "redis://a:1,b:2", "redis+cluster://a:1/2",
 		"redis://r:1/x", "redis://r:99999", "redis://r:1?db=2", "redis+cluster://a:1,,b:2",
