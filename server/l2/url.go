@@ -48,9 +48,6 @@ func ParseURL(s string) (Endpoint, error) {
 	default:
 		return e, fmt.Errorf("l2: unknown scheme %q: want redis, rediss, redis+cluster or rediss+cluster", scheme)
 	}
-	if i := strings.IndexAny(rest, "?#"); i >= 0 {
-		return e, fmt.Errorf("l2: %q: query and fragment are not supported", redact(s))
-	}
 	// User information ends at the last '@': a password may contain '@' (better
 	// percent-encoded, but accepted).
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
@@ -67,6 +64,10 @@ func ParseURL(s string) (Endpoint, error) {
 			}
 		}
 		rest = rest[i+1:]
+	}
+	// Checked after the credentials, which may hold these characters unencoded.
+	if strings.ContainsAny(rest, "?#") {
+		return e, fmt.Errorf("l2: %q: query and fragment are not supported", redact(s))
 	}
 	hosts, path, _ := strings.Cut(rest, "/")
 	if path != "" {

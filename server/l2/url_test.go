@@ -34,6 +34,9 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("%s: String %q, want %q", tc.in, got.String(), tc.str)
 		}
 	}
+	if e, err := ParseURL("redis://:a?b#c/d@r:1/0"); err != nil || e.Password != "a?b#c/d" || e.Addrs[0] != "r:1" {
+		t.Errorf("raw ?, # and / in a password: %+v %v", e, err)
+	}
 	if e, err := ParseURL("redis://:50%off@r:1"); err != nil || e.Password != "50%off" {
 		t.Errorf("raw %% in a password: %+v %v", e, err)
 	}
