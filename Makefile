@@ -156,6 +156,7 @@ lint: $(BIN)/buf ## buf lint, and buf breaking against main when main has the AP
 bench: build ## Compare gRPC Get over the socket with a bare grpc-go health Check, and the SDK's paths
 	go run ./bench/grpcget -cachee $(CACHEE) $(BENCH_ARGS)
 	go run ./bench/sdk -cachee $(CACHEE) $(SDK_BENCH_ARGS)
+	go run ./bench/l2 -cachee $(CACHEE)
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME
