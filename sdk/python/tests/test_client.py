@@ -151,7 +151,9 @@ def test_retries_stop_at_the_deadline(short_dir):
     retry = cachee.RetryPolicy(max_attempts=1000, initial_backoff=0.5, max_backoff=0.5)
     with cachee.Client(sock, retry=retry) as c:
         t0 = time.monotonic()
-        with pytest.raises(cachee.UnavailableError):
+        # The last attempt's UNAVAILABLE, or DEADLINE_EXCEEDED if the deadline ran out
+        # during an attempt on a loaded machine: either way no retry went past it.
+        with pytest.raises((cachee.UnavailableError, cachee.DeadlineExceededError)):
             c.get("k", timeout=1.0)
         # Generous slack for a loaded machine: the point is that it stopped near 1 s
         # and not after hundreds of retries.

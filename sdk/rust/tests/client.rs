@@ -179,7 +179,9 @@ async fn retries_stop_at_the_deadline() {
     let c = Client::builder().address(dir.0.join("absent.sock").to_str().unwrap()).retry(retry).connect().await.unwrap();
     let t0 = Instant::now();
     let e = c.with_timeout(Duration::from_secs(1)).get("k").await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    // The last attempt's UNAVAILABLE, or DEADLINE_EXCEEDED if the deadline ran out during
+    // an attempt on a loaded machine: either way no retry went past it.
+    assert!(matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::DeadlineExceeded), "{e}");
     // Generous slack for a loaded machine: it stopped near 1 s, not after many retries.
     assert!(t0.elapsed() < Duration::from_secs(5));
 }

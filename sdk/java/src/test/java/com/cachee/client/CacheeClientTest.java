@@ -209,7 +209,13 @@ class CacheeClientTest {
     var retry = new RetryPolicy(1000, Duration.ofMillis(500), Duration.ofMillis(500), 1.0);
     try (var absent = CacheeClient.builder().address("/tmp/cachee-java-absent/none.sock").retry(retry).build()) {
       long t0 = System.nanoTime();
-      assertThrows(CacheeException.Unavailable.class, () -> absent.get(utf8("k"), Duration.ofSeconds(1)));
+      // The last attempt's UNAVAILABLE, or DEADLINE_EXCEEDED when the deadline ran out
+      // during an attempt (a slow first connect on a loaded machine): either way, no
+      // retry went past the deadline.
+      var e = assertThrows(CacheeException.class, () -> absent.get(utf8("k"), Duration.ofSeconds(1)));
+      assertTrue(
+          e instanceof CacheeException.Unavailable || e instanceof CacheeException.DeadlineExceeded,
+          "unexpected " + e);
       // Generous slack for a loaded machine: it stopped near 1 s, not after many retries.
       assertTrue(System.nanoTime() - t0 < Duration.ofSeconds(5).toNanos());
     }
