@@ -266,6 +266,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	go s.accept(s.sock)
 	go s.accept(s.tcp)
 
+	s.health.SetServingStatus(cacheev1.CacheService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	prewarmDone := s.startupPrewarm()
 	defer func() { <-prewarmDone }()
 	gateCtx, stopGate := context.WithCancel(ctx)
@@ -287,10 +288,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// followReadiness makes grpc.health.v1 say what /ready says: SERVING only while no
-// condition holds readiness. It recomputes from the current state under its own lock,
-// so concurrent changes cannot leave a stale status behind. After shutdown began, the
-// health server ignores it (Shutdown pins NOT_SERVING).
+// followReadiness makes grpc.health.v1's server-wide status ("") say what /ready says:
+// SERVING only while no condition holds readiness. It recomputes from the current
+// state under its own lock, so concurrent changes cannot leave a stale status behind.
+// After shutdown began, the health server ignores it (Shutdown pins NOT_SERVING).
+//
+// The status of cachee.v1.CacheService itself says whether the API answers, which it
+// does from the moment the listeners accept until the drain, warm or not: a startup or
+// liveness probe asks for that name, a readiness probe for "".
 func (s *Server) followReadiness() {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
@@ -299,7 +304,6 @@ func (s *Server) followReadiness() {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)
-	s.health.SetServingStatus(cacheev1.CacheService_ServiceDesc.ServiceName, st)
 }
 
 // startupPrewarm runs the prewarm that PrewarmAtStart asks for in the background,

@@ -143,6 +143,10 @@ func TestStartupPrewarmGatesReadiness(t *testing.T) {
 	if h, err := health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health during prewarm: %v %v", h, err)
 	}
+	// The API answers all the while: startup and liveness probes ask for it by name.
+	if h, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "cachee.v1.CacheService"}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("CacheService health during prewarm: %v %v", h, err)
+	}
 	s, err := r.client.Prewarm(ctx, &cacheev1.PrewarmRequest{})
 	if err == nil {
 		_, err = s.Recv()

@@ -174,6 +174,7 @@ startupProbe:
     command:
     - /usr/local/bin/grpc_health_probe
     - -addr=unix://{{ include "cachee.socketPath" $ }}
+    - -service=cachee.v1.CacheService
     - -connect-timeout=1s
     - -rpc-timeout=1s
   periodSeconds: {{ .periodSeconds }}
