@@ -40,6 +40,13 @@
 // that never pass through this package (gRPC, other processes, expiry, eviction)
 // abort it too.
 //
+// # L2
+//
+// With Config.L2, misses read through from a central Redis and, with write-through,
+// writes run there first; a command that needs L2 parks its connection (the event
+// loop serves the others meanwhile) and resumes it when L2 answers. l2.go lists what
+// each command does, and docs/l2.md the whole tier.
+//
 // # Differences from Redis
 //
 //   - One database: SELECT 0 is accepted, other indexes get "ERR DB index is out of
@@ -59,6 +66,8 @@
 //     the name first; 7.2 fixed that).
 //   - MSET is atomic for readers but not all-or-nothing when the store runs out of
 //     memory part way (Redis refuses it up front).
+//   - With an L2 and write-through, MULTI/EXEC runs in L2 and WATCH is refused;
+//     FLUSHDB and FLUSHALL flush only the local L1.
 //   - INFO keyspace reports avg_ttl=0 (the store keeps no running TTL average);
 //     CONFIG SET is refused; CLIENT LIST's buffer fields are 0.
 package resp
