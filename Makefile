@@ -55,7 +55,6 @@ RUN_SOCKET ?= $(if $(filter 0,$(shell id -u)),/var/run/cachee/cachee.sock,$(TMP)
 RUN_ARGS ?=
 FUZZ_TIME ?= 20s
 BENCH_ARGS ?=
-SDK_BENCH_ARGS ?=
 
 .PHONY: help
 help: ## Describe the targets
@@ -75,7 +74,7 @@ run: build ## Build and start cachee with developer-machine defaults
 	$(CACHEE) start --socket=$(RUN_SOCKET) $(RUN_ARGS)
 
 .PHONY: test
-test: deps tools checkgenerate lint ## Set up a fresh machine, then check generated code, vet and run all tests under -race
+test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_REQUIRE_TOOLS=1 \
@@ -153,10 +152,12 @@ lint: $(BIN)/buf ## buf lint, and buf breaking against main when main has the AP
 	else echo "buf breaking: skipped, no local branch main with proto/ to compare against"; fi
 
 .PHONY: bench
-bench: build ## Compare gRPC Get over the socket with a bare grpc-go health Check, and the SDK's paths
-	go run ./bench/grpcget -cachee $(CACHEE) $(BENCH_ARGS)
-	go run ./bench/sdk -cachee $(CACHEE) $(SDK_BENCH_ARGS)
-	go run ./bench/l2 -cachee $(CACHEE)
+bench: build ## Benchmark cachee beside redis-server, otter and LRU (under 15 min): bench/results/<date>/ and docs/performance.md
+	go run ./bench/report -cachee $(CACHEE) -docs docs/performance.md $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: build ## Run every benchmark briefly and check the report's structure, not its figures (under a minute)
+	go run ./bench/report -cachee $(CACHEE) -smoke -out $(TMP)/bench-smoke > /dev/null
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME

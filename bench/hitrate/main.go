@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -157,100 +156,10 @@ func parseInts(s string) ([]int, error) {
 	return slices.Compact(out), nil
 }
 
-// moduleRoot is the nearest directory at or above the working directory that holds a
-// go.mod, or "" if none does.
-func moduleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
-// defaultTracesDir is ../shared/traces beside the module root (the working directory's
-// parent if there is no module).
-func defaultTracesDir() string {
-	root := moduleRoot()
-	if root == "" {
-		root = "."
-	}
-	return filepath.Join(root, "..", "shared", "traces")
-}
-
-// traceName names a file found under the traces directory: its path there without the
-// compression and .trace extensions ("lirs/gli.trace.gz" is "lirs/gli").
-func traceName(rel string) string {
-	name := filepath.ToSlash(rel)
-	for _, ext := range []string{".gz", ".zst", ".xz", ".trace", ".txt", ".lis"} {
-		name = strings.TrimSuffix(name, ext)
-	}
-	return name
-}
-
-// knownSizes are the sizes the traces README suggests, by trace name.
-func knownSizes(name string) []int {
-	switch {
-	case name == "arc/oltp":
-		return []int{250, 500, 750, 1000, 1250, 1500, 1750, 2000}
-	case name == "arc/p3":
-		return []int{25_000, 50_000, 100_000, 200_000}
-	case strings.HasPrefix(name, "lirs/"):
-		return []int{100, 250, 500, 1000, 2000}
-	}
-	return nil
-}
-
-// relativeSizes are sizes for a trace nobody chose sizes for: 0.5% to 10% of its keys.
-func relativeSizes(unique int) []int {
-	var out []int
-	for _, pm := range []int{5, 10, 25, 50, 100} { // per mille
-		n := max(1, unique*pm/1000)
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
 // shortSet is what -short replays from the traces directory, and at which sizes.
 var shortSet = map[string][]int{
 	"lirs/gli": {250, 1000},
 	"lirs/ps":  {250, 1000},
-}
-
-// findTraces lists the trace files under dir (everything but documentation), by name.
-func findTraces(dir string) (map[string]string, error) {
-	found := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		base := d.Name()
-		if d.IsDir() {
-			if path != dir && strings.HasPrefix(base, ".") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasPrefix(base, ".") || strings.HasSuffix(base, ".md") || !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
-		}
-		found[traceName(rel)] = path
-		return nil
-	})
-	return found, err
 }
 
 // output is everything a run found; -json prints it as it is.

@@ -1,4 +1,4 @@
-package main
+package hitsim
 
 import (
 	"bytes"
@@ -18,31 +18,31 @@ import (
 
 // Policy names as the tables show them, and the short names -policies takes.
 const (
-	polLFU   = "cachee-lfu"
-	polLRU   = "lru"
-	polOtter = "otter"
+	PolicyLFU   = "cachee-lfu"
+	PolicyLRU   = "lru"
+	PolicyOtter = "otter"
 )
 
-var allPolicies = []string{polLFU, polLRU, polOtter}
+var AllPolicies = []string{PolicyLFU, PolicyLRU, PolicyOtter}
 
-// parsePolicies reads the -policies list: lfu (or cachee-lfu), lru, otter.
-func parsePolicies(s string) ([]string, error) {
+// ParsePolicies reads the -policies list: lfu (or cachee-lfu), lru, otter.
+func ParsePolicies(s string) ([]string, error) {
 	want := map[string]bool{}
 	for _, p := range strings.Split(s, ",") {
 		switch strings.TrimSpace(strings.ToLower(p)) {
 		case "lfu", "cachee-lfu":
-			want[polLFU] = true
+			want[PolicyLFU] = true
 		case "lru":
-			want[polLRU] = true
+			want[PolicyLRU] = true
 		case "otter":
-			want[polOtter] = true
+			want[PolicyOtter] = true
 		case "":
 		default:
 			return nil, fmt.Errorf("unknown policy %q (want lfu, lru or otter)", p)
 		}
 	}
 	var out []string
-	for _, p := range allPolicies {
+	for _, p := range AllPolicies {
 		if want[p] {
 			out = append(out, p)
 		}
@@ -54,7 +54,7 @@ func parsePolicies(s string) ([]string, error) {
 }
 
 // Result is the replay of one trace at one size under one policy: one run, or the sum
-// of several (see mergeRuns).
+// of several (see MergeRuns).
 type Result struct {
 	Trace    string  `json:"trace"`
 	Size     int     `json:"size"`
@@ -73,9 +73,9 @@ type Result struct {
 	Err       string   `json:"error,omitempty"` // the replay stopped
 }
 
-// replay runs keys through policy at size, one access at a time: a read, and on a miss
+// Replay runs keys through policy at size, one access at a time: a read, and on a miss
 // a write of the key.
-func replay(policy string, keys []uint64, unique, size int) (res Result) {
+func Replay(policy string, keys []uint64, unique, size int) (res Result) {
 	res.Policy, res.Size, res.Runs = policy, size, 1
 	start := time.Now()
 	defer func() {
@@ -89,11 +89,11 @@ func replay(policy string, keys []uint64, unique, size int) (res Result) {
 		res.MinRate, res.MaxRate = res.HitRate, res.HitRate
 	}()
 	switch policy {
-	case polLFU:
+	case PolicyLFU:
 		replayStore(&res, store.EvictionLFU, keys, unique, size)
-	case polLRU:
+	case PolicyLRU:
 		replayStore(&res, store.EvictionLRU, keys, unique, size)
-	case polOtter:
+	case PolicyOtter:
 		replayOtter(&res, keys, unique, size)
 	default:
 		res.Err = "unknown policy " + policy
@@ -101,9 +101,9 @@ func replay(policy string, keys []uint64, unique, size int) (res Result) {
 	return res
 }
 
-// mergeRuns sums repeated runs of one replay; the hit rate becomes their mean. The
+// MergeRuns sums repeated runs of one replay; the hit rate becomes their mean. The
 // first error, and every distinct anomaly, is kept.
-func mergeRuns(runs []Result) Result {
+func MergeRuns(runs []Result) Result {
 	m := runs[0]
 	for _, r := range runs[1:] {
 		m.Runs += r.Runs
@@ -226,7 +226,7 @@ func checkCounts(an *anomalies, unique, size int, res *Result) {
 	if res.Entries > size {
 		an.add("over MaxEntries", "%d entries at the end, maximum %d", res.Entries, size)
 	}
-	if want := min(size, unique); res.Policy != polOtter && res.Entries < want {
+	if want := min(size, unique); res.Policy != PolicyOtter && res.Entries < want {
 		an.add("underfull", "%d entries at the end, want %d: something other than the policy evicted",
 			res.Entries, want)
 	}

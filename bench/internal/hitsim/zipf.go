@@ -1,4 +1,4 @@
-package main
+package hitsim
 
 import (
 	"fmt"
@@ -55,8 +55,8 @@ func (z *Zipf) Prob(r int) float64 {
 	return z.cdf[r] - z.cdf[r-1]
 }
 
-// formatExponent prints s with at least one decimal: 1 is "1.0", 0.85 is "0.85".
-func formatExponent(s float64) string {
+// FormatExponent prints s with at least one decimal: 1 is "1.0", 0.85 is "0.85".
+func FormatExponent(s float64) string {
 	t := strconv.FormatFloat(s, 'f', -1, 64)
 	if !strings.Contains(t, ".") {
 		t += ".0"
@@ -75,10 +75,10 @@ func ZipfTrace(s float64, keys, accesses int, seed uint64) (*Trace, error) {
 		ks[i] = z.Next()
 	}
 	return &Trace{
-		Name:   "zipf-" + formatExponent(s),
+		Name:   "zipf-" + FormatExponent(s),
 		Source: fmt.Sprintf("zipf s=%v, %d accesses over %d keys, seed %d", s, accesses, keys, seed),
 		Format: "zipf",
 		Keys:   ks,
-		Unique: countUnique(ks),
+		Unique: CountUnique(ks),
 	}, nil
 }

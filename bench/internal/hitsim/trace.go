@@ -1,4 +1,4 @@
-package main
+package hitsim
 
 import (
 	"bufio"
@@ -16,9 +16,9 @@ import (
 
 // Trace formats.
 const (
-	formatAuto = "auto"
-	formatARC  = "arc"  // "start count ignore reqno": keys start..start+count-1
-	formatLIRS = "lirs" // one integer key a line; a line holding "*" is a marker
+	FormatAuto = "auto"
+	FormatARC  = "arc"  // "start count ignore reqno": keys start..start+count-1
+	FormatLIRS = "lirs" // one integer key a line; a line holding "*" is a marker
 )
 
 // maxARCRun bounds the count of one ARC line, so that a corrupt line cannot ask for
@@ -35,7 +35,8 @@ type Trace struct {
 	Sizes  []int    // cache sizes to replay it at, in entries
 }
 
-func countUnique(keys []uint64) int {
+// CountUnique counts the distinct keys.
+func CountUnique(keys []uint64) int {
 	seen := make(map[uint64]struct{}, len(keys)/4)
 	for _, k := range keys {
 		seen[k] = struct{}{}
@@ -82,7 +83,7 @@ func decompress(r io.Reader) (io.Reader, string, func(), error) {
 	return br, "plain", nop, nil
 }
 
-// ReadTraceFile reads a trace file, plain or compressed, in the given format (formatAuto
+// ReadTraceFile reads a trace file, plain or compressed, in the given format (FormatAuto
 // detects it from the content).
 func ReadTraceFile(path, format string) (*Trace, error) {
 	f, err := os.Open(path)
@@ -94,7 +95,7 @@ func ReadTraceFile(path, format string) (*Trace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Trace{Source: path, Format: format, Keys: keys, Unique: countUnique(keys)}, nil
+	return &Trace{Source: path, Format: format, Keys: keys, Unique: CountUnique(keys)}, nil
 }
 
 // ReadTrace decompresses r as needed and parses it, returning the keys and the format
@@ -116,7 +117,7 @@ func ReadTrace(r io.Reader, format string) ([]uint64, string, error) {
 	if err := sc.Err(); err != nil {
 		return nil, "", fmt.Errorf("line %d: %w", p.n+1, err)
 	}
-	if p.format == formatAuto {
+	if p.format == FormatAuto {
 		return nil, "", errors.New("no accesses found")
 	}
 	return p.keys, p.format, nil
@@ -139,20 +140,20 @@ func (p *parser) line(b []byte) error {
 		return nil // blank
 	}
 	if len(f) == 1 && len(f[0]) == 1 && f[0][0] == '*' {
-		if p.format == formatARC {
+		if p.format == FormatARC {
 			return fmt.Errorf("line %d: marker %q in an ARC trace", p.n, b)
 		}
 		return nil // a LIRS marker
 	}
-	if p.format == formatAuto {
+	if p.format == FormatAuto {
 		if len(f) == 1 {
-			p.format = formatLIRS
+			p.format = FormatLIRS
 		} else {
-			p.format = formatARC
+			p.format = FormatARC
 		}
 	}
 	switch p.format {
-	case formatLIRS:
+	case FormatLIRS:
 		if len(f) != 1 {
 			return fmt.Errorf("line %d: %d fields in a LIRS trace (want one key a line): %q", p.n, len(f), b)
 		}
@@ -161,7 +162,7 @@ func (p *parser) line(b []byte) error {
 			return fmt.Errorf("line %d: %w", p.n, err)
 		}
 		p.keys = append(p.keys, k)
-	case formatARC:
+	case FormatARC:
 		if len(f) < 2 {
 			return fmt.Errorf("line %d: %d field in an ARC trace (want start count ...): %q", p.n, len(f), b)
 		}
@@ -183,7 +184,7 @@ func (p *parser) line(b []byte) error {
 			p.keys = append(p.keys, k)
 		}
 	default:
-		return fmt.Errorf("unknown trace format %q (want %s or %s)", p.format, formatARC, formatLIRS)
+		return fmt.Errorf("unknown trace format %q (want %s or %s)", p.format, FormatARC, FormatLIRS)
 	}
 	return nil
 }
