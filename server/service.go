@@ -60,8 +60,9 @@ func (s *service) Delete(_ context.Context, req *cacheev1.DeleteRequest) (*cache
 	return &cacheev1.DeleteResponse{Deleted: ok}, nil
 }
 
-func (s *service) BatchGet(_ context.Context, req *cacheev1.BatchGetRequest) (*cacheev1.BatchGetResponse, error) {
+func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (*cacheev1.BatchGetResponse, error) {
 	results := make([]*cacheev1.BatchGetResult, len(req.GetKeys()))
+	limit, size := maxBatchResponse(ctx), 0 // the call was admitted for an answer of at most limit
 	var first error
 	s.st.GetMany(req.GetKeys(), func(i int, v []byte, found bool, err error) {
 		if err != nil {
@@ -72,6 +73,12 @@ func (s *service) BatchGet(_ context.Context, req *cacheev1.BatchGetRequest) (*c
 		}
 		r := &cacheev1.BatchGetResult{Found: found}
 		if found {
+			if size += len(v); limit > 0 && size > limit {
+				if first == nil {
+					first = &fieldError{field: "keys", err: errResponseTooLarge, size: int64(size), limit: int64(limit)}
+				}
+				return
+			}
 			r.Value = append([]byte(nil), v...) // v is valid only during the call
 		}
 		results[i] = r
