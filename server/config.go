@@ -66,7 +66,7 @@ type Config struct {
 
 	// MaxRecvMsgSize bounds one gRPC request message. Zero: the store's largest key
 	// plus its largest value plus 4 KiB, so that any value the store accepts can be
-	// set. A BatchGet answer may hold up to the larger of this and 4 MiB.
+	// set. A BatchGet answer is bounded by it too.
 	MaxRecvMsgSize int
 	// MaxConns bounds open gRPC connections; one more is closed at once. Zero: no
 	// bound but the Budget's.

@@ -97,10 +97,6 @@ func (b *Budget) Refused() int64 {
 // by 80 to 90 KiB per connection.
 const GRPCConnCost = 96 << 10
 
-// MinBatchGetResponse is the least a BatchGet answer may hold: gRPC clients accept
-// 4 MiB by default, so a smaller bound would refuse answers any client could take.
-const MinBatchGetResponse = 4 << 20
-
 // Errors that access control and admission raise.
 var (
 	errUnauthenticated  = errors.New("server: missing or wrong bearer token")
@@ -277,7 +273,9 @@ func (s *Server) admissionOption(maxRecv int) grpc.ServerOption {
 			Help: "The client memory budget; 0 when unbounded.",
 		}, func() float64 { return float64(b.Limit()) }),
 	)
-	batchResp := max(maxRecv, MinBatchGetResponse)
+	// A BatchGet answer is bounded as a request is: no message either way is larger
+	// than maxRecv, so no call holds more than a few of them.
+	batchResp := maxRecv
 	a := &admission{
 		token:        s.cfg.AuthToken,
 		budget:       b,

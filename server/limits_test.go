@@ -298,11 +298,27 @@ func TestBatchGetAnswerBounded(t *testing.T) {
 		}
 		keys = append(keys, k)
 	}
-	// Four values of 1 MiB fit in the 4 MiB an answer may hold; five do not.
-	if _, err := c.BatchGet(ctx, &cacheev1.BatchGetRequest{Keys: keys[:3]}); err != nil {
+	// An answer may hold as much as a request: here 1 MiB of value, 64 KiB of key
+	// and 4 KiB more. One value fits; two do not.
+	if _, err := c.BatchGet(ctx, &cacheev1.BatchGetRequest{Keys: keys[:1]}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.BatchGet(ctx, &cacheev1.BatchGetRequest{Keys: keys})
+	_, err := c.BatchGet(ctx, &cacheev1.BatchGetRequest{Keys: keys[:2]})
+	wantReason(t, err, codes.ResourceExhausted, "RESPONSE_TOO_LARGE")
+	// With a larger message size, so may the answer.
+	l2 := serveLimited(t, server.Config{MaxRecvMsgSize: 6 << 20}, store.Config{MaxMemory: 32 << 20})
+	c2 := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l2.addrs.Socket,
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20))))
+	for _, k := range keys {
+		if _, err := c2.Set(ctx, &cacheev1.SetRequest{Key: k, Value: make([]byte, 1<<20)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c2.BatchGet(ctx, &cacheev1.BatchGetRequest{Keys: keys}); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, keys[0], keys[1]) // 7 MiB
+	_, err = c2.BatchGet(ctx, &cacheev1.BatchGetRequest{Keys: keys})
 	wantReason(t, err, codes.ResourceExhausted, "RESPONSE_TOO_LARGE")
 }
 

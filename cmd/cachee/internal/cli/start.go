@@ -55,6 +55,7 @@ type serveOptions struct {
 	gracePeriod    time.Duration
 	logLevel       *choiceValue
 	logFormat      *choiceValue
+	limits         limitOptions // limits_flags.go
 }
 
 func newServeOptions() *serveOptions {
@@ -85,6 +86,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.gracePeriod, "grace-period", server.DefaultGracePeriod, "on SIGTERM, how long in-flight calls may take to finish")
 	fs.Var(o.logLevel, "log-level", "debug, info, warn or error (debug logs every gRPC call)")
 	fs.Var(o.logFormat, "log-format", "text or json")
+	o.limits.register(fs)
 }
 
 // check validates what the flag types alone do not.
@@ -139,6 +141,7 @@ func (o *serveOptions) storeConfig(shmGiven bool, log *slog.Logger) store.Config
 	return store.Config{
 		Dir:          dir,
 		MaxMemory:    o.maxMemory.n,
+		MaxKeySize:   int(o.limits.maxKeySize.n),
 		MaxValueSize: int(o.maxValueSize.n),
 		Eviction:     o.eviction.v,
 		Logger:       log,
@@ -158,6 +161,7 @@ func (o *serveOptions) serverConfig(log *slog.Logger) server.Config {
 	if !o.respCompat {
 		cfg.NoConnHandlerReason = "RESP is disabled (--resp-compat=false)"
 	}
+	o.limits.applyServer(&cfg)
 	return cfg
 }
 
@@ -167,6 +171,7 @@ func (o *serveOptions) respConfig(log *slog.Logger) resp.Config {
 	cfg.RequirePass = o.requirePass
 	cfg.Port = o.port
 	cfg.Logger = log
+	o.limits.applyRESP(&cfg)
 	return cfg
 }
 
@@ -174,11 +179,15 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if err := o.check(); err != nil {
 		return err
 	}
+	if err := o.limits.check(o); err != nil {
+		return err
+	}
 	log := o.logger(cmd.ErrOrStderr())
 	scfg := o.storeConfig(cmd.Flags().Changed("shm"), log)
 	if err := scfg.Validate(); err != nil {
 		return usageError{err}
 	}
+	o.limits.apply(scfg.MaxMemory, log)
 	cfg := o.serverConfig(log)
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
