@@ -26,6 +26,9 @@ CACHEE := $(CURDIR)/bin/cachee
 RUN_SOCKET ?= $(if $(filter 0,$(shell id -u)),/var/run/cachee/cachee.sock,$(TMP)/run/cachee.sock)
 RUN_ARGS ?=
 FUZZ_TIME ?= 20s
+# Minimizing an input the fuzzer found is bounded in runs rather than time: a target
+# whose runs are slow (a gRPC call each) otherwise spends a minute on every new input.
+FUZZ_MINIMIZE ?= 2000x
 BENCH_ARGS ?=
 SDK_BENCH_ARGS ?=
 
@@ -92,9 +95,23 @@ bench: build ## Compare gRPC Get over the socket with a bare grpc-go health Chec
 	go run ./bench/sdk -cachee $(CACHEE) $(SDK_BENCH_ARGS)
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZ_TIME
-	go test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZ_TIME) ./server
-	go test -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZ_TIME) ./cmd/cachee/internal/cli
+fuzz: ## Run every fuzz target for FUZZ_TIME each; crashers land in the package's testdata/fuzz, where go test replays them
+	@status=0; summary=""; \
+	for file in $$(grep -rl --include='*_test.go' --exclude-dir=.tmp --exclude-dir=.git '^func Fuzz' .); do \
+		pkg=$$(dirname $$file); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$target in $$pkg for $(FUZZ_TIME)"; \
+			log=$$(mktemp); \
+			if go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime $(FUZZ_MINIMIZE) $$pkg 2>&1 | tee $$log; \
+			then result=ok; else result=FAILED; status=1; fi; \
+			execs=$$(grep -o 'execs: [0-9]*' $$log | tail -1 | cut -d' ' -f2 || true); \
+			summary="$$summary$$(printf '%-24s %-28s %12s execs  %s' $$target $$pkg "$${execs:-0}" $$result)\n"; \
+			rm -f $$log; \
+		done; \
+	done; \
+	printf "\nfuzz summary (FUZZ_TIME=$(FUZZ_TIME) per target):\n$$summary"; \
+	if [ $$status != 0 ]; then echo "crashers were written under testdata/fuzz: fix the bug, keep the file as a regression case"; fi; \
+	exit $$status
 
 .PHONY: clean
 clean: ## Remove build outputs and installed tools

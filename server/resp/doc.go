@@ -65,6 +65,9 @@
 //     milliseconds in 48 bits).
 //   - An inline or count line longer than 64 KiB is refused even when its end has
 //     arrived (Redis's answer depends on how much one read brought in).
+//   - An inline request with a NUL byte before its line end runs up to the NUL; Redis
+//     7.0 looks for the line end with strchr, which stops at the NUL, and so waits
+//     for more until the line passes 64 KiB.
 //   - INCRBYFLOAT computes with 64-bit mantissas as x86-64 Redis's long double does,
 //     and prints as Redis does.
 //   - HELLO ... SETNAME takes effect only after authentication succeeds (Redis 7.0 set
