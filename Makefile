@@ -14,11 +14,39 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
 # redis-py for the RESP tests; keep it equal to redisPyVersion in server/resp/clients_test.go.
 REDIS_PY_VERSION := 8.1.0
+# Generators for the other languages' stubs, each from its own ecosystem's registry.
+# protoc (Maven Central, com.google.protobuf:protoc; libprotoc 36.2) runs the Java and
+# Python generators built into it; gencode from it needs protobuf-java >= 4.36.2 and
+# Python protobuf >= 7.36.2.
+PROTOC_VERSION := 4.36.2
+# Maven Central, io.grpc:protoc-gen-grpc-java: 1.83.0 is the newest whose linux-x86_64
+# executable Maven Central serves here (1.84.x and 1.85.x are not found).
+PROTOC_GEN_GRPC_JAVA_VERSION := 1.83.0
+MAVEN_DEPENDENCY_PLUGIN_VERSION := 3.8.1
+# npm, @bufbuild/protoc-gen-es (protobuf-es v2).
+PROTOC_GEN_ES_VERSION := 2.17.0
+# crates.io: prost 0.14 messages and tonic 0.14 clients.
+PROTOC_GEN_PROST_VERSION := 0.5.0
+PROTOC_GEN_TONIC_VERSION := 0.5.0
+# PyPI, into the venv $(VENV): grpcio-tools generates Python's gRPC stubs, mypy-protobuf
+# their .pyi; the rest are the Python SDK's runtime and test dependencies.
+GRPCIO_TOOLS_VERSION := 1.85.1
+MYPY_PROTOBUF_VERSION := 5.1.0
+PY_GRPCIO_VERSION := 1.85.1
+PY_PROTOBUF_VERSION := 7.36.2
+PY_GOOGLEAPIS_COMMON_PROTOS_VERSION := 1.76.0
+PY_PYTEST_VERSION := 9.2.0
+PY_PYTEST_ASYNCIO_VERSION := 1.5.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
 export PATH := $(BIN):$(PATH)
 export GOBIN := $(BIN)
+VENV := $(TMP)/venv
+# Everything `make generate` runs besides buf itself.
+GEN_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc \
+	$(BIN)/protoc-gen-grpc-java $(BIN)/protoc-gen-es $(BIN)/protoc-gen-prost \
+	$(BIN)/protoc-gen-tonic $(BIN)/protoc-gen-mypy_grpc
 
 CACHEE := $(CURDIR)/bin/cachee
 # `make run` uses the production socket path where it can create it (root), and a
@@ -55,6 +83,39 @@ test: deps tools checkgenerate lint ## Set up a fresh machine, then check genera
 	go vet ./...
 	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m ./...
+	$(MAKE) --no-print-directory test-sdks
+	$(MAKE) --no-print-directory test-deploy
+
+.PHONY: test-sdks
+test-sdks: test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+
+# Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
+.PHONY: test-python
+test-python: build $(VENV)/.installed ## Test sdk/python with pytest
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
+	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
+
+.PHONY: test-typescript
+test-typescript: build ## Test sdk/typescript with node's test runner
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
+
+.PHONY: test-java
+test-java: build ## Test sdk/java with JUnit 5 through Maven
+	cd sdk/java && mvn -B -ntp test -Dcachee.bin=$(CACHEE)
+
+.PHONY: test-rust
+test-rust: build ## Test sdk/rust with cargo test
+	cd sdk/rust && CACHEE_BIN=$(CACHEE) cargo test --locked --quiet
+
+.PHONY: test-crosslang
+test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) reads what every other wrote
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
+		-Dmdep.outputFile=target/classpath.txt
+	cd sdk/rust && cargo build --locked --quiet --example xl
+	CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -rs -p no:cacheprovider sdk/crosslang
 
 .PHONY: deps
 deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server and redis-tools (apt), redis-py (a venv)
@@ -67,11 +128,16 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
-generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/go from proto/
+generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/
 	buf generate
+	@# grpcio-tools is a protoc front end, not a plugin buf can run: it gets buf's image
+	@# of the same module, so both read one set of descriptors.
+	buf build -o $(TMP)/cachee.binpb
+	$(VENV)/bin/python -m grpc_tools.protoc --descriptor_set_in=$(TMP)/cachee.binpb \
+		--grpc_python_out=gen/python $$(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if generated code differs from what is committed
@@ -93,6 +159,7 @@ lint: $(BIN)/buf ## buf lint, and buf breaking against main when main has the AP
 bench: build ## Compare gRPC Get over the socket with a bare grpc-go health Check, and the SDK's paths
 	go run ./bench/grpcget -cachee $(CACHEE) $(BENCH_ARGS)
 	go run ./bench/sdk -cachee $(CACHEE) $(SDK_BENCH_ARGS)
+	go run ./bench/l2 -cachee $(CACHEE)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZ_TIME each; crashers land in the package's testdata/fuzz, where go test replays them
@@ -113,6 +180,41 @@ fuzz: ## Run every fuzz target for FUZZ_TIME each; crashers land in the package'
 	if [ $$status != 0 ]; then echo "crashers were written under testdata/fuzz: fix the bug, keep the file as a regression case"; fi; \
 	exit $$status
 
+# deploy/ is its own Go module, so that the Kubernetes API types its tests decode into,
+# and the kustomize and helm libraries that render the manifests (pinned in
+# deploy/go.mod), stay out of the binary's go.mod. POD_* tune `make pod`; see
+# deploy/cmd/pod.
+IMAGE_OUT := $(TMP)/image
+POD_DURATION ?= 10s
+POD_L2 ?= auto
+POD_ARGS ?=
+
+.PHONY: test-deploy
+test-deploy: deps $(BIN)/grpc-health-probe image-binary ## Render every manifest and chart, decode strictly, check invariants; run the pod briefly
+	@test -z "$$(gofmt -l deploy examples)" || { echo "gofmt needed:"; gofmt -l deploy examples; exit 1; }
+	cd deploy && go vet ./...
+	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe \
+		IMAGE_OUT=$(IMAGE_OUT) go test -race -timeout 10m ./...
+
+.PHONY: image-binary
+image-binary: ## Run deploy/docker/Dockerfile's build steps without Docker, into .tmp/image; check the binaries are static
+	rm -rf $(IMAGE_OUT) && mkdir -p $(IMAGE_OUT)
+	export CGO_ENABLED=0 GOFLAGS=-buildvcs=false; \
+	go build -trimpath -ldflags="-s -w" -o $(IMAGE_OUT)/cachee ./cmd/cachee && \
+	GOBIN=$(IMAGE_OUT) go install -trimpath -ldflags="-s -w" github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION) && \
+	go build -trimpath -ldflags="-s -w" -o $(IMAGE_OUT)/example-app ./examples/app
+	@for f in $(IMAGE_OUT)/*; do \
+		file -b "$$f" | grep -q 'statically linked' || { echo "$$f is not static: $$(file -b "$$f")"; exit 1; }; \
+		go version -m "$$f" | grep -q 'CGO_ENABLED=0' || { echo "$$f: built with cgo"; exit 1; }; \
+		echo "$$f: static, $$(du -h "$$f" | cut -f1)"; done
+
+.PHONY: pod
+pod: build deps $(BIN)/grpc-health-probe ## Run the L1/L2 manifest's pod locally: cachee, the example app, redis-server as L2, bounded load
+	go build -o bin/example-app ./examples/app
+	cd deploy && go run ./cmd/pod -kustomize kubernetes/overlays/l1l2 -cachee $(CACHEE) \
+		-app $(CURDIR)/bin/example-app -health-probe $(BIN)/grpc-health-probe \
+		-duration $(POD_DURATION) -l2 $(POD_L2) $(POD_ARGS)
+
 .PHONY: clean
 clean: ## Remove build outputs and installed tools
 	rm -rf bin $(TMP)
@@ -127,6 +229,54 @@ $(BIN)/protoc-gen-go: Makefile
 
 $(BIN)/protoc-gen-go-grpc: Makefile
 	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@touch $@
+
+$(BIN)/protoc: Makefile
+	$(call maven-exe,com.google.protobuf:protoc:$(PROTOC_VERSION))
+
+$(BIN)/protoc-gen-grpc-java: Makefile
+	$(call maven-exe,io.grpc:protoc-gen-grpc-java:$(PROTOC_GEN_GRPC_JAVA_VERSION))
+
+# maven-exe copies a native executable that Maven Central serves as
+# GROUP:ARTIFACT:VERSION:exe:linux-x86_64 into $@, through Maven's own resolver.
+define maven-exe
+	mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):copy \
+		-Dartifact=$(1):exe:linux-x86_64 -Dmdep.stripVersion=true -Dmdep.stripClassifier=true \
+		-DoutputDirectory=$(TMP)/maven
+	install -m 0755 $(TMP)/maven/$(word 2,$(subst :, ,$(1))).exe $@
+endef
+
+$(BIN)/protoc-gen-es: Makefile
+	npm install --prefix $(TMP)/protoc-gen-es --no-save --no-audit --no-fund --loglevel=error \
+		@bufbuild/protoc-gen-es@$(PROTOC_GEN_ES_VERSION)
+	ln -sf $(TMP)/protoc-gen-es/node_modules/.bin/protoc-gen-es $@
+	@touch -h $@
+
+# Unoptimized (--debug) builds in one shared target directory: the plugins read one
+# small file, and a release build of their dependencies, twice, is most of a cold
+# `make generate` on two cores.
+CARGO_INSTALL := CARGO_TARGET_DIR=$(TMP)/cargo-target cargo install --quiet --locked --debug --root $(TMP)
+
+$(BIN)/protoc-gen-prost: Makefile
+	$(CARGO_INSTALL) protoc-gen-prost@$(PROTOC_GEN_PROST_VERSION)
+	@touch $@
+
+$(BIN)/protoc-gen-tonic: Makefile
+	$(CARGO_INSTALL) protoc-gen-tonic@$(PROTOC_GEN_TONIC_VERSION)
+	@touch $@
+
+$(BIN)/protoc-gen-mypy_grpc: $(VENV)/.installed
+	ln -sf $(VENV)/bin/protoc-gen-mypy_grpc $@
+	@touch -h $@
+
+# The venv holds the Python generators and the Python SDK's pinned dependencies.
+$(VENV)/.installed: Makefile
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+		grpcio-tools==$(GRPCIO_TOOLS_VERSION) mypy-protobuf==$(MYPY_PROTOBUF_VERSION) \
+		grpcio==$(PY_GRPCIO_VERSION) protobuf==$(PY_PROTOBUF_VERSION) \
+		googleapis-common-protos==$(PY_GOOGLEAPIS_COMMON_PROTOS_VERSION) \
+		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile

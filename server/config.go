@@ -19,6 +19,9 @@ const (
 	DefaultMaxConcurrentStreams = 1024
 	DefaultPrewarmKeys          = 1000
 	DefaultPrewarmTimeout       = 500 * time.Millisecond
+	DefaultReadyWindow          = 10 * time.Second
+	DefaultReadyMinReads        = 100
+	DefaultReadyMaxWait         = 60 * time.Second
 )
 
 // Config configures a Server. The zero value is usable: every zero field takes its
@@ -57,6 +60,22 @@ type Config struct {
 	Prewarmer Prewarmer
 	// Prewarm holds the defaults of a prewarm: source, key count and timeout.
 	Prewarm PrewarmOptions
+	// PrewarmAtStart runs one prewarm (with Prewarmer and Prewarm) as Serve starts,
+	// holding readiness ("prewarm") until it has finished, failed or timed out.
+	PrewarmAtStart bool
+
+	// ReadyHitRate, when positive, holds readiness ("hit-rate") after start until the
+	// hit rate over the last ReadyWindow reaches it, with at least ReadyMinReads
+	// reads in the window, or until ReadyMaxWait has passed since Serve began. Once
+	// released it stays released: it gates a warming pod, not a running one.
+	ReadyHitRate  float64
+	ReadyWindow   time.Duration // default 10s
+	ReadyMinReads uint64        // default 100
+	ReadyMaxWait  time.Duration // default 60s
+
+	// Tier is what Get, BatchGet, Set, BatchSet and Delete go through; nil is the store
+	// alone. An L2 tier (package server/l2) reads misses through and writes through.
+	Tier Tier
 
 	// Logger receives the server's log lines and one line per gRPC call at debug
 	// level (errors at info or above). Default slog.Default().
@@ -127,6 +146,15 @@ func (c Config) withDefaults() Config {
 	if c.Prewarm.Timeout == 0 {
 		c.Prewarm.Timeout = d.Prewarm.Timeout
 	}
+	if c.ReadyWindow == 0 {
+		c.ReadyWindow = DefaultReadyWindow
+	}
+	if c.ReadyMinReads == 0 {
+		c.ReadyMinReads = DefaultReadyMinReads
+	}
+	if c.ReadyMaxWait == 0 {
+		c.ReadyMaxWait = DefaultReadyMaxWait
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -159,6 +187,10 @@ func (c Config) Validate() error {
 		return errors.New("server: max connections is negative")
 	case c.IdleTimeout < 0:
 		return errors.New("server: idle timeout is negative")
+	case c.ReadyHitRate < 0 || c.ReadyHitRate > 1:
+		return fmt.Errorf("server: ready hit rate %v: want 0 to 1", c.ReadyHitRate)
+	case c.ReadyWindow < 0 || c.ReadyMaxWait < 0:
+		return errors.New("server: ready window and max wait must not be negative")
 	}
 	for _, r := range c.AuthToken {
 		if r < 0x21 || r > 0x7e {

@@ -19,6 +19,11 @@ const ErrorDomain = "cachee"
 // Prewarm RPC then fails UNAVAILABLE.
 var ErrPrewarmSource = errors.New("server: prewarm source unavailable")
 
+// ErrL2Unavailable is for a Tier to wrap when its L2 cannot be reached (or answered
+// too late) for a call that needs it, such as a write-through; the call then fails
+// UNAVAILABLE.
+var ErrL2Unavailable = errors.New("server: L2 unavailable")
+
 // Errors that the server itself raises; the store's errors come from package store.
 var (
 	errBatchTooLarge  = errors.New("server: batch too large")
@@ -51,6 +56,7 @@ var errorCodes = []struct {
 	{errNoPrewarmer, codes.FailedPrecondition, "PREWARM_NOT_CONFIGURED"},
 	{errPrewarmRunning, codes.Aborted, "PREWARM_RUNNING"},
 	{ErrPrewarmSource, codes.Unavailable, "PREWARM_SOURCE_UNAVAILABLE"},
+	{ErrL2Unavailable, codes.Unavailable, "L2_UNAVAILABLE"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "DEADLINE_EXCEEDED"},
 	{context.Canceled, codes.Canceled, "CANCELED"},
 }

@@ -32,6 +32,7 @@ func TestToStatus(t *testing.T) {
 		{errNoPrewarmer, codes.FailedPrecondition, "PREWARM_NOT_CONFIGURED", nil},
 		{errPrewarmRunning, codes.Aborted, "PREWARM_RUNNING", nil},
 		{fmt.Errorf("%w: dial redis:6379: refused", ErrPrewarmSource), codes.Unavailable, "PREWARM_SOURCE_UNAVAILABLE", nil},
+		{fmt.Errorf("%w: dial redis:6379: refused", ErrL2Unavailable), codes.Unavailable, "L2_UNAVAILABLE", nil},
 		{fmt.Errorf("loading: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "DEADLINE_EXCEEDED", nil},
 		{context.Canceled, codes.Canceled, "CANCELED", nil},
 		{errors.New("disk on fire"), codes.Internal, "INTERNAL", nil},

@@ -11,26 +11,35 @@ import (
 // parts (a prewarm, a hit-rate threshold) can hold their own conditions meanwhile.
 // The zero value is ready; it is safe for concurrent use.
 type Readiness struct {
-	mu   sync.Mutex
-	held map[string]string // condition -> why it holds readiness back
+	mu     sync.Mutex
+	held   map[string]string // condition -> why it holds readiness back
+	notify func()            // called after every change, outside mu (grpc.health.v1 follows)
 }
 
 // Hold keeps the server not ready until Release(cond); reason says why, for /ready.
 // Holding a held condition updates its reason.
 func (r *Readiness) Hold(cond, reason string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.held == nil {
 		r.held = make(map[string]string)
 	}
 	r.held[cond] = reason
+	r.mu.Unlock()
+	r.changed()
 }
 
 // Release lifts cond. Releasing a condition that is not held does nothing.
 func (r *Readiness) Release(cond string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	delete(r.held, cond)
+	r.mu.Unlock()
+	r.changed()
+}
+
+func (r *Readiness) changed() {
+	if r.notify != nil {
+		r.notify()
+	}
 }
 
 // Ready reports whether no condition is held, and otherwise "cond: reason" for each,

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,9 @@ type Server struct {
 
 	grpc     *grpc.Server
 	health   *health.Server
+	healthMu sync.Mutex // orders health updates that follow readiness
 	registry *prometheus.Registry
+	svc      *service
 
 	sock                *unixSocket
 	tcp                 net.Listener
@@ -90,6 +93,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		conns:    make(map[net.Conn]bool),
 	}
 	s.ready.Hold("serving", "starting")
+	s.ready.notify = s.followReadiness
 
 	lat := newLatency()
 	// Counters only: the handling-time histogram would cost a clock read and another
@@ -161,13 +165,19 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 			validationStream(lim),
 		),
 	)
-	cacheev1.RegisterCacheServiceServer(s.grpc, &service{
+	tier := cfg.Tier
+	if tier == nil {
+		tier = storeTier{st}
+	}
+	s.svc = &service{
 		st:        st,
+		tier:      tier,
 		lat:       lat,
 		started:   s.started,
 		prewarmer: cfg.Prewarmer,
 		prewarm:   cfg.Prewarm,
-	})
+	}
+	cacheev1.RegisterCacheServiceServer(s.grpc, s.svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	grpcMetrics.InitializeMetrics(s.grpc)
@@ -264,10 +274,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	go s.accept(s.sock)
 	go s.accept(s.tcp)
 
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(cacheev1.CacheService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	prewarmDone := s.startupPrewarm()
+	defer func() { <-prewarmDone }()
+	gateCtx, stopGate := context.WithCancel(ctx)
+	defer stopGate()
+	s.gateOnHitRate(gateCtx)
 	s.serving.Store(true)
-	s.ready.Release("serving")
+	s.ready.Release("serving") // grpc.health.v1 follows (see followReadiness)
 	a := s.Addrs()
 	s.log.Info("serving", "socket", a.Socket, "addr", a.TCP, "http", a.HTTP, "metrics", a.Metrics,
 		"segment", s.st.SegmentPath(), "resp", s.cfg.ConnHandler != nil)
@@ -280,6 +294,71 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.shutdown()
 	return err
+}
+
+// followReadiness makes grpc.health.v1's server-wide status ("") say what /ready says:
+// SERVING only while no condition holds readiness. It recomputes from the current
+// state under its own lock, so concurrent changes cannot leave a stale status behind.
+// After shutdown began, the health server ignores it (Shutdown pins NOT_SERVING).
+//
+// The status of cachee.v1.CacheService itself says whether the API answers, which it
+// does from the moment the listeners accept until the drain, warm or not: a startup or
+// liveness probe asks for that name, a readiness probe for "".
+func (s *Server) followReadiness() {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok, _ := s.ready.Ready(); ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+}
+
+// startupPrewarm runs the prewarm that PrewarmAtStart asks for in the background,
+// holding readiness until it ends. It takes the service's one prewarm slot, so the
+// Prewarm RPC answers PREWARM_RUNNING meanwhile. The returned channel closes when it
+// is over.
+func (s *Server) startupPrewarm() <-chan struct{} {
+	done := make(chan struct{})
+	opts := s.cfg.Prewarm
+	if !s.cfg.PrewarmAtStart || s.cfg.Prewarmer == nil || opts.Keys == 0 || !s.svc.warming.CompareAndSwap(false, true) {
+		close(done)
+		return done
+	}
+	src := redactURL(opts.Source)
+	if src == "" {
+		src = "L2"
+	}
+	s.ready.Hold("prewarm", fmt.Sprintf("loading up to %d keys from %s", opts.Keys, src))
+	go func() {
+		defer close(done)
+		defer s.ready.Release("prewarm")
+		defer s.svc.warming.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
+		defer cancel()
+		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(PrewarmCounts) {})
+		attrs := []any{"source", src, "requested", c.Requested, "loaded", c.Loaded,
+			"skipped", c.Skipped, "failed", c.Failed, "elapsed", c.Elapsed}
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			s.log.Warn("startup prewarm ran out of time; serving with what it loaded", append(attrs, "timeout", opts.Timeout)...)
+		case err != nil:
+			s.log.Warn("startup prewarm failed; serving without it", append(attrs, "err", err)...)
+		default:
+			s.log.Info("startup prewarm done", attrs...)
+		}
+	}()
+	return done
+}
+
+// redactURL hides the user information of a URL (a password) for logs.
+func redactURL(u string) string {
+	if at := strings.LastIndexByte(u, '@'); at >= 0 {
+		if i := strings.Index(u, "://"); i >= 0 && i < at {
+			return u[:i+3] + "xxxxx" + u[at:]
+		}
+	}
+	return u
 }
 
 // phase names the server's state for /health.

@@ -31,6 +31,7 @@ import (
 
 // running is an in-process server on a temporary socket and free loopback ports.
 type running struct {
+	srv    *server.Server
 	st     *store.Store
 	addrs  server.Addrs
 	client cacheev1.CacheServiceClient
@@ -62,11 +63,26 @@ func serve(t *testing.T, cfg server.Config) *running {
 
 func serveAt(t *testing.T, cfg server.Config, level slog.Level) *running {
 	t.Helper()
+	return serveHooked(t, cfg, level, nil)
+}
+
+// serveWith is serve with a hook that may change cfg once the store is open (to plug
+// in something built on the store).
+func serveWith(t *testing.T, cfg server.Config, hook func(*store.Store, *server.Config)) *running {
+	t.Helper()
+	return serveHooked(t, cfg, slog.LevelInfo, hook)
+}
+
+func serveHooked(t *testing.T, cfg server.Config, level slog.Level, hook func(*store.Store, *server.Config)) *running {
+	t.Helper()
 	st, err := store.Open(store.Config{MaxMemory: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	if hook != nil {
+		hook(st, &cfg)
+	}
 	dir, err := os.MkdirTemp("", "cachee")
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +121,7 @@ func serveAt(t *testing.T, cfg server.Config, level slog.Level) *running {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return &running{st: st, addrs: srv.Addrs(), client: cacheev1.NewCacheServiceClient(cc), logs: logs, stop: stop}
+	return &running{srv: srv, st: st, addrs: srv.Addrs(), client: cacheev1.NewCacheServiceClient(cc), logs: logs, stop: stop}
 }
 
 func bounded(t *testing.T) context.Context {

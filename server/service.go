@@ -19,6 +19,7 @@ type service struct {
 	cacheev1.UnimplementedCacheServiceServer
 
 	st        *store.Store
+	tier      Tier // the store, or an L2 tier in front of it
 	lat       *latency
 	started   time.Time
 	prewarmer Prewarmer
@@ -26,9 +27,9 @@ type service struct {
 	warming   atomic.Bool // a Prewarm is running
 }
 
-func (s *service) Get(_ context.Context, req *cacheev1.GetRequest) (*cacheev1.GetResponse, error) {
+func (s *service) Get(ctx context.Context, req *cacheev1.GetRequest) (*cacheev1.GetResponse, error) {
 	t := s.lat.start()
-	v, ok, err := s.st.Get(req.GetKey(), nil)
+	v, ok, err := s.tier.Get(ctx, req.GetKey(), nil)
 	s.lat.done(t)
 	if err != nil {
 		return nil, toStatus(err)
@@ -36,13 +37,13 @@ func (s *service) Get(_ context.Context, req *cacheev1.GetRequest) (*cacheev1.Ge
 	return &cacheev1.GetResponse{Found: ok, Value: v}, nil
 }
 
-func (s *service) Set(_ context.Context, req *cacheev1.SetRequest) (*cacheev1.SetResponse, error) {
+func (s *service) Set(ctx context.Context, req *cacheev1.SetRequest) (*cacheev1.SetResponse, error) {
 	opt, err := setOptions(req.GetTtl(), req.GetCondition())
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	t := s.lat.start()
-	ok, err := s.st.Set(req.GetKey(), req.GetValue(), opt)
+	ok, err := s.tier.Set(ctx, req.GetKey(), req.GetValue(), opt)
 	s.lat.done(t)
 	if err != nil {
 		return nil, toStatus(err)
@@ -50,9 +51,9 @@ func (s *service) Set(_ context.Context, req *cacheev1.SetRequest) (*cacheev1.Se
 	return &cacheev1.SetResponse{Stored: ok}, nil
 }
 
-func (s *service) Delete(_ context.Context, req *cacheev1.DeleteRequest) (*cacheev1.DeleteResponse, error) {
+func (s *service) Delete(ctx context.Context, req *cacheev1.DeleteRequest) (*cacheev1.DeleteResponse, error) {
 	t := s.lat.start()
-	ok, err := s.st.Delete(req.GetKey())
+	ok, err := s.tier.Delete(ctx, req.GetKey())
 	s.lat.done(t)
 	if err != nil {
 		return nil, toStatus(err)
@@ -64,7 +65,7 @@ func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (
 	results := make([]*cacheev1.BatchGetResult, len(req.GetKeys()))
 	limit, size := maxBatchResponse(ctx), 0 // the call was admitted for an answer of at most limit
 	var first error
-	s.st.GetMany(req.GetKeys(), func(i int, v []byte, found bool, err error) {
+	s.tier.GetMany(ctx, req.GetKeys(), func(i int, v []byte, found bool, err error) {
 		if err != nil {
 			if first == nil {
 				first = err
@@ -89,7 +90,7 @@ func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (
 	return &cacheev1.BatchGetResponse{Results: results}, nil
 }
 
-func (s *service) BatchSet(_ context.Context, req *cacheev1.BatchSetRequest) (*cacheev1.BatchSetResponse, error) {
+func (s *service) BatchSet(ctx context.Context, req *cacheev1.BatchSetRequest) (*cacheev1.BatchSetResponse, error) {
 	items := make([]store.Item, len(req.GetItems()))
 	for i, it := range req.GetItems() {
 		opt, err := setOptions(it.GetTtl(), it.GetCondition())
@@ -99,7 +100,7 @@ func (s *service) BatchSet(_ context.Context, req *cacheev1.BatchSetRequest) (*c
 		items[i] = store.Item{Key: it.GetKey(), Value: it.GetValue(), Options: opt}
 	}
 	stored := make([]bool, len(items))
-	for _, err := range s.st.SetMany(items, stored) {
+	for _, err := range s.tier.SetMany(ctx, items, stored) {
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -151,7 +152,7 @@ func (s *service) Stats(context.Context, *cacheev1.StatsRequest) (*cacheev1.Stat
 }
 
 func (s *service) RecordAccess(_ context.Context, req *cacheev1.RecordAccessRequest) (*cacheev1.RecordAccessResponse, error) {
-	s.st.RecordAccess(req.GetRefs())
+	s.st.RecordAccess(req.GetRefs(), req.GetUnreportedHits())
 	return &cacheev1.RecordAccessResponse{}, nil
 }
 

@@ -148,9 +148,9 @@ func TestReaderMatchesStore(t *testing.T) {
 	}
 	// Hits reported back count in the writer's stats.
 	before := s.Stats().Hits
-	s.RecordAccess(refs)
-	s.RecordAccess([]uint64{0, 1 << 63, ^uint64(0)}) // junk refs are ignored, but counted as reported
-	if after := s.Stats().Hits; after-before != uint64(len(refs))+3 {
+	s.RecordAccess(refs, 0)
+	s.RecordAccess([]uint64{0, 1 << 63, ^uint64(0)}, 5) // junk refs are ignored, but counted as reported
+	if after := s.Stats().Hits; after-before != uint64(len(refs))+3+5 {
 		t.Fatalf("hits went from %d to %d", before, after)
 	}
 	// Closing the writer makes the reader stale at once.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,8 @@ type Store struct {
 	used                                       atomic.Uint64
 
 	idle   atomic.Bool // the clock advances at the idle rate (see background)
+	idleMu sync.Mutex  // orders idle decisions with wakes
+	woken  bool        // a wake since the last decision; under idleMu
 	wakeCh chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
@@ -408,8 +411,10 @@ func (s *Store) resolveRef(ref uint64) (uint64, bool) {
 }
 
 // RecordAccess counts hits that Readers in other processes made, so that they reach the
-// policy and the hit counter. refs are the values Reader.Get returned.
-func (s *Store) RecordAccess(refs []uint64) {
+// policy and the hit counter. refs are the values Reader.Get returned; unreported is
+// the number of further hits the reader made but does not name (a reader may send a
+// sample of a hot loop), which count in the statistics only.
+func (s *Store) RecordAccess(refs []uint64, unreported uint64) {
 	if s.idle.Load() {
 		s.wake()
 	}
@@ -421,7 +426,7 @@ func (s *Store) RecordAccess(refs []uint64) {
 	for _, r := range refs {
 		s.recordRef(r, 1)
 	}
-	s.sdk.Add(uint64(len(refs)))
+	s.sdk.Add(uint64(len(refs)) + unreported)
 }
 
 // Set stores value under key. It reports whether it stored (false when Cond was not
@@ -1017,14 +1022,29 @@ func (s *Store) Hottest(n int) [][]byte {
 	}
 	s.drain()
 	now := s.nowRead()
-	keys := make([][]byte, 0, min(n, s.Len()))
+	// The policy orders entries by its own notion of value (recency within the
+	// protected space first); rank a wider set of them by how often they were
+	// requested, which is what a prewarm or a published hotset wants.
+	want := min(n, s.Len())
+	cands := make([]uint64, 0, min(4*want, s.Len()))
 	s.pol.hottest(func(e uint64) bool {
 		if !s.expired(e, now) {
-			k := s.v.m.bytes(e+entryHeader, uint64(w0Klen(s.v.m.load(e))))
-			keys = append(keys, append([]byte(nil), k...))
+			cands = append(cands, e)
 		}
-		return len(keys) < n
+		return len(cands) < cap(cands)
 	})
+	if lfu, ok := s.pol.(*tinyLFU); ok {
+		freq := make(map[uint64]uint64, len(cands))
+		for _, e := range cands {
+			freq[e] = lfu.sk.frequency(s.tagOf(e))
+		}
+		slices.SortStableFunc(cands, func(a, b uint64) int { return cmpU64(freq[b], freq[a]) })
+	}
+	keys := make([][]byte, 0, want)
+	for _, e := range cands[:min(want, len(cands))] {
+		k := s.v.m.bytes(e+entryHeader, uint64(w0Klen(s.v.m.load(e))))
+		keys = append(keys, append([]byte(nil), k...))
+	}
 	return keys
 }
 
@@ -1110,11 +1130,15 @@ func (s *Store) background() {
 		if s.clock == nil {
 			s.publishClock(now.UnixMilli())
 		}
-		if ops := s.ops(); ops != lastOps {
-			lastOps, lastActive = ops, now
+		// Deciding "idle" and waking take idleMu, so a wake that races the decision
+		// (an operation under way but not counted yet) is never overwritten.
+		s.idleMu.Lock()
+		if ops := s.ops(); ops != lastOps || s.woken {
+			lastOps, lastActive, s.woken = ops, now, false
 		}
 		idle := now.Sub(lastActive) > idleAfter
 		s.idle.Store(idle)
+		s.idleMu.Unlock()
 		if now.Sub(lastMaintain) >= maintainTick {
 			lastMaintain = now
 			s.maintain()
@@ -1141,9 +1165,13 @@ func (s *Store) ops() uint64 {
 // wake brings the clock up to date after a quiet spell and returns the background loop
 // to the busy rate.
 func (s *Store) wake() {
-	if !s.idle.CompareAndSwap(true, false) {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if !s.idle.Load() {
 		return
 	}
+	s.idle.Store(false)
+	s.woken = true
 	if s.clock == nil {
 		s.publishClock(time.Now().UnixMilli())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -523,5 +524,28 @@ func TestClosed(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestHottestRanksByFrequency: keys read three times rank ahead of keys read once,
+// even when the once-read keys were read more recently.
+func TestHottestRanksByFrequency(t *testing.T) {
+	s := open(t, store.Config{MaxMemory: 8 << 20})
+	for i := range 200 {
+		mustSet(t, s, fmt.Sprintf("often-%d", i), "v", store.SetOptions{})
+		mustSet(t, s, fmt.Sprintf("once-%d", i), "v", store.SetOptions{})
+	}
+	for range 3 {
+		for i := range 200 {
+			get(t, s, fmt.Sprintf("often-%d", i))
+		}
+	}
+	for i := range 200 {
+		get(t, s, fmt.Sprintf("once-%d", i))
+	}
+	for _, k := range s.Hottest(200) {
+		if !strings.HasPrefix(string(k), "often-") {
+			t.Fatalf("Hottest(200) includes %s ahead of the keys read three times", k)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -77,15 +76,10 @@ func TestStoreLRUHitOrder(t *testing.T) {
 		checkResult(t, r)
 		dist[r.Hits]++
 	}
-	if dist[2] == 100 {
-		return
+	if dist[2] != 100 {
+		t.Errorf("store lru: hits -> runs of 100: %v; exact LRU hits 2 every time "+
+			"(a single reader's hits must reach the policy in order)", dist)
 	}
-	msg := fmt.Sprintf("store lru: hits -> runs of 100: %v; exact LRU hits 2 every time "+
-		"(the read buffer reorders hits made between two writes)", dist)
-	if os.Getenv("HITRATE_STRICT") == "" {
-		t.Skip("known store issue: " + msg + "; HITRATE_STRICT=1 makes this fail")
-	}
-	t.Error(msg)
 }
 
 // TestOLTPPublishedLRU replays the OLTP trace through the store's LRU and compares with
@@ -101,6 +95,12 @@ func TestOLTPPublishedLRU(t *testing.T) {
 			len(tr.Keys), tr.Unique, tr.Format)
 	}
 	published := map[int]float64{250: 16.47, 500: 23.45, 1000: 32.83, 2000: 42.47}
+	if raceEnabled {
+		// The race detector makes each replay several times slower: two sizes still
+		// pin the policy to the published numbers.
+		delete(published, 500)
+		delete(published, 1000)
+	}
 	var wg sync.WaitGroup
 	results := make(chan Result, len(published))
 	sem := make(chan struct{}, 2)

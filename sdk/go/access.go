@@ -39,6 +39,8 @@ type accessBuffer struct {
 	full    chan struct{} // a stripe filled up: flush early
 	dropped atomic.Uint64 // refs overwritten before a flush, or lost with a failed flush
 	sent    atomic.Uint64 // refs the sidecar accepted
+	// accounted is the hit count at the last flush; only the flusher uses it.
+	accounted uint64
 }
 
 func newAccessBuffer() *accessBuffer {
@@ -138,13 +140,22 @@ func (c *Client) flushLoop(ctx context.Context) {
 	}
 }
 
-// flush sends the buffered refs; it returns buf for reuse.
+// flush sends the buffered refs, and the count of hits since the last flush that they
+// do not name, so that the sidecar's hit count stays exact while its policy gets a
+// sample; it returns buf for reuse.
 func (c *Client) flush(ctx context.Context, buf []uint64) []uint64 {
 	buf = c.acc.drain(buf)
-	if len(buf) == 0 {
+	total := c.acc.hits()
+	unreported := total - c.acc.accounted - uint64(len(buf))
+	if total < c.acc.accounted+uint64(len(buf)) {
+		unreported = 0 // a ref stored after its hit was counted: nothing is missing
+	}
+	c.acc.accounted = total
+	if len(buf) == 0 && unreported == 0 {
 		return buf
 	}
-	if _, err := c.rpc.RecordAccess(ctx, &cacheev1.RecordAccessRequest{Refs: buf}); err != nil {
+	req := &cacheev1.RecordAccessRequest{Refs: buf, UnreportedHits: unreported}
+	if _, err := c.rpc.RecordAccess(ctx, req); err != nil {
 		// The sidecar is gone or restarting: these hits are lost, which costs the
 		// policy a sample and nothing else.
 		c.acc.dropped.Add(uint64(len(buf)))

@@ -24,26 +24,54 @@ func keyBytes(key string) []byte { return unsafe.Slice(unsafe.StringData(key), l
 // miss in the segment may still be a hit in the sidecar's L2). A found key may hold an
 // empty value, returned as a nil or empty slice.
 func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool, err error) {
-	return c.get(ctx, key, nil, false)
+	value, found, _, err = c.get(ctx, key, nil, false)
+	return value, found, err
 }
 
 // GetInto is Get that writes the value into buf, from its start, and returns
 // buf[:len(value)]; it allocates only when buf is too small. A hit in shared memory
 // makes no syscall, takes no lock and allocates nothing.
 func (c *Client) GetInto(ctx context.Context, key string, buf []byte) (value []byte, found bool, err error) {
+	value, found, _, err = c.get(ctx, key, buf[:0], true)
+	return value, found, err
+}
+
+// Source says which path answered a Get.
+type Source uint8
+
+const (
+	// SourceShm: the shared-memory segment, read in this process.
+	SourceShm Source = iota + 1
+	// SourceSidecar: the sidecar over gRPC (which may itself have read its L2).
+	SourceSidecar
+)
+
+func (s Source) String() string {
+	switch s {
+	case SourceShm:
+		return "shm"
+	case SourceSidecar:
+		return "sidecar"
+	}
+	return "none"
+}
+
+// GetWithSource is GetInto that also says which path answered, for applications that
+// report latency per tier.
+func (c *Client) GetWithSource(ctx context.Context, key string, buf []byte) (value []byte, found bool, src Source, err error) {
 	return c.get(ctx, key, buf[:0], true)
 }
 
-func (c *Client) get(ctx context.Context, key string, dst []byte, into bool) ([]byte, bool, error) {
+func (c *Client) get(ctx context.Context, key string, dst []byte, into bool) ([]byte, bool, Source, error) {
 	if r := c.seg.Load(); r != nil {
 		v, ref, found, err := r.Get(keyBytes(key), dst)
 		if found {
 			c.acc.record(ref)
-			return v, true, nil
+			return v, true, SourceShm, nil
 		}
 		if err != nil {
 			if kerr := c.shmError(err); kerr != nil {
-				return dst, false, kerr
+				return dst, false, SourceShm, kerr
 			}
 		}
 		c.ctr.fallbacks.Add(1)
@@ -54,12 +82,12 @@ func (c *Client) get(ctx context.Context, key string, dst []byte, into bool) ([]
 		return err
 	})
 	if err != nil || !resp.GetFound() {
-		return dst, false, err
+		return dst, false, SourceSidecar, err
 	}
 	if !into {
-		return resp.GetValue(), true, nil
+		return resp.GetValue(), true, SourceSidecar, nil
 	}
-	return append(dst, resp.GetValue()...), true, nil
+	return append(dst, resp.GetValue()...), true, SourceSidecar, nil
 }
 
 // shmError handles an error from the segment reader: the ones about the key go back to

@@ -60,11 +60,19 @@ func TestShmMatchesGRPC(t *testing.T) {
 	if hits := c1.ShmHits - c0.ShmHits; hits != uint64(len(keys)) || c1.ShmFallbacks != c0.ShmFallbacks {
 		t.Fatalf("shm hits %d, fallbacks %d; want %d and 0", hits, c1.ShmFallbacks-c0.ShmFallbacks, len(keys))
 	}
-	// The gRPC client's Gets count once each; the reported shm hits add about as
-	// many (the access buffer may lose a ref that a flush races with).
+	// GetWithSource says which path answered.
+	if _, found, src, err := viaShm.GetWithSource(cx, keys[0], buf); err != nil || !found || src != cachee.SourceShm {
+		t.Fatalf("GetWithSource via shm: %v %v %v", found, src, err)
+	}
+	if _, found, src, err := viaGRPC.GetWithSource(cx, keys[0], buf); err != nil || !found || src != cachee.SourceSidecar {
+		t.Fatalf("GetWithSource via gRPC: %v %v %v", found, src, err)
+	}
+
+	// The gRPC client's Gets count once each, and so do the shm hits: the refs the
+	// access buffer lost are reported as a count.
 	eventually(t, "shm hits in the sidecar's stats", func() bool {
 		st, err := viaGRPC.Stats(cx)
-		return err == nil && st.Hits >= before.Hits+uint64(len(keys))+uint64(len(keys))*9/10
+		return err == nil && st.Hits >= before.Hits+2*uint64(len(keys))
 	})
 	// The counter moves when the RecordAccess call returns, a little after the
 	// sidecar counted it; the buffer is lossy, so a few refs may be missing.

@@ -41,6 +41,10 @@ type client struct {
 	sets    []store.Item // pipelined plain SETs not yet stored (see flushSets)
 	one     [3][]byte    // arguments of a lone batched SET
 
+	// pending is a command waiting for L2; nothing else runs on the connection until
+	// it finishes (see loop.park, and serveBlocking).
+	pending *pendingOp
+
 	// MULTI state.
 	multi      bool
 	queue      []queued
@@ -211,6 +215,9 @@ func (c *client) process() bool {
 			c.overflow()
 			return false
 		}
+		if c.pending != nil {
+			return false
+		}
 	}
 	c.flushSets()
 	if c.ri == c.wi {
@@ -231,9 +238,10 @@ var (
 	setName = []byte("set")
 )
 
-// batchable reports a SET with no options that would run at once.
+// batchable reports a SET with no options that would run at once in the store (a
+// write-through goes to L2 instead).
 func (c *client) batchable(args [][]byte) bool {
-	return len(args) == 3 && !c.multi && c.authed && eqFold(args[0], "set")
+	return len(args) == 3 && !c.multi && c.authed && eqFold(args[0], "set") && !c.srv.writeThrough()
 }
 
 // flushSets stores the batched SETs and replies to each.

@@ -5,10 +5,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cachee/cachee/server/l2"
 	"github.com/cachee/cachee/store"
 )
 
 func cmdDel(c *client, args [][]byte) {
+	if c.l2Writes() {
+		delThrough(c, args)
+		return
+	}
 	if len(args) == 2 {
 		// One key: the store's own Delete, which (unlike Update) does not allocate.
 		ok, err := c.db.del(args[1])
@@ -46,16 +51,29 @@ func cmdDel(c *client, args [][]byte) {
 
 func cmdExists(c *client, args [][]byte) {
 	var n int64
+	var missing [][]byte
 	err := c.db.update(func(tx *store.Tx) error {
 		for _, k := range args[1:] {
 			if tx.Exists(k) {
 				n++
+			} else if c.l2Reads() {
+				missing = append(missing, k)
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		c.storeErr(err)
+		return
+	}
+	if len(missing) > 0 && c.readThrough(missing, func(vs []l2.Value) {
+		for _, v := range vs {
+			if v.Found {
+				n++
+			}
+		}
+		c.w.int(n)
+	}) {
 		return
 	}
 	c.w.int(n)
@@ -69,6 +87,9 @@ func cmdPExpireAt(c *client, args [][]byte) { expireGeneric(c, args, false, fals
 // expireGeneric is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT with NX, XX, GT and LT,
 // checked in Redis's order so that each bad input gets Redis's error.
 func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
+	if c.l2Writes() && c.l2Forward(args, l2.Drop, c.replyInt) {
+		return
+	}
 	when, ok := parseInt(args[2])
 	if !ok {
 		c.w.err(errNotInt)
@@ -178,6 +199,9 @@ func (c *client) ttlMillis(key []byte) (int64, int64, error) {
 }
 
 func cmdTTL(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.None, c.replyInt) {
+		return
+	}
 	ms, _, err := c.ttlMillis(args[1])
 	switch {
 	case err != nil:
@@ -190,6 +214,9 @@ func cmdTTL(c *client, args [][]byte) {
 }
 
 func cmdPTTL(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.None, c.replyInt) {
+		return
+	}
 	ms, _, err := c.ttlMillis(args[1])
 	if err != nil {
 		c.storeErr(err)
@@ -202,6 +229,9 @@ func cmdExpireTime(c *client, args [][]byte)  { expireTime(c, args, true) }
 func cmdPExpireTime(c *client, args [][]byte) { expireTime(c, args, false) }
 
 func expireTime(c *client, args [][]byte, seconds bool) {
+	if c.l2Writes() && c.l2Forward(args, l2.None, c.replyInt) {
+		return
+	}
 	ms, now, err := c.ttlMillis(args[1])
 	switch {
 	case err != nil:
@@ -216,6 +246,9 @@ func expireTime(c *client, args [][]byte, seconds bool) {
 }
 
 func cmdPersist(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.Drop, c.replyInt) {
+		return
+	}
 	var ok bool
 	err := c.db.update(func(tx *store.Tx) error {
 		var err error
@@ -246,9 +279,16 @@ func cmdType(c *client, args [][]byte) {
 	switch {
 	case err != nil:
 		c.storeErr(err)
-	case ok:
-		c.w.simple("string")
+	case !ok && c.l2Reads() && c.readThrough(args[1:2], func(vs []l2.Value) { c.typeName(vs[0].Found) }):
 	default:
+		c.typeName(ok)
+	}
+}
+
+func (c *client) typeName(exists bool) {
+	if exists {
+		c.w.simple("string")
+	} else {
 		c.w.simple("none")
 	}
 }
@@ -350,4 +390,28 @@ func cmdFlush(c *client, args [][]byte) {
 	}
 	c.srv.watch.touchAll()
 	c.w.ok()
+}
+
+// delThrough is DEL and UNLINK with write-through: L2 deletes and answers the count,
+// and L1 drops its copies. A Redis Cluster refuses a multi-key DEL across slots, so
+// there each key gets its own DEL (in one pipeline) and the counts are summed.
+func delThrough(c *client, args [][]byte) {
+	if !c.srv.l2.Endpoint().Cluster || len(args) == 2 {
+		c.l2Forward(args, l2.Drop, c.replyInt)
+		return
+	}
+	ws := make([]l2.Write, 0, len(args)-1)
+	for _, k := range args[1:] {
+		ws = append(ws, l2.Write{Args: [][]byte{args[0], k}, KeyAt: []int{1}, Effect: l2.Drop})
+	}
+	c.l2Run(ws, func(rs []l2.Reply) {
+		var n int64
+		for _, r := range rs {
+			if c.replyErr(r) {
+				return
+			}
+			n += r.Int
+		}
+		c.w.int(n)
+	})
 }

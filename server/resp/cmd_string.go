@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cachee/cachee/server/l2"
 	"github.com/cachee/cachee/store"
 )
 
@@ -38,6 +39,9 @@ func cmdGet(c *client, args [][]byte) {
 	case err != nil:
 		c.storeErr(err)
 	case !ok:
+		if c.l2Reads() && c.readThrough(args[1:2], func(vs []l2.Value) { c.bulkOrNull(vs[0]) }) {
+			return
+		}
 		c.w.null()
 	default:
 		c.w.bulk(v)
@@ -152,6 +156,10 @@ func cmdSet(c *client, args [][]byte) {
 		opt.Cond = store.IfPresent
 	}
 	key, val := args[1], args[2]
+	if c.l2Writes() && (o.get && c.l2Forward(args, l2.Drop, c.replyBulk) ||
+		!o.get && c.l2Forward(args, l2.StoreIfOK, c.replyOK, val)) {
+		return
+	}
 	if !o.get {
 		stored, err := c.db.set(key, val, opt)
 		switch {
@@ -191,6 +199,9 @@ func cmdSet(c *client, args [][]byte) {
 }
 
 func cmdSetNX(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyInt, args[2]) {
+		return
+	}
 	stored, err := c.db.set(args[1], args[2], store.SetOptions{Cond: store.IfAbsent})
 	if err != nil {
 		c.storeErr(err)
@@ -213,6 +224,9 @@ func setWithExpire(c *client, args [][]byte, unit expireUnit) {
 		c.w.err(msg)
 		return
 	}
+	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyOK, args[3]) {
+		return
+	}
 	if _, err := c.db.set(args[1], args[3], opt); err != nil {
 		c.storeErr(err)
 		return
@@ -222,6 +236,9 @@ func setWithExpire(c *client, args [][]byte, unit expireUnit) {
 }
 
 func cmdGetSet(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.StoreAlways, c.replyBulk, args[2]) {
+		return
+	}
 	var old []byte
 	var found bool
 	err := c.db.update(func(tx *store.Tx) error {
@@ -246,6 +263,9 @@ func cmdGetSet(c *client, args [][]byte) {
 }
 
 func cmdGetDel(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.Drop, c.replyBulk) {
+		return
+	}
 	var v []byte
 	var found bool
 	err := c.db.update(func(tx *store.Tx) error {
@@ -274,6 +294,14 @@ func cmdGetEX(c *client, args [][]byte) {
 	o, ok := parseSetArgs(args, false)
 	if !ok {
 		c.w.err(errSyntax)
+		return
+	}
+	if c.l2Writes() {
+		if _, msg := c.expiry(o.unit, o.expire); msg != "" {
+			c.w.err(msg)
+			return
+		}
+		c.l2Forward(args, l2.StoreReply, c.replyBulk)
 		return
 	}
 	var v []byte
@@ -321,6 +349,10 @@ func cmdGetEX(c *client, args [][]byte) {
 }
 
 func cmdMGet(c *client, args [][]byte) {
+	if c.l2Reads() {
+		mgetThrough(c, args)
+		return
+	}
 	c.w.array(len(args) - 1)
 	for _, k := range args[1:] {
 		if c.w.over {
@@ -360,6 +392,9 @@ func cmdMSet(c *client, args [][]byte) {
 	if !c.checkKeys(args, 2) {
 		return
 	}
+	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyOK, values(args)...) {
+		return
+	}
 	err := c.db.atomic(func(tx *store.Tx) error {
 		for i := 1; i < len(args); i += 2 {
 			if _, err := tx.Set(args[i], args[i+1], store.SetOptions{}); err != nil {
@@ -384,6 +419,9 @@ func cmdMSetNX(c *client, args [][]byte) {
 		return
 	}
 	if !c.checkKeys(args, 2) {
+		return
+	}
+	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyInt, values(args)...) {
 		return
 	}
 	set := false
@@ -417,10 +455,22 @@ func cmdMSetNX(c *client, args [][]byte) {
 	}
 }
 
-func cmdIncr(c *client, args [][]byte) { incrBy(c, args[1], 1) }
-func cmdDecr(c *client, args [][]byte) { incrBy(c, args[1], -1) }
+func cmdIncr(c *client, args [][]byte) {
+	if !c.l2Writes() || !c.l2Forward(args, l2.StoreReply, c.replyInt) {
+		incrBy(c, args[1], 1)
+	}
+}
+
+func cmdDecr(c *client, args [][]byte) {
+	if !c.l2Writes() || !c.l2Forward(args, l2.StoreReply, c.replyInt) {
+		incrBy(c, args[1], -1)
+	}
+}
 
 func cmdIncrBy(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.StoreReply, c.replyInt) {
+		return
+	}
 	n, ok := parseInt(args[2])
 	if !ok {
 		c.w.err(errNotInt)
@@ -430,6 +480,9 @@ func cmdIncrBy(c *client, args [][]byte) {
 }
 
 func cmdDecrBy(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.StoreReply, c.replyInt) {
+		return
+	}
 	n, ok := parseInt(args[2])
 	if !ok {
 		c.w.err(errNotInt)
@@ -480,6 +533,9 @@ func incrBy(c *client, key []byte, delta int64) {
 }
 
 func cmdIncrByFloat(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.StoreReply, c.replyBulk) {
+		return
+	}
 	var out []byte
 	var msg string
 	key := args[1]
@@ -524,6 +580,9 @@ func cmdIncrByFloat(c *client, args [][]byte) {
 func (c *client) maxValue() int { return c.srv.st.Config().MaxValueSize }
 
 func cmdAppend(c *client, args [][]byte) {
+	if c.l2Writes() && c.l2Forward(args, l2.Drop, c.replyInt) {
+		return
+	}
 	var n int
 	var msg string
 	err := c.db.update(func(tx *store.Tx) error {
@@ -552,9 +611,12 @@ func cmdAppend(c *client, args [][]byte) {
 }
 
 func cmdStrlen(c *client, args [][]byte) {
-	v, _, err := c.value(args[1])
+	v, ok, err := c.value(args[1])
 	if err != nil {
 		c.storeErr(err)
+		return
+	}
+	if !ok && c.l2Reads() && c.readThrough(args[1:2], func(vs []l2.Value) { c.w.int(int64(len(vs[0].Data))) }) {
 		return
 	}
 	c.w.int(int64(len(v)))
@@ -567,11 +629,19 @@ func cmdGetRange(c *client, args [][]byte) {
 		c.w.err(errNotInt)
 		return
 	}
-	v, _, err := c.value(args[1])
+	v, ok, err := c.value(args[1])
 	if err != nil {
 		c.storeErr(err)
 		return
 	}
+	if !ok && c.l2Reads() && c.readThrough(args[1:2], func(vs []l2.Value) { writeRange(c, vs[0].Data, start, end) }) {
+		return
+	}
+	writeRange(c, v, start, end)
+}
+
+// writeRange replies with GETRANGE's substring of v.
+func writeRange(c *client, v []byte, start, end int64) {
 	n := int64(len(v))
 	if start < 0 && end < 0 && start > end {
 		c.w.bulk(nil)
@@ -602,6 +672,9 @@ func cmdSetRange(c *client, args [][]byte) {
 	}
 	if off < 0 {
 		c.w.err("ERR offset is out of range")
+		return
+	}
+	if c.l2Writes() && c.l2Forward(args, l2.Drop, c.replyInt) {
 		return
 	}
 	val := args[3]
@@ -640,4 +713,60 @@ func cmdSetRange(c *client, args [][]byte) {
 		}
 		c.w.int(int64(n))
 	}
+}
+
+// bulkOrNull replies with a read-through's value.
+func (c *client) bulkOrNull(v l2.Value) {
+	if v.Found {
+		c.w.bulk(v.Data)
+	} else {
+		c.w.null()
+	}
+}
+
+// values lists the values of MSET's key-value pairs.
+func values(args [][]byte) [][]byte {
+	var vs [][]byte
+	for i := 2; i < len(args); i += 2 {
+		vs = append(vs, args[i])
+	}
+	return vs
+}
+
+// mgetThrough is MGET with read-through: the keys L1 lacks are read from L2 in one
+// round trip, and the reply merges both.
+func mgetThrough(c *client, args [][]byte) {
+	keys := args[1:]
+	vals := make([][]byte, len(keys))
+	found := make([]bool, len(keys))
+	var missing [][]byte
+	var at []int
+	for i, k := range keys {
+		v, ok, err := c.value(k)
+		if err == nil && ok {
+			vals[i], found[i] = append([]byte(nil), v...), true
+			continue
+		}
+		missing = append(missing, k)
+		at = append(at, i)
+	}
+	reply := func() {
+		c.w.array(len(keys))
+		for i := range keys {
+			if found[i] {
+				c.w.bulk(vals[i])
+			} else {
+				c.w.null()
+			}
+		}
+	}
+	if len(missing) > 0 && c.readThrough(missing, func(vs []l2.Value) {
+		for j, v := range vs {
+			vals[at[j]], found[at[j]] = v.Data, v.Found
+		}
+		reply()
+	}) {
+		return
+	}
+	reply()
 }

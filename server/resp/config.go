@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cachee/cachee/server/l2"
 )
 
 // Limits that Redis fixes and so do we.
@@ -68,6 +70,10 @@ type Config struct {
 	// Port is reported as tcp_port in INFO (and CONFIG GET port); it opens nothing.
 	// Default 6380, the RESP port the design fixes.
 	Port int
+
+	// L2, when set, is the tier behind the store: misses read through from it and, in
+	// write-through mode, writes go to it first (see l2.go). Nil serves the store alone.
+	L2 *l2.Tier
 
 	// Logger receives connection-level events. Default slog.Default().
 	Logger *slog.Logger

@@ -52,6 +52,13 @@
 // that never pass through this package (gRPC, other processes, expiry, eviction)
 // abort it too.
 //
+// # L2
+//
+// With Config.L2, misses read through from a central Redis and, with write-through,
+// writes run there first; a command that needs L2 parks its connection (the event
+// loop serves the others meanwhile) and resumes it when L2 answers. l2.go lists what
+// each command does, and docs/l2.md the whole tier.
+//
 // # Differences from Redis
 //
 //   - One database: SELECT 0 is accepted, other indexes get "ERR DB index is out of
@@ -78,6 +85,8 @@
 //     for them is none), and the client memory budget is on by default in the binary
 //     (Redis's maxmemory-clients is off by default). A new client that the budget
 //     cannot hold is refused with "ERR client memory limit reached".
+//   - With an L2 and write-through, MULTI/EXEC runs in L2 and WATCH is refused;
+//     FLUSHDB and FLUSHALL flush only the local L1.
 //   - INFO keyspace reports avg_ttl=0 (the store keeps no running TTL average);
 //     CONFIG SET is refused; CLIENT LIST's buffer fields are 0.
 package resp

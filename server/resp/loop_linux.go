@@ -30,9 +30,10 @@ type loop struct {
 	mu      sync.Mutex
 	conns   map[int32]*loopConn
 	adds    []*loopConn
-	sweep   bool // look for idle connections (Config.IdleTimeout)
-	stop    bool // shutdown asked
-	stopped bool // the loop has exited: add closes at once
+	sweep   bool        // look for idle connections (Config.IdleTimeout)
+	resumed []*loopConn // parked connections whose L2 call has finished
+	stop    bool        // shutdown asked
+	stopped bool        // the loop has exited: add closes at once
 
 	now int64 // unix nanos, read once per wakeup (for CLIENT LIST's idle=)
 
@@ -83,6 +84,8 @@ type loopConn struct {
 	fd     int
 	out    int    // bytes of cl.w.b already written
 	events uint32 // what epoll watches for
+	parked bool   // waiting for an L2 call (cl.pending); see park
+	closed bool
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -243,11 +246,14 @@ func (l *loop) run() {
 			var buf [8]byte
 			_, _ = unix.Read(l.efd, buf[:])
 			l.mu.Lock()
-			adds, stop, sweep := l.adds, l.stop, l.sweep
-			l.adds, l.sweep = nil, false
+			adds, resumed, stop, sweep := l.adds, l.resumed, l.stop, l.sweep
+			l.adds, l.resumed, l.sweep = nil, nil, false
 			l.mu.Unlock()
 			for _, lc := range adds {
 				l.register(lc)
+			}
+			for _, lc := range resumed {
+				l.unpark(lc)
 			}
 			if sweep {
 				l.closeIdle()
@@ -289,6 +295,7 @@ func (l *loop) exit() {
 	l.adds = nil
 	l.mu.Unlock()
 	for _, lc := range conns {
+		lc.closed = true
 		unix.Close(lc.fd)
 		l.srv.release(lc.cl)
 	}
@@ -301,6 +308,7 @@ func (l *loop) exit() {
 }
 
 func (l *loop) close(lc *loopConn) {
+	lc.closed = true
 	l.mu.Lock()
 	delete(l.conns, int32(lc.fd))
 	l.mu.Unlock()
@@ -313,6 +321,16 @@ func (l *loop) close(lc *loopConn) {
 func (l *loop) serve(lc *loopConn, events uint32) {
 	cl := lc.cl
 	if lc.out < len(cl.w.b) && !l.flush(lc) {
+		return
+	}
+	if lc.parked {
+		// Waiting for L2: nothing is read or run until the answer comes (see park),
+		// but replies already made keep draining, and a dead socket is closed now.
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			l.close(lc)
+			return
+		}
+		l.watch(lc, l.parkedEvents(lc))
 		return
 	}
 	l.lend(cl)
@@ -356,6 +374,10 @@ func (l *loop) run1(lc *loopConn) {
 			l.close(lc)
 			return
 		}
+		if cl.pending != nil {
+			l.park(lc)
+			return
+		}
 		if !more {
 			break
 		}
@@ -372,17 +394,50 @@ func (l *loop) run1(lc *loopConn) {
 	case pending:
 		want |= unix.EPOLLOUT
 	}
+	if !l.watch(lc, want) {
+		return
+	}
+	l.reclaim(lc)
+	if !cl.account() {
+		cl.dropped(limitMemory)
+		l.close(lc)
+	}
+}
+
+// watch sets what epoll reports for lc; false means lc failed and was closed.
+func (l *loop) watch(lc *loopConn, want uint32) bool {
 	if want != lc.events {
 		lc.events = want
 		ev := unix.EpollEvent{Events: want, Fd: int32(lc.fd)}
 		if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) != nil {
 			l.close(lc)
-			return
+			return false
 		}
 	}
+	return true
+}
+
+// A command that needs L2 (a read-through of a miss, a write-through) must not block
+// the loop, which serves every other connection too: the command sets cl.pending and
+// returns, and the loop parks the connection. Its L2 call runs on another goroutine;
+// when it finishes it queues the connection on the loop and wakes it, and the loop
+// writes the reply and goes on with the requests that arrived meanwhile, in order.
+// While parked, the connection is not read (so requests after the parked one wait
+// their turn, as Redis makes them wait behind a blocked command) and epoll reports only
+// what is needed to drain earlier replies and notice a dead socket.
+
+// park stops serving lc until its pending L2 call finishes, and starts that call.
+func (l *loop) park(lc *loopConn) {
+	lc.parked = true
+	if !l.watch(lc, l.parkedEvents(lc)) {
+		return
+	}
+	// Start first: the call copies its arguments out of the read buffer, which
+	// reclaim may then lend to another connection.
+	lc.cl.pending.start(func() { l.resume(lc) })
 	l.reclaim(lc)
-	if !cl.account() {
-		cl.dropped(limitMemory)
+	if !lc.cl.account() {
+		lc.cl.dropped(limitMemory)
 		l.close(lc)
 	}
 }
@@ -409,6 +464,41 @@ func (l *loop) requestSweep() {
 	l.sweep = true
 	l.mu.Unlock()
 	l.wake()
+}
+
+// parkedEvents is what a parked connection waits for: room to write replies made
+// before it parked, if any; otherwise nothing (errors and hangups are always reported).
+func (l *loop) parkedEvents(lc *loopConn) uint32 {
+	if lc.out < len(lc.cl.w.b) {
+		return unix.EPOLLOUT
+	}
+	return 0
+}
+
+// resume queues a parked connection whose L2 call finished; any goroutine may call it.
+func (l *loop) resume(lc *loopConn) {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	l.resumed = append(l.resumed, lc)
+	l.mu.Unlock()
+	l.wake()
+}
+
+// unpark writes the reply of lc's finished L2 call and serves what waited behind it.
+func (l *loop) unpark(lc *loopConn) {
+	if lc.closed {
+		return
+	}
+	cl := lc.cl
+	op := cl.pending
+	cl.pending = nil
+	lc.parked = false
+	l.lend(cl)
+	op.finish()
+	l.run1(lc)
 }
 
 // flush writes what it can of the pending replies without blocking. It reports false

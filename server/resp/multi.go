@@ -118,6 +118,12 @@ func cmdWatch(c *client, args [][]byte) {
 		c.w.err("ERR WATCH inside MULTI is not allowed")
 		return
 	}
+	if c.srv.writeThrough() {
+		// A transaction runs in L2 (see execInL2) over a connection all clients share,
+		// where WATCH would watch for all of them.
+		c.w.err("ERR WATCH is not supported with --l2-write=through")
+		return
+	}
 	err := c.srv.st.Update(func(tx *store.Tx) error {
 		for _, k := range args[1:] {
 			if c.isWatching(k) {
@@ -240,6 +246,10 @@ func cmdExec(c *client, args [][]byte) {
 	if c.txDirty {
 		c.endMulti()
 		c.w.err("EXECABORT Transaction discarded because of previous errors.")
+		return
+	}
+	if c.srv.writeThrough() {
+		execInL2(c)
 		return
 	}
 	q := c.queue

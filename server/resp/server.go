@@ -10,12 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cachee/cachee/server/l2"
 	"github.com/cachee/cachee/store"
 )
 
 // Server serves RESP connections over one store.
 type Server struct {
 	st      *store.Store
+	l2      *l2.Tier // nil: no L2
 	cfg     Config
 	log     *slog.Logger
 	maxBulk int
@@ -52,7 +54,7 @@ type Server struct {
 func New(st *store.Store, cfg Config) *Server {
 	if cfg.Validate() != nil {
 		d := DefaultConfig()
-		d.RequirePass, d.EventLoops, d.Logger, d.Port = cfg.RequirePass, cfg.EventLoops, cfg.Logger, cfg.Port
+		d.RequirePass, d.EventLoops, d.Logger, d.Port, d.L2 = cfg.RequirePass, cfg.EventLoops, cfg.Logger, cfg.Port, cfg.L2
 		d.Memory = cfg.Memory
 		cfg = d
 	}
@@ -66,6 +68,7 @@ func New(st *store.Store, cfg Config) *Server {
 	_, _ = rand.Read(id[:])
 	s := &Server{
 		st:      st,
+		l2:      cfg.L2,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		maxBulk: maxBulk,
@@ -185,6 +188,15 @@ func (s *Server) serveBlocking(cl *client, c net.Conn) {
 				cl.dropped(limitOutput)
 			}
 			return
+		}
+		if op := cl.pending; op != nil {
+			// This goroutine serves only this connection: it may wait for L2.
+			done := make(chan struct{})
+			op.start(func() { close(done) })
+			<-done
+			cl.pending = nil
+			op.finish()
+			continue
 		}
 		if cl.closing {
 			return

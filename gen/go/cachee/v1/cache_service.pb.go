@@ -1145,9 +1145,12 @@ type RecordAccessRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The entry references the shared-memory reader returned with each hit.
 	// References the server no longer recognises are ignored.
-	Refs          []uint64 `protobuf:"fixed64,1,rep,packed,name=refs,proto3" json:"refs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Refs []uint64 `protobuf:"fixed64,1,rep,packed,name=refs,proto3" json:"refs,omitempty"`
+	// Hits the reader made but does not name in refs (it reports a sample of a hot read
+	// loop): they count in the server's hit statistics, not in its eviction policy.
+	UnreportedHits uint64 `protobuf:"varint,2,opt,name=unreported_hits,json=unreportedHits,proto3" json:"unreported_hits,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RecordAccessRequest) Reset() {
@@ -1185,6 +1188,13 @@ func (x *RecordAccessRequest) GetRefs() []uint64 {
 		return x.Refs
 	}
 	return nil
+}
+
+func (x *RecordAccessRequest) GetUnreportedHits() uint64 {
+	if x != nil {
+		return x.UnreportedHits
+	}
+	return 0
 }
 
 // RecordAccessResponse acknowledges a RecordAccess.
@@ -1299,9 +1309,10 @@ const file_cachee_v1_cache_service_proto_rawDesc = "" +
 	"generation\x18\x0f \x01(\x04R\n" +
 	"generation\x12\x1a\n" +
 	"\beviction\x18\x10 \x01(\tR\beviction\x12!\n" +
-	"\fsegment_path\x18\x11 \x01(\tR\vsegmentPath\")\n" +
+	"\fsegment_path\x18\x11 \x01(\tR\vsegmentPath\"R\n" +
 	"\x13RecordAccessRequest\x12\x12\n" +
-	"\x04refs\x18\x01 \x03(\x06R\x04refs\"\x16\n" +
+	"\x04refs\x18\x01 \x03(\x06R\x04refs\x12'\n" +
+	"\x0funreported_hits\x18\x02 \x01(\x04R\x0eunreportedHits\"\x16\n" +
 	"\x14RecordAccessResponse*h\n" +
 	"\fSetCondition\x12\x1d\n" +
 	"\x19SET_CONDITION_UNSPECIFIED\x10\x00\x12\x1b\n" +

@@ -1,0 +1,56 @@
+"""One real cachee process for a test; shared by these tests and sdk/crosslang."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+
+START_TIMEOUT = 60.0
+
+
+class Server:
+    """One cachee process on a socket in a fresh short directory (socket paths are
+    limited to 107 bytes), with free ports chosen by the kernel (--port=0) and read back
+    from its "serving" log line, and a private segment directory."""
+
+    def __init__(self, binary: str, *args: str, sock: str | None = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="cachee-py")
+        self.sock = sock or os.path.join(self.dir, "c.sock")
+        shm = os.path.join(self.dir, "shm")
+        os.mkdir(shm)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHEE_", "CACHE_"))}
+        self.proc = subprocess.Popen(
+            [binary, f"--socket={self.sock}", f"--shm={shm}", "--port=0", "--http-port=0",
+             "--metrics-port=0", "--max-memory=8mb", "--log-format=json", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+        )
+        self.logs: list[str] = []
+        self.serving = threading.Event()
+        self.tcp = ""
+        self.resp = False
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.serving.wait(START_TIMEOUT):
+            self.stop()
+            raise RuntimeError("cachee did not start:\n" + "".join(self.logs))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.logs.append(line)
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("msg") == "serving":
+                self.tcp = "127.0.0.1:" + rec["addr"].rsplit(":", 1)[1]
+                self.resp = bool(rec.get("resp"))
+                self.serving.set()
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

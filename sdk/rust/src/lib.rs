@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod address;
+mod client;
+mod error;
+
+pub use address::{Address, DEFAULT_PORT, DEFAULT_SOCKET};
+pub use client::{Builder, Client, Item, PrewarmOptions, PrewarmProgress, RetryPolicy, SetOptions, Stats};
+pub use error::{Error, ErrorKind, ERROR_DOMAIN};
+
+/// The generated messages and client, for what this crate does not wrap.
+pub use cachee_proto::v1 as proto;

@@ -1,0 +1,233 @@
+package l2
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Value is one key's result of a read-through.
+type Value struct {
+	Data  []byte
+	Found bool
+}
+
+// flight is a read-through of one key in flight; concurrent readers of the key wait
+// for it instead of reading L2 again (singleflight).
+type flight struct {
+	done chan struct{}
+	val  Value
+}
+
+// maxPipeline bounds the commands of one pipelined call: rueidis sends a larger one
+// over a pooled connection of its own, which is not the tracking connection.
+const maxPipeline = 1000
+
+// Get reads key from L1, and on a miss from L2 (filling L1). It implements
+// server.Tier: an L2 that fails or is down makes a miss, not an error (counted in
+// cachee_l2_errors_total), so a cold key costs at most --l2-timeout.
+func (t *Tier) Get(_ context.Context, key, dst []byte) ([]byte, bool, error) {
+	v, ok, err := t.st.Get(key, dst)
+	if ok || err != nil {
+		return v, ok, err
+	}
+	r := t.fetch([][]byte{key})[0]
+	if !r.Found {
+		return dst, false, nil
+	}
+	return append(dst, r.Data...), true, nil
+}
+
+// GetMany is Get for several keys; the misses share one L2 round trip.
+func (t *Tier) GetMany(_ context.Context, keys [][]byte, fn func(i int, value []byte, found bool, err error)) {
+	var missing [][]byte
+	var at []int
+	var buf []byte
+	for i, k := range keys {
+		v, ok, err := t.st.Get(k, buf[:0])
+		buf = v
+		if ok || err != nil {
+			fn(i, v, ok, err)
+			continue
+		}
+		missing = append(missing, k)
+		at = append(at, i)
+	}
+	if len(missing) == 0 {
+		return
+	}
+	for j, r := range t.fetch(missing) {
+		fn(at[j], r.Data, r.Found, nil)
+	}
+}
+
+// FetchAsync reads keys that missed L1 through from L2 on another goroutine and calls
+// done with their values, in order, within about --l2-timeout. It never blocks the
+// caller: the RESP event loop hands its misses over this way. keys are copied.
+func (t *Tier) FetchAsync(keys [][]byte, done func([]Value)) {
+	cp := make([][]byte, len(keys))
+	for i, k := range keys {
+		cp[i] = append([]byte(nil), k...)
+	}
+	go func() { done(t.fetch(cp)) }()
+}
+
+// fetch reads keys (which missed L1) through from L2: each key is read once however
+// many callers want it, found values go to L1 with a TTL of --l1-ttl capped by the
+// key's PTTL, and nothing waits longer than --l2-timeout.
+func (t *Tier) fetch(keys [][]byte) []Value {
+	out := make([]Value, len(keys))
+	data, _ := t.clientsNow()
+	if !t.up.Load() || data == nil {
+		t.m.errors.WithLabelValues("read", "down").Inc()
+		return out
+	}
+	deadline := time.Now().Add(t.cfg.Timeout)
+
+	type lead struct {
+		i int
+		o op
+		f *flight
+	}
+	var leads []lead
+	joins := map[int]*flight{}
+	now := time.Now()
+	t.mu.Lock()
+	for i, k := range keys {
+		key := string(k)
+		if t.cfg.NegativeTTL > 0 && t.neg.has(key, now) {
+			t.m.negHits.Inc()
+			continue
+		}
+		if ks := t.keys[key]; ks != nil && ks.flight != nil {
+			joins[i] = ks.flight
+			continue
+		}
+		// A key asked for twice in one call is read once.
+		dup := false
+		for _, l := range leads {
+			if l.o.key == key {
+				joins[i], dup = l.f, true
+				break
+			}
+		}
+		if dup {
+			continue
+		}
+		o := t.begin(key)
+		f := &flight{done: make(chan struct{})}
+		o.ks.flight = f
+		leads = append(leads, lead{i, o, f})
+	}
+	t.mu.Unlock()
+
+	if len(leads) > 0 {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		vals := make([]Value, len(leads))
+		pttls := make([]int64, len(leads))
+		bad := make([]bool, len(leads)) // the read failed: neither a value nor a miss
+		var failed error
+		for start := 0; start < len(leads); start += maxPipeline / 2 {
+			batch := leads[start:min(start+maxPipeline/2, len(leads))]
+			cmds := make(rueidis.Commands, 0, 2*len(batch))
+			for _, l := range batch {
+				cmds = append(cmds, data.B().Get().Key(l.o.key).Build(), data.B().Pttl().Key(l.o.key).Build())
+			}
+			t0 := time.Now()
+			res := data.DoMulti(ctx, cmds...)
+			t.m.readSeconds.Observe(time.Since(t0).Seconds())
+			for j := range batch {
+				v, err := res[2*j].AsBytes()
+				switch {
+				case err == nil:
+					vals[start+j] = Value{Data: append([]byte(nil), v...), Found: true}
+				case rueidis.IsRedisNil(err):
+				default:
+					// WRONGTYPE (L2 holds a list under the key) is a miss too: the cache
+					// serves strings. A network error is a miss, counted below.
+					if failed == nil || isNetErr(err) {
+						failed = err
+					}
+					bad[start+j] = true
+					continue
+				}
+				pttls[start+j], _ = res[2*j+1].AsInt64()
+			}
+		}
+		cancel()
+		t.m.reads.Add(float64(len(leads)))
+		if failed != nil {
+			t.m.errors.WithLabelValues("read", reason(failed)).Inc()
+			if isNetErr(failed) && !errorsIsDeadline(failed) {
+				t.suspect()
+			}
+		}
+		t.mu.Lock()
+		now := time.Now()
+		for j, l := range leads {
+			v := vals[j]
+			ok := t.end(l.o)
+			l.o.ks.flight = nil
+			switch {
+			case bad[j]:
+			case v.Found && !ok:
+				t.m.fillsSkipped.Inc()
+			case v.Found && pttls[j] != -2: // -2: expired between GET and PTTL
+				t.fillLocked(l.o.key, v.Data, pttls[j])
+			case !v.Found:
+				t.m.misses.Inc()
+				if ok && t.cfg.NegativeTTL > 0 {
+					t.neg.add(l.o.key, now.Add(t.cfg.NegativeTTL))
+				}
+			}
+			l.f.val = v
+			close(l.f.done)
+			out[l.i] = v
+		}
+		t.mu.Unlock()
+	}
+
+	if len(joins) > 0 {
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		for i, f := range joins {
+			select {
+			case <-f.done:
+				out[i] = f.val
+			case <-timer.C:
+				t.m.errors.WithLabelValues("read", "timeout").Inc()
+				// Expired: the rest get what has already arrived, without waiting.
+				for j, g := range joins {
+					select {
+					case <-g.done:
+						out[j] = g.val
+					default:
+					}
+				}
+				return out
+			}
+		}
+	}
+	return out
+}
+
+// fillLocked stores a value read from L2 in L1 with a TTL of --l1-ttl, capped by
+// pttl, the key's remaining TTL in L2 in ms (-1: none). Caller holds t.mu.
+func (t *Tier) fillLocked(key string, v []byte, pttl int64) {
+	ttl := t.cfg.L1TTL
+	if pttl >= 0 {
+		if pttl == 0 {
+			return // expires this millisecond
+		}
+		ttl = min(ttl, time.Duration(pttl)*time.Millisecond)
+	}
+	if _, err := t.st.Set([]byte(key), v, storeTTL(ttl)); err != nil {
+		// Too large for L1, or L1 full under noeviction: the caller still gets the value.
+		t.m.fillsSkipped.Inc()
+		t.st.Delete([]byte(key))
+		return
+	}
+	t.dirty = true
+	t.m.fills.Inc()
+}
