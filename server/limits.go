@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/tap"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
@@ -27,9 +29,11 @@ import (
 // It counts reservations, not allocations: callers reserve what a connection or call
 // may hold at most, or what a buffer is about to grow by, before allocating it.
 type Budget struct {
-	limit   int64
-	used    atomic.Int64
-	refused atomic.Int64
+	limit     int64
+	used      atomic.Int64
+	refused   atomic.Int64
+	pressure  atomic.Bool  // set by GuardMemory: refuse everything for now
+	pressured atomic.Int64 // times pressure began
 }
 
 // NewBudget returns a budget of limit bytes; limit <= 0 means no limit (nil).
@@ -40,11 +44,20 @@ func NewBudget(limit int64) *Budget {
 	return &Budget{limit: limit}
 }
 
+// pressureMin is the smallest reservation refused under memory pressure: smaller ones
+// (connections, first buffers) are what keeps a client served at all.
+const pressureMin = 256 << 10
+
 // TryAcquire reserves n bytes, or reports false and reserves nothing when that would
-// take the total past the limit.
+// take the total past the limit, or when n is large and the process's memory is under
+// pressure (see GuardMemory).
 func (b *Budget) TryAcquire(n int64) bool {
 	if b == nil || n <= 0 {
 		return true
+	}
+	if n >= pressureMin && b.pressure.Load() {
+		b.refused.Add(1)
+		return false
 	}
 	for {
 		u := b.used.Load()
@@ -56,6 +69,20 @@ func (b *Budget) TryAcquire(n int64) bool {
 			return true
 		}
 	}
+}
+
+// acquireWithin is TryAcquire, retried for up to wait while the budget is short.
+func (b *Budget) acquireWithin(n int64, wait time.Duration) bool {
+	if b.TryAcquire(n) {
+		return true
+	}
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		if b.TryAcquire(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Release returns n bytes reserved earlier.
@@ -88,6 +115,14 @@ func (b *Budget) Refused() int64 {
 		return 0
 	}
 	return b.refused.Load()
+}
+
+// Pressured counts the times memory pressure began (see GuardMemory).
+func (b *Budget) Pressured() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.pressured.Load()
 }
 
 // GRPCConnCost is what one gRPC connection is charged against the Budget while it is
@@ -165,28 +200,71 @@ type admission struct {
 	costs        callCosts
 	maxBatchResp int
 	rejected     func(reason string)
+	lingering    atomic.Int64 // refused calls whose contexts grpc-go keeps (see refuse)
 }
 
 // tap is a grpc.InTapHandle.
 func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if a.token != "" && !openWithoutToken(info.FullMethodName) && !bearerMatches(info.Header["authorization"], a.token) {
-		a.rejected("unauthenticated")
-		return nil, toStatus(errUnauthenticated)
+		time.Sleep(admitWait) // as slow as a refusal for memory, and as costly to repeat
+		return a.refuse(ctx, "unauthenticated", errUnauthenticated)
 	}
 	ctx = context.WithValue(ctx, batchRespKey{}, a.maxBatchResp)
 	cost := a.costs.cost(info.FullMethodName)
 	if cost == 0 || a.budget == nil {
 		return ctx, nil
 	}
-	if !a.budget.TryAcquire(cost) {
-		a.rejected("client_memory")
-		return nil, toStatus(errOverloaded)
+	if !a.budget.acquireWithin(cost, admitWait) {
+		return a.refuse(ctx, "client_memory", errOverloaded)
 	}
 	// The transport cancels a stream's context when the stream ends, however it ends
 	// (answered, reset, deadline, connection closed): the charge ends with it.
 	context.AfterFunc(ctx, func() { a.budget.Release(cost) })
 	return ctx, nil
 }
+
+// refuse refuses the stream whose context is ctx.
+//
+// grpc-go (v1.85; grpc/grpc-go#2976) does not cancel the context of a stream that its
+// InTapHandle refuses: when the call has a deadline, that context and its timer (about
+// 240 bytes) live until the deadline passes, whatever becomes of the connection. A
+// client that keeps making calls we refuse, with long deadlines (an application
+// hammering an overloaded sidecar, a client without the token), would grow the heap
+// at that rate. Three things bound it: each refusal takes admitWait, so one connection
+// cannot be refused more than 20 times a second; admission counts the refused calls
+// whose contexts are still alive; and past maxLingering, a connection that has a call
+// refused is closed and new gRPC connections are refused until deadlines pass.
+func (a *admission) refuse(ctx context.Context, reason string, err error) (context.Context, error) {
+	a.rejected(reason)
+	if d, ok := ctx.Deadline(); ok {
+		n := a.lingering.Add(1)
+		// A timer of our own, rather than context.AfterFunc, which would keep the
+		// stream's metadata alive with it.
+		time.AfterFunc(time.Until(d), func() { a.lingering.Add(-1) })
+		if n > maxLingering {
+			if p, ok := peer.FromContext(ctx); ok {
+				if ca, ok := p.Addr.(*connAddr); ok {
+					ca.conn.Close()
+				}
+			}
+		}
+	}
+	return nil, toStatus(err)
+}
+
+// admitWait is how long a call waits for client memory before it is refused. The wait
+// holds up the connection's other frames too (the tap runs on its reader), which is
+// the point: a client that sends faster than the budget frees is slowed to the pace
+// of the calls that finish, instead of being refused as fast as it can send.
+const admitWait = 50 * time.Millisecond
+
+// overLingering reports whether refused calls' contexts have piled up past
+// maxLingering; new gRPC connections are then refused until enough deadlines pass.
+func (a *admission) overLingering() bool { return a != nil && a.lingering.Load() > maxLingering }
+
+// maxLingering is how many refused calls' contexts may be alive before connections
+// that have calls refused are closed: with our own timer, about 400 bytes each.
+var maxLingering int64 = 2048 // a variable for tests
 
 // openWithoutToken reports the methods that need no token: grpc.health.v1, because
 // Kubernetes gRPC probes cannot send headers and health says nothing but SERVING or
@@ -218,11 +296,28 @@ type admittedConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	addr    connAddr
 }
 
 func (c *admittedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
+}
+
+// RemoteAddr is the peer's address, wrapped so that admission can find the connection
+// from a stream's context (grpc-go puts it in the context's peer.Peer).
+func (c *admittedConn) RemoteAddr() net.Addr {
+	if c.addr.Addr == nil {
+		return nil
+	}
+	return &c.addr
+}
+
+// connAddr is an admitted connection's remote address; String and Network are the
+// underlying address's.
+type connAddr struct {
+	net.Addr
+	conn *admittedConn
 }
 
 // admitGRPC charges a new gRPC connection, or refuses it when there are MaxConns
@@ -233,15 +328,17 @@ func (s *Server) admitGRPC(c net.Conn) (net.Conn, bool) {
 		s.reject("max_clients", c)
 		return nil, false
 	}
-	if !s.cfg.Budget.TryAcquire(GRPCConnCost) {
+	if s.admission.overLingering() || !s.cfg.Budget.TryAcquire(GRPCConnCost) {
 		s.grpcConns.Add(-1)
 		s.reject("client_memory", c)
 		return nil, false
 	}
-	return &admittedConn{Conn: c, release: func() {
+	ac := &admittedConn{Conn: c, release: func() {
 		s.grpcConns.Add(-1)
 		s.cfg.Budget.Release(GRPCConnCost)
-	}}, true
+	}}
+	ac.addr = connAddr{Addr: c.RemoteAddr(), conn: ac}
+	return ac, true
 }
 
 // reject counts and logs a connection or call refused by a limit or access control.
@@ -272,6 +369,10 @@ func (s *Server) admissionOption(maxRecv int) grpc.ServerOption {
 			Name: "cachee_client_memory_limit_bytes",
 			Help: "The client memory budget; 0 when unbounded.",
 		}, func() float64 { return float64(b.Limit()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cachee_memory_pressure_total",
+			Help: "Times the Go runtime's memory passed its mark, so that client memory was refused until it came down.",
+		}, func() float64 { return float64(b.Pressured()) }),
 	)
 	// A BatchGet answer is bounded as a request is: no message either way is larger
 	// than maxRecv, so no call holds more than a few of them.
@@ -283,5 +384,6 @@ func (s *Server) admissionOption(maxRecv int) grpc.ServerOption {
 		maxBatchResp: batchResp,
 		rejected:     func(reason string) { s.rejected.WithLabelValues(reason).Inc() },
 	}
+	s.admission = a
 	return grpc.InTapHandle(a.tap)
 }

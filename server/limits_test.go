@@ -173,6 +173,42 @@ func TestAuthToken(t *testing.T) {
 	}
 }
 
+// grpc-go keeps the context of a stream that admission refuses until its deadline
+// (see admission.refuse). Once too many refused calls' contexts are alive, a
+// connection that has a call refused is closed and new connections are refused, so
+// the heap stops growing; when their deadlines pass, clients are served again.
+func TestRefusedCallsDoNotAccumulate(t *testing.T) {
+	defer server.SetMaxLingering(10)()
+	l := serveLimited(t, server.Config{AuthToken: "s3cret-token"}, store.Config{MaxMemory: 4 << 20})
+	cc := grpcConn(t, "unix://"+l.addrs.Socket)
+	c := cacheev1.NewCacheServiceClient(cc)
+	const deadline = 2 * time.Second
+	codesSeen := map[codes.Code]int{}
+	for range 40 {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		_, err := c.Get(ctx, &cacheev1.GetRequest{Key: []byte("k")})
+		cancel()
+		switch code := status.Code(err); code {
+		case codes.Unauthenticated, codes.Unavailable:
+			codesSeen[code]++
+		default:
+			t.Fatalf("Get without the token: %v", err)
+		}
+	}
+	if codesSeen[codes.Unavailable] == 0 {
+		t.Fatalf("40 refused calls, 10 allowed to linger, and the connection was never closed: %v", codesSeen)
+	}
+	good := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket, grpc.WithPerRPCCredentials(bearer("Bearer s3cret-token"))))
+	var err error
+	for range 100 { // the refused calls' deadlines pass within 2s; then the server admits again
+		if _, err = good.Get(bounded(t), &cacheev1.GetRequest{Key: []byte("k")}, grpc.WaitForReady(true)); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("a client with the token, after the refused calls' deadlines: %v", err)
+}
+
 func metrics(t *testing.T, addr string) string {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)

@@ -73,6 +73,7 @@ type Server struct {
 	closing bool
 
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
+	admission *admission             // nil until the gRPC server is built
 	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
 

@@ -221,13 +221,13 @@ func TestMemoryLimits(t *testing.T) {
 	p := start(t, "--max-memory=64mb")
 	line := logLine(t, p, "memory limits")
 	goLimit, client := line["go_memory_limit"].(float64), line["client_memory"].(float64)
-	if goLimit <= 0 || goLimit > 64<<20/5+12<<20 {
+	if goLimit <= 0 || goLimit > 64<<20/5+14<<20 {
 		t.Fatalf("go memory limit %v for --max-memory=64mb", goLimit)
 	}
 	if got := metric(t, p, "go_gc_gomemlimit_bytes"); got != goLimit {
 		t.Fatalf("runtime limit %v, logged %v", got, goLimit)
 	}
-	if got := metric(t, p, "cachee_client_memory_limit_bytes"); got != client || client > goLimit/2+1 {
+	if got := metric(t, p, "cachee_client_memory_limit_bytes"); got != client || client > goLimit/4+1 {
 		t.Fatalf("client memory %v (logged %v), go limit %v", got, client, goLimit)
 	}
 

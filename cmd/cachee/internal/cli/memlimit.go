@@ -13,12 +13,13 @@ import (
 // 1.2 × max-memory + 32 MiB. The segment takes max-memory itself, so everything else
 // gets 0.2 × max-memory + 32 MiB; of that, mappedAllowance is set aside for what the
 // Go runtime does not count (the binary's text and data, which the kernel maps from
-// the file) and the rest is the Go runtime's own limit (GOMEMLIMIT), of which half is
-// the client memory budget: buffers of connections and calls in flight, reserved
-// before they are allocated. The other half is for everything else the heap holds and
-// for the garbage the collector has not yet reclaimed.
+// the file) and the rest is the Go runtime's own limit (GOMEMLIMIT), of which a quarter
+// is the client memory budget: buffers of connections and calls in flight, reserved
+// before they are allocated. The rest is for everything else the heap holds and for
+// the garbage the collector has not yet reclaimed, which large values make fast (a
+// half left too little: see server.GuardMemory).
 const (
-	mappedAllowance = 20 << 20
+	mappedAllowance = 18 << 20
 	minGoLimit      = 8 << 20
 	minClientMemory = 4 << 20
 )
@@ -42,7 +43,7 @@ func planMemory(maxMemory, container int64) memoryPlan {
 		}
 	}
 	p.goLimit = max(p.goLimit, minGoLimit)
-	p.clientMemory = max(p.goLimit/2, minClientMemory)
+	p.clientMemory = max(p.goLimit/4, minClientMemory)
 	return p
 }
 

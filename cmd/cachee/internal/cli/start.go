@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -319,6 +320,7 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	go server.GuardMemory(ctx, o.limits.budget, debug.SetMemoryLimit(-1), log)
 	go func() {
 		<-ctx.Done()
 		stop() // a second signal during the drain ends the process at once
