@@ -58,6 +58,8 @@ FUZZ_TIME ?= 20s
 # whose runs are slow (a gRPC call each) otherwise spends a minute on every new input.
 FUZZ_MINIMIZE ?= 2000x
 BENCH_ARGS ?=
+# make soak's duration; make test runs it for 45s.
+SOAK_TIME ?= 10m
 SDK_BENCH_ARGS ?=
 
 .PHONY: help
@@ -82,7 +84,8 @@ test: deps tools checkgenerate lint ## Set up a fresh machine, then check genera
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_REQUIRE_TOOLS=1 \
-		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m ./...
+		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
+	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
 	$(MAKE) --no-print-directory test-deploy
 
@@ -160,6 +163,12 @@ bench: build ## Compare gRPC Get over the socket with a bare grpc-go health Chec
 	go run ./bench/grpcget -cachee $(CACHEE) $(BENCH_ARGS)
 	go run ./bench/sdk -cachee $(CACHEE) $(SDK_BENCH_ARGS)
 	go run ./bench/l2 -cachee $(CACHEE)
+
+.PHONY: soak
+soak: deps ## Mixed load while the sidecar is SIGKILLed and L2 restarted, for SOAK_TIME (default 10m); then the memory bound under hostile clients
+	@# Without -race: the load generator's speed is the point, and cachee is built
+	@# without it anyway (its memory is measured).
+	SOAK_TIME=$(SOAK_TIME) go test -count=1 -v -timeout 2h ./test/soak
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZ_TIME each; crashers land in the package's testdata/fuzz, where go test replays them
