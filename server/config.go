@@ -80,6 +80,30 @@ type Config struct {
 	// Logger receives the server's log lines and one line per gRPC call at debug
 	// level (errors at info or above). Default slog.Default().
 	Logger *slog.Logger
+
+	// Limits and access control (see docs/security.md).
+
+	// MaxRecvMsgSize bounds one gRPC request message. Zero: the store's largest key
+	// plus its largest value plus 4 KiB, so that any value the store accepts can be
+	// set. A BatchGet answer is bounded by it too.
+	MaxRecvMsgSize int
+	// MaxConns bounds open gRPC connections; one more is closed at once. Zero: no
+	// bound but the Budget's.
+	MaxConns int
+	// IdleTimeout closes gRPC connections that have had no call for this long (with
+	// GOAWAY, which clients answer by reconnecting when they next need to). Zero
+	// never closes them.
+	IdleTimeout time.Duration
+	// Budget bounds the memory that client connections and gRPC calls in flight may
+	// hold together; nil has no bound. Share it with the RESP handler.
+	Budget *Budget
+	// AuthToken, when set, is the bearer token every gRPC call must carry in its
+	// "authorization: Bearer <token>" metadata, except grpc.health.v1 calls.
+	AuthToken string
+	// AllowUIDs and AllowGIDs, when either is set, restrict the Unix socket to peers
+	// whose uid, or primary gid, is listed (checked with SO_PEERCRED before the
+	// protocol is read); the server's own uid is always allowed.
+	AllowUIDs, AllowGIDs []uint32
 }
 
 // DefaultConfig returns the configuration that the zero value stands for.
@@ -157,10 +181,21 @@ func (c Config) Validate() error {
 		return errors.New("server: prewarm keys is negative")
 	case c.Prewarm.Timeout < 0:
 		return errors.New("server: prewarm timeout is negative")
+	case c.MaxRecvMsgSize < 0:
+		return errors.New("server: max message size is negative")
+	case c.MaxConns < 0:
+		return errors.New("server: max connections is negative")
+	case c.IdleTimeout < 0:
+		return errors.New("server: idle timeout is negative")
 	case c.ReadyHitRate < 0 || c.ReadyHitRate > 1:
 		return fmt.Errorf("server: ready hit rate %v: want 0 to 1", c.ReadyHitRate)
 	case c.ReadyWindow < 0 || c.ReadyMaxWait < 0:
 		return errors.New("server: ready window and max wait must not be negative")
+	}
+	for _, r := range c.AuthToken {
+		if r < 0x21 || r > 0x7e {
+			return errors.New("server: auth token must be printable ASCII without spaces, as a header value carries it")
+		}
 	}
 	return nil
 }

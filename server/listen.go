@@ -22,10 +22,12 @@ type unixSocket struct {
 }
 
 // listenUnix binds path with mode 0660 under a parent directory created with mode
-// 0750. The socket is bound under a temporary name, chmodded, then renamed into
-// place, so it is never connectable by others, not even for an instant, and a stale
-// socket file left by a process that died is replaced atomically. A socket that
-// someone still serves is an error, as is any other kind of file at path.
+// 0750. The socket is bound in a private directory (mode 0700), chmodded, then
+// renamed into place, so it is never connectable by others, not even for an instant
+// and whatever the umask and the parent directory's mode (an emptyDir shared with the
+// application is 0777), and a stale socket file left by a process that died is
+// replaced atomically. A socket that someone still serves is an error, as is any
+// other kind of file at path.
 func listenUnix(path string) (*unixSocket, error) {
 	if len(path) > maxSocketPath {
 		return nil, fmt.Errorf("socket path %q is %d bytes, longer than the %d a Unix socket allows", path, len(path), maxSocketPath)
@@ -45,11 +47,16 @@ func listenUnix(path string) (*unixSocket, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	tmp := filepath.Join(dir, "."+strconv.Itoa(os.Getpid())+".sock.tmp")
+	private := filepath.Join(dir, "."+strconv.Itoa(os.Getpid())+".sock.d")
+	tmp := filepath.Join(private, "s")
 	if len(tmp) > maxSocketPath {
 		return nil, fmt.Errorf("socket directory %q is too long to bind a socket in", dir)
 	}
-	os.Remove(tmp)
+	os.RemoveAll(private)
+	if err := os.Mkdir(private, 0o700); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	defer os.RemoveAll(private)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, err
@@ -57,7 +64,6 @@ func listenUnix(path string) (*unixSocket, error) {
 	ln.SetUnlinkOnClose(false) // we remove the final name ourselves, if still ours
 	fail := func(err error) (*unixSocket, error) {
 		ln.Close()
-		os.Remove(tmp)
 		return nil, err
 	}
 	if err := os.Chmod(tmp, 0o660); err != nil {

@@ -71,6 +71,10 @@ type Server struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]bool // connections being sniffed (false) or with the ConnHandler (true)
 	closing bool
+
+	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
+	admission *admission             // nil until the gRPC server is built
+	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
 
 // New builds a server for st, which must be open and stays the caller's to close after
@@ -134,14 +138,19 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		logUnary = selector.UnaryServerInterceptor(logUnary, selector.MatchFunc(
 			func(_ context.Context, c interceptors.CallMeta) bool { return !isDataPath(c.Service, c.Method) }))
 	}
+	maxRecv := cfg.MaxRecvMsgSize
+	if maxRecv == 0 {
+		maxRecv = scfg.MaxKeySize + scfg.MaxValueSize + maxRecvSlack
+	}
 	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(scfg.MaxKeySize+scfg.MaxValueSize+maxRecvSlack),
+		s.admissionOption(maxRecv),
+		grpc.MaxRecvMsgSize(maxRecv),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second, // pings more often than this end the connection
 			PermitWithoutStream: true,            // SDKs keep idle connections alive
 		}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: cfg.IdleTimeout}),
 		// Outermost first: metrics and logs see the final code, which recovery makes
 		// INTERNAL on a panic; validation sits next to the handler.
 		grpc.ChainUnaryInterceptor(
@@ -410,6 +419,13 @@ func (s *Server) untrack(c net.Conn) {
 // goroutine and under a read deadline, so a slow or silent client holds up no one.
 func (s *Server) route(c net.Conn) {
 	defer s.routes.Done()
+	if ok, why := s.peerAllowed(c); !ok {
+		s.untrack(c)
+		c.Close()
+		s.rejected.WithLabelValues("peer_credentials").Inc()
+		s.log.Warn("refused a connection on the socket", "reason", why)
+		return
+	}
 	var buf [len(h2Preface)]byte
 	c.SetReadDeadline(time.Now().Add(s.cfg.DetectTimeout))
 	n, isHTTP2, err := sniff(c, buf[:])
@@ -422,8 +438,13 @@ func (s *Server) route(c net.Conn) {
 	c.SetReadDeadline(time.Time{})
 	if isHTTP2 {
 		s.untrack(c)
-		if !s.grpcLn.push(&replayConn{Conn: c, pending: buf[:n]}) {
+		ac, ok := s.admitGRPC(c)
+		if !ok {
 			c.Close()
+			return
+		}
+		if !s.grpcLn.push(&replayConn{Conn: ac, pending: buf[:n]}) {
+			ac.Close()
 		}
 		return
 	}

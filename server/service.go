@@ -63,6 +63,7 @@ func (s *service) Delete(ctx context.Context, req *cacheev1.DeleteRequest) (*cac
 
 func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (*cacheev1.BatchGetResponse, error) {
 	results := make([]*cacheev1.BatchGetResult, len(req.GetKeys()))
+	limit, size := maxBatchResponse(ctx), 0 // the call was admitted for an answer of at most limit
 	var first error
 	s.tier.GetMany(ctx, req.GetKeys(), func(i int, v []byte, found bool, err error) {
 		if err != nil {
@@ -73,6 +74,12 @@ func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (
 		}
 		r := &cacheev1.BatchGetResult{Found: found}
 		if found {
+			if size += len(v); limit > 0 && size > limit {
+				if first == nil {
+					first = &fieldError{field: "keys", err: errResponseTooLarge, size: int64(size), limit: int64(limit)}
+				}
+				return
+			}
 			r.Value = append([]byte(nil), v...) // v is valid only during the call
 		}
 		results[i] = r

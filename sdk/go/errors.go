@@ -19,6 +19,9 @@ var (
 	ErrUnavailable = errors.New("cachee: sidecar unavailable")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("cachee: client closed")
+	// ErrUnauthenticated: the sidecar requires a token (--auth-token) and the call
+	// carried none, or a wrong one: see WithAuthToken.
+	ErrUnauthenticated = errors.New("cachee: unauthenticated")
 
 	// ErrInvalidArgument: the request was malformed. The sentinels below it say how.
 	ErrInvalidArgument = errors.New("cachee: invalid argument")
@@ -71,6 +74,7 @@ var reasons = map[string]error{
 	"DEADLINE_EXCEEDED":          context.DeadlineExceeded,
 	"CANCELED":                   context.Canceled,
 	"INTERNAL":                   ErrInternal,
+	"UNAUTHENTICATED":            ErrUnauthenticated,
 }
 
 // codeSentinels is the fallback when an error carries no reason we know: errors that
@@ -85,6 +89,7 @@ var codeSentinels = map[codes.Code]error{
 	codes.Canceled:          context.Canceled,
 	codes.Internal:          ErrInternal,
 	codes.Unknown:           ErrInternal,
+	codes.Unauthenticated:   ErrUnauthenticated,
 }
 
 // Error is a failed call: the status code and ErrorInfo the sidecar (or gRPC) gave.

@@ -54,6 +54,7 @@ type client struct {
 	watchDirty atomic.Bool // a watched key was written by a RESP command
 
 	lastActive atomic.Int64 // unix nanos
+	charged    int64        // bytes reserved from Config.Memory (see limits.go)
 	lastCmd    atomic.Pointer[command]
 	cmds       int64 // commands since the last flush to srv.cmdsTotal
 
@@ -115,7 +116,7 @@ func (c *client) feed(b []byte) {
 	if c.in == nil {
 		c.in = make([]byte, max(readChunk, len(b)))
 	}
-	c.makeRoomFor(len(b))
+	c.makeRoomFor(len(b)) // cannot fail: the sniffed bytes fit in the first buffer
 	c.wi += copy(c.in[c.wi:], b)
 }
 
@@ -124,6 +125,10 @@ func (c *client) feed(b []byte) {
 // must be dropped, as Redis drops a client past its query buffer limit).
 func (c *client) makeRoom() bool {
 	if c.in == nil {
+		if !c.reserve(readChunk) {
+			c.dropped(limitMemory)
+			return false
+		}
 		c.in = make([]byte, readChunk)
 	}
 	if c.ri == c.wi {
@@ -134,33 +139,42 @@ func (c *client) makeRoom() bool {
 	}
 	pending := c.wi - c.ri
 	if pending >= c.srv.cfg.MaxRequest {
+		c.dropped(limitQuery)
 		return false
 	}
 	want := readChunk
 	if need := c.p.need(); need > pending {
 		want = max(want, min(need-pending, c.srv.cfg.MaxRequest-pending))
 	}
-	c.makeRoomFor(want)
+	if !c.makeRoomFor(want) {
+		c.dropped(limitMemory)
+		return false
+	}
 	return true
 }
 
-// makeRoomFor makes at least n bytes free after c.w.
-func (c *client) makeRoomFor(n int) {
+// makeRoomFor makes at least n bytes free after c.w; false when the memory budget
+// cannot hold the larger buffer that takes.
+func (c *client) makeRoomFor(n int) bool {
 	if len(c.in)-c.wi >= n {
-		return
+		return true
 	}
 	if c.ri > 0 {
 		c.wi = copy(c.in, c.in[c.ri:c.wi])
 		c.ri = 0
 		if len(c.in)-c.wi >= n {
-			return
+			return true
 		}
 	}
 	// Double, but not far past what a request may take.
-	size := min(2*len(c.in), c.srv.cfg.MaxRequest+readChunk)
-	nb := make([]byte, max(size, c.wi+n))
+	size := max(min(2*len(c.in), c.srv.cfg.MaxRequest+readChunk), c.wi+n)
+	if !c.reserve(size - len(c.in)) {
+		return false
+	}
+	nb := make([]byte, size)
 	copy(nb, c.in[:c.wi])
 	c.in = nb
+	return true
 }
 
 // process runs the complete requests in c.in, appending replies to c.w.b. It reports
@@ -197,6 +211,10 @@ func (c *client) process() bool {
 		}
 		c.flushSets()
 		c.exec(c.p.args)
+		if c.w.over {
+			c.overflow()
+			return false
+		}
 		if c.pending != nil {
 			return false
 		}

@@ -119,6 +119,10 @@ func (s *Server) infoSection(name string) string {
 		kv("total_net_input_bytes", s.netIn.Load())
 		kv("total_net_output_bytes", s.netOut.Load())
 		kv("rejected_connections", s.rejected.Load())
+		kv("evicted_clients", s.evicted.Load())
+		kv("client_query_buffer_limit_disconnections", s.queryLimitDrops.Load())
+		kv("client_output_buffer_limit_disconnections", s.outputLimitDrops.Load())
+		kv("cachee_idle_timeout_disconnections", s.idleDrops.Load())
 		kv("expired_keys", st.Expirations)
 		kv("evicted_keys", st.Evictions)
 		kv("keyspace_hits", st.Hits)
@@ -181,7 +185,7 @@ func (s *Server) configParams() [][2]string {
 		{"appendonly", "no"},
 		{"databases", "1"},
 		{"maxclients", strconv.Itoa(s.cfg.MaxClients)},
-		{"timeout", "0"},
+		{"timeout", strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10)},
 		{"port", strconv.Itoa(s.cfg.Port)},
 		{"proto-max-bulk-len", strconv.Itoa(s.maxBulk)},
 		{"cluster-enabled", "no"},
@@ -219,6 +223,10 @@ func cmdConfigResetStat(c *client, args [][]byte) {
 	s.connsTotal.Store(0)
 	s.cmdsTotal.Store(0)
 	s.rejected.Store(0)
+	s.evicted.Store(0)
+	s.queryLimitDrops.Store(0)
+	s.outputLimitDrops.Store(0)
+	s.idleDrops.Store(0)
 	s.netIn.Store(0)
 	s.netOut.Store(0)
 	c.w.ok()

@@ -355,6 +355,9 @@ func cmdMGet(c *client, args [][]byte) {
 	}
 	c.w.array(len(args) - 1)
 	for _, k := range args[1:] {
+		if c.w.over {
+			return // the client will be disconnected: reading more values is waste
+		}
 		v, ok, err := c.value(k)
 		if err != nil || !ok {
 			c.w.null()

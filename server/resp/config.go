@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cachee/cachee/server/l2"
 )
@@ -43,11 +44,23 @@ type Config struct {
 	// Default 64 MiB.
 	MaxRequest int
 
-	// MaxOutput bounds the replies a client has not read yet. Redis buffers them without
-	// limit and keeps reading; cachee keeps reading too (so that a client may write a
-	// long pipeline before it reads), until this much is waiting, then stops reading
-	// that client until it catches up. Default 64 MiB.
+	// MaxOutput bounds the replies a client has not read yet. cachee keeps reading
+	// while replies wait (so that a client may write a long pipeline before it reads),
+	// but a client with more than this waiting, or one command whose replies alone go
+	// past it, is disconnected and its replies dropped, as Redis does past a
+	// client-output-buffer-limit hard limit. (Stopping to read instead would leave a
+	// client that writes its whole pipeline before reading blocked forever, and the
+	// server with it.) Default 64 MiB.
 	MaxOutput int
+
+	// Memory, when set, is a budget shared with the rest of the process that every
+	// client's buffers are charged against; a client whose buffers cannot grow within
+	// it is disconnected (see Memory).
+	Memory Memory
+
+	// IdleTimeout closes a client that has sent nothing (and read none of its replies)
+	// for this long, as Redis's timeout. Zero never does.
+	IdleTimeout time.Duration
 
 	// EventLoops is the number of epoll loops that serve connections whose file
 	// descriptor can be taken over (TCP and Unix sockets, on Linux). Zero picks one per
@@ -119,6 +132,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOutput < 0 {
 		errs = append(errs, fmt.Errorf("resp: max output %d is negative", c.MaxOutput))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("resp: idle timeout %v is negative", c.IdleTimeout))
 	}
 	if c.MaxBulk > c.MaxRequest {
 		errs = append(errs, fmt.Errorf("resp: max bulk %d above max request %d", c.MaxBulk, c.MaxRequest))

@@ -24,7 +24,19 @@
 // store.SetMany per read (one lock, clock read and read-buffer drain for the lot); GET
 // and MGET read the store without locks, and allocate nothing. Replies that the socket does not take wait while reading
 // goes on (a client may write a whole pipeline before it reads any reply); past
-// Config.MaxOutput of unread replies, reading that client stops until it catches up.
+// Config.MaxOutput of unread replies the client is disconnected, as Redis disconnects
+// one past its output buffer hard limit.
+//
+// # Limits
+//
+// Every buffer a client holds is bounded: a request by Config.MaxRequest, unread
+// replies by Config.MaxOutput (one command's reply included: an MGET that would build
+// more stops building and disconnects), parser slots and queued MULTI commands by the
+// request limit, and all clients' buffers together by Config.Memory, a budget shared
+// with the gRPC side. A client that would take any of them past its bound is
+// disconnected, and INFO stats counts it (client_query_buffer_limit_disconnections,
+// client_output_buffer_limit_disconnections, evicted_clients). Config.IdleTimeout
+// closes clients that send nothing, as Redis's timeout.
 //
 // # Transactions
 //
@@ -60,12 +72,19 @@
 //     milliseconds in 48 bits).
 //   - An inline or count line longer than 64 KiB is refused even when its end has
 //     arrived (Redis's answer depends on how much one read brought in).
+//   - An inline request with a NUL byte before its line end runs up to the NUL; Redis
+//     7.0 looks for the line end with strchr, which stops at the NUL, and so waits
+//     for more until the line passes 64 KiB.
 //   - INCRBYFLOAT computes with 64-bit mantissas as x86-64 Redis's long double does,
 //     and prints as Redis does.
 //   - HELLO ... SETNAME takes effect only after authentication succeeds (Redis 7.0 set
 //     the name first; 7.2 fixed that).
 //   - MSET is atomic for readers but not all-or-nothing when the store runs out of
 //     memory part way (Redis refuses it up front).
+//   - Normal clients have an output buffer limit (Config.MaxOutput; Redis's default
+//     for them is none), and the client memory budget is on by default in the binary
+//     (Redis's maxmemory-clients is off by default). A new client that the budget
+//     cannot hold is refused with "ERR client memory limit reached".
 //   - With an L2 and write-through, MULTI/EXEC runs in L2 and WATCH is refused;
 //     FLUSHDB and FLUSHALL flush only the local L1.
 //   - INFO keyspace reports avg_ttl=0 (the store keeps no running TTL average);

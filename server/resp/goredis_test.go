@@ -329,15 +329,17 @@ func TestGoRedisManyClients(t *testing.T) {
 func TestLargeValuesAndSlowReader(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			e := startEnv(t, resp.Config{EventLoops: m.loops}, store.Config{MaxMemory: 64 << 20})
+			e := startEnv(t, resp.Config{EventLoops: m.loops, MaxOutput: 128 << 20}, store.Config{MaxMemory: 64 << 20})
 			ctx := context.Background()
 			c := goRedis(t, e, "tcp", 2)
 			big := bytes.Repeat([]byte("0123456789abcdef"), (1<<20)/16)
 			if err := c.Set(ctx, "big", big, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-			// A pipeline whose replies (64 MiB) far exceed socket buffers: the server must
-			// stop reading, wait for the client to drain, and resume.
+			// A pipeline whose replies (64 MiB) far exceed socket buffers but not
+			// MaxOutput: the server must keep reading and running it while the replies
+			// wait, and deliver them all once the client reads. (Past MaxOutput the
+			// client would be disconnected: see TestOutputLimitDisconnects.)
 			conn, err := net.Dial("tcp", e.tcp)
 			if err != nil {
 				t.Fatal(err)

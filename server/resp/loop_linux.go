@@ -20,8 +20,7 @@ import (
 // request, which is most of the cost of a small request (see bench/resp for the
 // numbers). Sockets are level-triggered. Replies the socket does not take at once wait
 // in the connection's buffer while the loop goes on reading and running requests, as
-// Redis does; past Config.MaxOutput the loop stops reading that connection until its
-// replies drain.
+// Redis does; past Config.MaxOutput the connection is closed (see Config.MaxOutput).
 
 type loop struct {
 	srv  *Server
@@ -31,6 +30,7 @@ type loop struct {
 	mu      sync.Mutex
 	conns   map[int32]*loopConn
 	adds    []*loopConn
+	sweep   bool        // look for idle connections (Config.IdleTimeout)
 	resumed []*loopConn // parked connections whose L2 call has finished
 	stop    bool        // shutdown asked
 	stopped bool        // the loop has exited: add closes at once
@@ -74,8 +74,10 @@ func (l *loop) reclaim(lc *loopConn) {
 	}
 }
 
-// maxFree bounds the buffers a loop keeps for reuse.
-const maxFree = 256
+// maxFree bounds the buffers a loop keeps for reuse. They are not charged to
+// Config.Memory, so they are few: a loop serves one connection at a time and lends
+// buffers only while that connection has something pending.
+const maxFree = 32
 
 type loopConn struct {
 	cl     *client
@@ -244,14 +246,17 @@ func (l *loop) run() {
 			var buf [8]byte
 			_, _ = unix.Read(l.efd, buf[:])
 			l.mu.Lock()
-			adds, resumed, stop := l.adds, l.resumed, l.stop
-			l.adds, l.resumed = nil, nil
+			adds, resumed, stop, sweep := l.adds, l.resumed, l.stop, l.sweep
+			l.adds, l.resumed, l.sweep = nil, nil, false
 			l.mu.Unlock()
 			for _, lc := range adds {
 				l.register(lc)
 			}
 			for _, lc := range resumed {
 				l.unpark(lc)
+			}
+			if sweep {
+				l.closeIdle()
 			}
 			if stop {
 				l.exit()
@@ -349,17 +354,24 @@ func (l *loop) serve(lc *loopConn, events uint32) {
 	l.run1(lc)
 }
 
-// full reports whether more replies wait than the client may leave unread: then the
-// loop stops reading it until they drain.
+// full reports whether more replies wait than the client may leave unread.
 func (lc *loopConn) full(s *Server) bool { return len(lc.cl.w.b)-lc.out > s.cfg.MaxOutput }
 
 // run1 runs the connection's complete requests and writes their replies, then sets
 // what the loop waits for on the socket.
 func (l *loop) run1(lc *loopConn) {
 	cl := lc.cl
-	for !lc.full(l.srv) {
+	for {
+		cl.w.max = l.srv.cfg.MaxOutput + lc.out
 		more := cl.process()
 		if !l.flush(lc) {
+			return
+		}
+		if lc.full(l.srv) {
+			// More replies wait than the client may leave unread: it is not reading
+			// them (a pipeline sent without reading, a stalled consumer).
+			cl.dropped(limitOutput)
+			l.close(lc)
 			return
 		}
 		if cl.pending != nil {
@@ -377,7 +389,7 @@ func (l *loop) run1(lc *loopConn) {
 	}
 	want := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
 	switch {
-	case pending && (cl.closing || lc.full(l.srv)):
+	case pending && cl.closing:
 		want = unix.EPOLLOUT
 	case pending:
 		want |= unix.EPOLLOUT
@@ -386,6 +398,10 @@ func (l *loop) run1(lc *loopConn) {
 		return
 	}
 	l.reclaim(lc)
+	if !cl.account() {
+		cl.dropped(limitMemory)
+		l.close(lc)
+	}
 }
 
 // watch sets what epoll reports for lc; false means lc failed and was closed.
@@ -420,6 +436,34 @@ func (l *loop) park(lc *loopConn) {
 	// reclaim may then lend to another connection.
 	lc.cl.pending.start(func() { l.resume(lc) })
 	l.reclaim(lc)
+	if !lc.cl.account() {
+		lc.cl.dropped(limitMemory)
+		l.close(lc)
+	}
+}
+
+// closeIdle closes the connections that have sent nothing for Config.IdleTimeout.
+func (l *loop) closeIdle() {
+	l.mu.Lock()
+	var idle []*loopConn
+	for _, lc := range l.conns {
+		if lc.cl.idleFor(l.now) {
+			idle = append(idle, lc)
+		}
+	}
+	l.mu.Unlock()
+	for _, lc := range idle {
+		lc.cl.dropped(limitIdle)
+		l.close(lc)
+	}
+}
+
+// requestSweep asks the loop to close its idle connections.
+func (l *loop) requestSweep() {
+	l.mu.Lock()
+	l.sweep = true
+	l.mu.Unlock()
+	l.wake()
 }
 
 // parkedEvents is what a parked connection waits for: room to write replies made
@@ -466,6 +510,7 @@ func (l *loop) flush(lc *loopConn) bool {
 		if n > 0 {
 			lc.out += n
 			l.srv.netOut.Add(int64(n))
+			cl.touch(l.now) // a client reading its replies is not idle
 			continue
 		}
 		if err == unix.EINTR {

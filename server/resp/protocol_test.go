@@ -51,10 +51,12 @@ func exchange(t *testing.T, network, addr string, in string) (out string, closed
 	}
 }
 
-// protocolCases are raw inputs (none longer than 64 KiB without a line end: there
-// Redis's answer depends on how much one read brings in, while cachee's does not; see
-// TestLongLines); cachee must answer each as redis-server does, byte for
-// byte, and close the connection when it does.
+// protocolCases are raw inputs (none longer than 64 KiB with a line end beyond it:
+// there Redis's answer depends on how much one read brings in, while cachee's does
+// not; unterminated long lines are in TestUnterminatedLines); cachee must answer each
+// as redis-server does, byte for byte, close the connection when it does, and serve
+// the next client. They include every bad input of Redis's tests/unit/protocol.tcl,
+// marked "protocol.tcl" with the name of its test.
 var protocolCases = []string{
 	"*1\r\n$4\r\nPING\r\n",
 	"PING\r\n",
@@ -117,6 +119,33 @@ var protocolCases = []string{
 	"*2\r\n$3\r\nfoo\r\n$1\r\n\x00\r\n",
 	"*1\r\n$3\r\n\x00ab\r\n",
 	"ECHO " + strings.Repeat("x", 60000) + "\r\n",
+
+	// protocol.tcl, "Handle an empty query" is "\r\n" above; "Negative multibulk length":
+	"*-10\r\n",
+	// "Out of range multibulk length"
+	"*3000000000\r\n",
+	// "Wrong multibulk payload header"
+	"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n",
+	// "Negative multibulk payload length"
+	"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n",
+	// "Out of range multibulk payload length"
+	"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n",
+	// "Non-number multibulk payload length"
+	"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n",
+	// "Multi bulk request not followed by bulk arguments"
+	"*1\r\nfoo\r\n",
+	// "Generic wrong number of args"
+	"PING x y z\r\n",
+	// "Unbalanced number of quotes"
+	"set \"\"\"test-key\"\"\" test-value\r\nping\r\n",
+	// "Protocol desync regression test" (a NUL, "*" or "$", then junk that never ends
+	// a line) is TestUnterminatedLines. Binary junk with line ends:
+	// (Inline junk with a NUL is not compared: see TestInlineNUL.)
+	"\xff\xfe\x01\x7f\r\n",
+	"*\xff\r\n",
+	"*1\r\n$\xff\r\n",
+	"\x16\x03\x01\x02\x05\x01\x07\x01\xfc\x03\x03\r\n", // a TLS ClientHello's start, less its NULs
+	"*1\r\n$4\r\n\xff\xfe\xfd\xfc\r\n",
 }
 
 func TestProtocolAgainstRedis(t *testing.T) {
@@ -130,6 +159,7 @@ func TestProtocolAgainstRedis(t *testing.T) {
 				if got != want || gotClosed != wantClosed {
 					t.Errorf("%q:\n got %q closed=%v\nwant %q closed=%v", short(in), short(got), gotClosed, short(want), wantClosed)
 				}
+				alive(t, e, in)
 			}
 		})
 	}

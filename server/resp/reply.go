@@ -9,9 +9,27 @@ import (
 type writer struct {
 	b     []byte
 	proto int
+	// max, when positive, bounds b: a bulk that would take it past max is not
+	// written but sets over, and the client is then disconnected with its replies
+	// dropped (as Redis closes a client past its output buffer limit), so that one
+	// command (an MGET of many large values) cannot build a reply of any size.
+	max  int
+	over bool
 }
 
-func (w *writer) raw(s string) { w.b = append(w.b, s...) }
+// fits reports whether n more bytes may be written, and notes when they may not.
+func (w *writer) fits(n int) bool {
+	if w.max > 0 && len(w.b)+n > w.max {
+		w.over = true
+	}
+	return !w.over
+}
+
+func (w *writer) raw(s string) {
+	if w.fits(len(s)) {
+		w.b = append(w.b, s...)
+	}
+}
 
 func (w *writer) ok() { w.b = append(w.b, "+OK\r\n"...) }
 
@@ -41,12 +59,18 @@ func (w *writer) header(c byte, n int64) {
 func (w *writer) int(n int64) { w.header(':', n) }
 
 func (w *writer) bulk(v []byte) {
+	if !w.fits(len(v) + 16) {
+		return
+	}
 	w.header('$', int64(len(v)))
 	w.b = append(w.b, v...)
 	w.b = append(w.b, '\r', '\n')
 }
 
 func (w *writer) bulkString(s string) {
+	if !w.fits(len(s) + 16) {
+		return
+	}
 	w.header('$', int64(len(s)))
 	w.b = append(w.b, s...)
 	w.b = append(w.b, '\r', '\n')
@@ -103,6 +127,9 @@ func (w *writer) verbatim(s string) {
 		w.bulkString(s)
 		return
 	}
+	if !w.fits(len(s) + 20) {
+		return
+	}
 	w.header('=', int64(len(s)+4))
 	w.b = append(w.b, "txt:"...)
 	w.b = append(w.b, s...)
@@ -127,6 +154,8 @@ const (
 	errEmptyKey   = "ERR empty keys are not supported by cachee"
 	errKeyTooBig  = "ERR key is larger than cachee's max key size"
 	errMaxClients = "ERR max number of clients reached"
+	// errClientMemory is cachee's own: Redis admits the client and may evict it later.
+	errClientMemory = "ERR client memory limit reached"
 )
 
 func errExpire(cmd string) string { return "ERR invalid expire time in '" + cmd + "' command" }

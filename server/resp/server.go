@@ -42,15 +42,20 @@ type Server struct {
 	cmdsTotal  atomic.Int64
 	netIn      atomic.Int64
 	netOut     atomic.Int64
+
+	// Clients disconnected by a limit (see limits.go), for INFO.
+	queryLimitDrops, outputLimitDrops, evicted, idleDrops atomic.Int64
+	stopSweep                                             chan struct{}
 }
 
 // New returns a Server over st. Check cfg with Validate first: given an invalid cfg,
 // New does not fail but runs with DefaultConfig, keeping only RequirePass, EventLoops,
-// Port and Logger from cfg.
+// Port, Memory and Logger from cfg.
 func New(st *store.Store, cfg Config) *Server {
 	if cfg.Validate() != nil {
 		d := DefaultConfig()
 		d.RequirePass, d.EventLoops, d.Logger, d.Port, d.L2 = cfg.RequirePass, cfg.EventLoops, cfg.Logger, cfg.Port, cfg.L2
+		d.Memory = cfg.Memory
 		cfg = d
 	}
 	cfg = cfg.withDefaults()
@@ -72,7 +77,33 @@ func New(st *store.Store, cfg Config) *Server {
 		clients: make(map[int64]*client),
 	}
 	s.watch.keys = make(map[string][]*client)
+	if cfg.IdleTimeout > 0 {
+		s.stopSweep = make(chan struct{})
+		s.wg.Add(1)
+		go s.sweepIdle()
+	}
 	return s
+}
+
+// sweepIdle asks the event loops, now and then, to close the connections that have
+// been idle too long. Connections served by goroutines time out on their own reads.
+func (s *Server) sweepIdle() {
+	defer s.wg.Done()
+	t := time.NewTicker(sweepEvery(s.cfg.IdleTimeout))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSweep:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		loops := s.loops
+		s.mu.Unlock()
+		for _, l := range loops {
+			l.requestSweep()
+		}
+	}
 }
 
 // ServeConn serves one RESP connection. peeked holds bytes already read from c; they
@@ -107,6 +138,14 @@ func (s *Server) admit(c net.Conn) (*client, bool) {
 		return nil, false
 	}
 	cl := newClient(s, c)
+	if !cl.account() {
+		s.mu.Unlock()
+		cl.dropped(limitMemory)
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write([]byte("-" + errClientMemory + "\r\n"))
+		c.Close()
+		return nil, false
+	}
 	cl.kill = func() { c.Close() }
 	s.clients[cl.id] = cl
 	s.wg.Add(1)
@@ -116,6 +155,7 @@ func (s *Server) admit(c net.Conn) (*client, bool) {
 
 // release forgets a client whose connection has closed.
 func (s *Server) release(cl *client) {
+	cl.unaccount()
 	s.watch.unwatchAll(cl)
 	s.mu.Lock()
 	delete(s.clients, cl.id)
@@ -126,7 +166,7 @@ func (s *Server) release(cl *client) {
 // serveBlocking serves c from the calling goroutine until it closes. Replies go to a
 // second goroutine that writes them, so that reading goes on while a client is slow to
 // read its replies (a client may write a whole pipeline before reading, as go-redis
-// does); reading stops only while more than MaxOutput is waiting.
+// does); past MaxOutput waiting, the client is disconnected.
 func (s *Server) serveBlocking(cl *client, c net.Conn) {
 	defer s.release(cl)
 	defer c.Close()
@@ -140,9 +180,13 @@ func (s *Server) serveBlocking(cl *client, c net.Conn) {
 		o.finish()
 		<-done
 	}()
+	cl.w.max = s.cfg.MaxOutput
 	for {
 		more := cl.process()
 		if len(cl.w.b) > 0 && !o.put(&cl.w.b) {
+			if o.over {
+				cl.dropped(limitOutput)
+			}
 			return
 		}
 		if op := cl.pending; op != nil {
@@ -157,13 +201,24 @@ func (s *Server) serveBlocking(cl *client, c net.Conn) {
 		if cl.closing {
 			return
 		}
+		if !cl.account() {
+			cl.dropped(limitMemory)
+			return
+		}
 		if more {
 			continue
 		}
 		if !cl.makeRoom() {
 			return
 		}
+		if t := s.cfg.IdleTimeout; t > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(t))
+		}
 		n, err := c.Read(cl.in[cl.wi:])
+		if ne, ok := err.(net.Error); ok && ne.Timeout() && n == 0 {
+			cl.dropped(limitIdle)
+			return
+		}
 		if n > 0 {
 			cl.wi += n
 			s.netIn.Add(int64(n))
@@ -184,6 +239,7 @@ type outbox struct {
 	limit int
 	done  bool  // the reader has finished: write what is left, then stop
 	err   error // the writer failed
+	over  bool  // put refused replies past the limit
 }
 
 func newOutbox(limit int) *outbox {
@@ -193,15 +249,17 @@ func newOutbox(limit int) *outbox {
 }
 
 // put hands the replies in *b to the writer and leaves *b empty (and perhaps another
-// buffer). It waits while too much is waiting already, and reports false if the
-// writer has failed.
+// buffer). It reports false if the writer has failed, or if that would leave more
+// than the limit waiting (then over is set, and nothing more is written).
 func (o *outbox) put(b *[]byte) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for len(o.buf) > o.limit && o.err == nil {
-		o.cond.Wait()
-	}
 	if o.err != nil {
+		return false
+	}
+	if len(o.buf)+len(*b) > o.limit {
+		o.over = true
+		o.buf = o.buf[:0]
 		return false
 	}
 	if len(o.buf) == 0 {
@@ -260,6 +318,9 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.stopSweep != nil {
+		close(s.stopSweep)
+	}
 	var kills []func()
 	for _, cl := range s.clients {
 		if cl.kill != nil {

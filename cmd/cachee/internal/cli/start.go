@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -66,6 +67,7 @@ type serveOptions struct {
 	gracePeriod    time.Duration
 	logLevel       *choiceValue
 	logFormat      *choiceValue
+	limits         limitOptions // limits_flags.go
 }
 
 func newServeOptions() *serveOptions {
@@ -108,6 +110,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.gracePeriod, "grace-period", server.DefaultGracePeriod, "on SIGTERM, how long in-flight calls may take to finish")
 	fs.Var(o.logLevel, "log-level", "debug, info, warn or error (debug logs every gRPC call)")
 	fs.Var(o.logFormat, "log-format", "text or json")
+	o.limits.register(fs)
 }
 
 // check validates what the flag types alone do not.
@@ -200,6 +203,7 @@ func (o *serveOptions) storeConfig(shmGiven bool, log *slog.Logger) store.Config
 	return store.Config{
 		Dir:          dir,
 		MaxMemory:    o.maxMemory.n,
+		MaxKeySize:   int(o.limits.maxKeySize.n),
 		MaxValueSize: int(o.maxValueSize.n),
 		Eviction:     o.eviction.v,
 		Logger:       log,
@@ -222,6 +226,7 @@ func (o *serveOptions) serverConfig(log *slog.Logger) server.Config {
 	if !o.respCompat {
 		cfg.NoConnHandlerReason = "RESP is disabled (--resp-compat=false)"
 	}
+	o.limits.applyServer(&cfg)
 	return cfg
 }
 
@@ -231,6 +236,7 @@ func (o *serveOptions) respConfig(log *slog.Logger) resp.Config {
 	cfg.RequirePass = o.requirePass
 	cfg.Port = o.port
 	cfg.Logger = log
+	o.limits.applyRESP(&cfg)
 	return cfg
 }
 
@@ -265,11 +271,15 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if err := o.check(); err != nil {
 		return err
 	}
+	if err := o.limits.check(o); err != nil {
+		return err
+	}
 	log := o.logger(cmd.ErrOrStderr())
 	scfg := o.storeConfig(cmd.Flags().Changed("shm"), log)
 	if err := scfg.Validate(); err != nil {
 		return usageError{err}
 	}
+	o.limits.apply(scfg.MaxMemory, log)
 	cfg := o.serverConfig(log)
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
@@ -310,6 +320,7 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	go server.GuardMemory(ctx, o.limits.budget, debug.SetMemoryLimit(-1), log)
 	go func() {
 		<-ctx.Done()
 		stop() // a second signal during the drain ends the process at once
