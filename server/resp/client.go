@@ -92,6 +92,7 @@ func newClient(s *Server, c net.Conn) *client {
 			cl.laddr = addrString(a)
 		}
 	}
+	cl.w.reserve = cl.reserve
 	cl.lastActive.Store(cl.created.UnixNano())
 	return cl
 }

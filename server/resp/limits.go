@@ -139,12 +139,17 @@ func sweepEvery(timeout time.Duration) time.Duration {
 	return min(max(timeout/10, 10*time.Millisecond), time.Second)
 }
 
-// overflow disconnects c after a command whose replies went past the output limit:
-// what it wrote is dropped, since a reply stream with a bulk missing would desync
-// the client.
+// overflow disconnects c after a command whose replies went past the output limit or
+// the client memory budget: what it wrote is dropped, since a reply stream with a
+// bulk missing would desync the client.
 func (c *client) overflow() {
 	c.w.b = c.w.b[:0]
 	c.w.over = false
 	c.closing = true
+	if c.w.refused {
+		c.w.refused = false
+		c.dropped(limitMemory)
+		return
+	}
 	c.dropped(limitOutput)
 }

@@ -274,6 +274,44 @@ func TestOutputLimitSmallReplies(t *testing.T) {
 
 // TestBudgetCheckedBeforeAllocating: a request that announces a bulk the budget cannot
 // hold is refused before its buffer is allocated, not after.
+// A reply that the client memory budget cannot hold is refused before its buffer is
+// allocated: the client is disconnected as a client past its output limit is, and
+// counted as evicted.
+func TestReplyCheckedBeforeAllocating(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			budget := server.NewBudget(1 << 20)
+			e := startEnv(t, resp.Config{EventLoops: m.loops, Memory: budget}, store.Config{MaxMemory: 64 << 20, MaxValueSize: 8 << 20})
+			big := bytes.Repeat([]byte("v"), 8<<20)
+			if _, err := e.st.Set([]byte("big"), big, store.SetOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			c := dial(t, "tcp", e.tcp)
+			c.send([]byte("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"))
+			// Checked after the fact, the reply would have been built and written
+			// before the client was disconnected.
+			if n := waitClosed(t, c.c); n != 0 {
+				t.Fatalf("got %d bytes of a reply the budget refused", n)
+			}
+			if got := info(t, e, "evicted_clients"); got != "1" {
+				t.Fatalf("evicted_clients %s", got)
+			}
+			if budget.Used() != 0 {
+				// The disconnected client gave back what it held.
+				for range 100 {
+					if budget.Used() == 0 {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				if u := budget.Used(); u != 0 {
+					t.Fatalf("budget still holds %d bytes", u)
+				}
+			}
+		})
+	}
+}
+
 func TestBudgetCheckedBeforeAllocating(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,12 +16,31 @@ type writer struct {
 	// command (an MGET of many large values) cannot build a reply of any size.
 	max  int
 	over bool
+	// reserve, when set, is asked for the bytes by which b is about to grow for a
+	// large write, before it grows: false (the client memory budget cannot hold them)
+	// sets over and refused, and the client is disconnected as at max. Growth that
+	// happened without asking (small replies) is charged afterwards (client.account).
+	reserve func(n int) bool
+	refused bool
 }
+
+// reserveFrom is the smallest growth of b that fits asks the budget for beforehand.
+const reserveFrom = 4 << 10
 
 // fits reports whether n more bytes may be written, and notes when they may not.
 func (w *writer) fits(n int) bool {
 	if w.max > 0 && len(w.b)+n > w.max {
 		w.over = true
+	}
+	if !w.over && w.reserve != nil && len(w.b)+n > cap(w.b) {
+		// Grow here, with the budget's leave, rather than in append, which would
+		// allocate first: a reply of a large value is what makes client memory.
+		newCap := max(len(w.b)+n, 2*cap(w.b))
+		if grow := newCap - cap(w.b); grow >= reserveFrom && !w.reserve(grow) {
+			w.over, w.refused = true, true
+		} else {
+			w.b = slices.Grow(w.b, newCap-len(w.b))
+		}
 	}
 	return !w.over
 }
