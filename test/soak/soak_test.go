@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -481,7 +482,8 @@ func errorKind(viaRESP bool, err error) string {
 		if i := strings.IndexAny(msg, "\r\n"); i >= 0 {
 			msg = msg[:i]
 		}
-		return "resp: " + msg
+		// One kind per cause, not per connection: "read tcp 127.0.0.1:34176->...".
+		return "resp: " + hostPort.ReplaceAllString(msg, "ADDR")
 	}
 	var e *cachee.Error
 	if errors.As(err, &e) {
@@ -492,6 +494,8 @@ func errorKind(viaRESP bool, err error) string {
 	}
 	return "sdk: " + err.Error()
 }
+
+var hostPort = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
 
 // expectedError reports the error kinds a sidecar that is killed, restarted and short
 // of client memory gives; any other is a failure.
