@@ -34,7 +34,7 @@ func (c *client) value(key []byte) ([]byte, bool, error) {
 func (c *client) touched(key []byte) { c.srv.watch.touch(key) }
 
 func cmdGet(c *client, args [][]byte) {
-	v, ok, err := c.value(args[1])
+	ok, err := c.bulkValue(args[1])
 	switch {
 	case err != nil:
 		c.storeErr(err)
@@ -43,9 +43,48 @@ func cmdGet(c *client, args [][]byte) {
 			return
 		}
 		c.w.null()
-	default:
-		c.w.bulk(v)
 	}
+}
+
+// bulkRoom is the longest bulk header: "$", a 64-bit length, CRLF.
+const bulkRoom = 1 + 20 + 2
+
+// bulkValue writes key's value as a bulk reply, copied by the store straight into the
+// reply buffer after room for the header, which is then written in front of it: a
+// large value is copied once and makes no garbage, where reading it into a scratch
+// buffer first copied it twice and left a buffer of its size behind each time. It
+// writes nothing for a missing key (false). Growth of the reply buffer is charged to
+// the client memory budget at once; refused, the reply is dropped and the client
+// disconnected, as writer.fits does (it cannot ask first: the value's length is known
+// only once it is read).
+func (c *client) bulkValue(key []byte) (bool, error) {
+	w := &c.w
+	if w.over {
+		return true, nil // the client will be disconnected: reading the value is waste
+	}
+	pos, oldCap := len(w.b), cap(w.b)
+	var room [bulkRoom]byte
+	v, ok, err := c.db.get(key, append(w.b, room[:]...))
+	if err != nil || !ok {
+		w.b = v[:pos]
+		if err != nil && keyErr(err) {
+			return false, nil
+		}
+		return ok, err
+	}
+	n := len(v) - pos - bulkRoom
+	h := strconv.AppendInt(append(room[:0], '$'), int64(n), 10)
+	h = append(h, '\r', '\n')
+	copy(v[pos+len(h):], v[pos+bulkRoom:])
+	copy(v[pos:], h)
+	w.b = append(v[:pos+len(h)+n], '\r', '\n') // within cap: the header was shorter than its room
+	switch grown := cap(w.b) - oldCap; {
+	case w.max > 0 && len(w.b) > w.max:
+		w.b, w.over = w.b[:pos], true
+	case grown >= reserveFrom && w.reserve != nil && !w.reserve(grown):
+		w.b, w.over, w.refused = w.b[:pos], true, true
+	}
+	return true, nil
 }
 
 // expireUnit is how an expire argument counts.
@@ -358,11 +397,8 @@ func cmdMGet(c *client, args [][]byte) {
 		if c.w.over {
 			return // the client will be disconnected: reading more values is waste
 		}
-		v, ok, err := c.value(k)
-		if err != nil || !ok {
+		if ok, err := c.bulkValue(k); err != nil || !ok {
 			c.w.null()
-		} else {
-			c.w.bulk(v)
 		}
 	}
 }

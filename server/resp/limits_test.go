@@ -274,9 +274,9 @@ func TestOutputLimitSmallReplies(t *testing.T) {
 
 // TestBudgetCheckedBeforeAllocating: a request that announces a bulk the budget cannot
 // hold is refused before its buffer is allocated, not after.
-// A reply that the client memory budget cannot hold is refused before its buffer is
-// allocated: the client is disconnected as a client past its output limit is, and
-// counted as evicted.
+// A reply that the client memory budget cannot hold is refused as its buffer grows,
+// before a byte of it is written: the client is disconnected as a client past its
+// output limit is, and counted as evicted.
 func TestReplyCheckedBeforeAllocating(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
