@@ -20,13 +20,14 @@ const (
 // touches it, except the fields under mu and the atomics, which CLIENT LIST and INFO
 // read from other connections.
 type client struct {
-	srv     *Server
-	id      int64
-	addr    string
-	laddr   string
-	fd      int
-	created time.Time
-	kill    func() // closes the connection from another goroutine; set under srv.mu
+	bulkRoom int // header length of the last value bulkValue wrote
+	srv      *Server
+	id       int64
+	addr     string
+	laddr    string
+	fd       int
+	created  time.Time
+	kill     func() // closes the connection from another goroutine; set under srv.mu
 
 	in     []byte // read buffer; in[r:w] is unparsed
 	ri, wi int

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"time"
 
@@ -46,25 +47,25 @@ func cmdGet(c *client, args [][]byte) {
 	}
 }
 
-// bulkRoom is the longest bulk header: "$", a 64-bit length, CRLF.
-const bulkRoom = 1 + 20 + 2
-
 // bulkValue writes key's value as a bulk reply, copied by the store straight into the
 // reply buffer after room for the header, which is then written in front of it: a
 // large value is copied once and makes no garbage, where reading it into a scratch
-// buffer first copied it twice and left a buffer of its size behind each time. It
-// writes nothing for a missing key (false). Growth of the reply buffer is charged to
-// the client memory budget at once; refused, the reply is dropped and the client
-// disconnected, as writer.fits does (it cannot ask first: the value's length is known
-// only once it is read).
+// buffer first copied it twice and left a buffer of its size behind each time. The
+// room is the header length of the client's previous value, so that a client reading
+// values of similar sizes never has its value moved; otherwise it moves by the
+// difference. It writes nothing for a missing key (false). Growth of the reply buffer
+// is charged to the client memory budget at once; refused, the reply is dropped and
+// the client disconnected, as writer.fits does (it cannot ask first: the value's
+// length is known only once it is read).
 func (c *client) bulkValue(key []byte) (bool, error) {
 	w := &c.w
 	if w.over {
 		return true, nil // the client will be disconnected: reading the value is waste
 	}
 	pos, oldCap := len(w.b), cap(w.b)
-	var room [bulkRoom]byte
-	v, ok, err := c.db.get(key, append(w.b, room[:]...))
+	room := max(c.bulkRoom, 4) // "$0\r\n" at least
+	var hdr [1 + 20 + 2]byte
+	v, ok, err := c.db.get(key, append(w.b, hdr[:room]...))
 	if err != nil || !ok {
 		w.b = v[:pos]
 		if err != nil && keyErr(err) {
@@ -72,12 +73,20 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 		}
 		return ok, err
 	}
-	n := len(v) - pos - bulkRoom
-	h := strconv.AppendInt(append(room[:0], '$'), int64(n), 10)
+	n := len(v) - pos - room
+	h := strconv.AppendInt(append(hdr[:0], '$'), int64(n), 10)
 	h = append(h, '\r', '\n')
-	copy(v[pos+len(h):], v[pos+bulkRoom:])
+	c.bulkRoom = len(h)
+	if d := len(h) - room; d != 0 {
+		end := len(v)
+		if d > 0 {
+			v = slices.Grow(v, d)
+		}
+		v = v[:end+d]
+		copy(v[pos+len(h):], v[pos+room:end])
+	}
 	copy(v[pos:], h)
-	w.b = append(v[:pos+len(h)+n], '\r', '\n') // within cap: the header was shorter than its room
+	w.b = append(v, '\r', '\n')
 	switch grown := cap(w.b) - oldCap; {
 	case w.max > 0 && len(w.b) > w.max:
 		w.b, w.over = w.b[:pos], true

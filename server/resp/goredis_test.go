@@ -374,3 +374,53 @@ func TestLargeValuesAndSlowReader(t *testing.T) {
 		})
 	}
 }
+
+// GET and MGET write a value straight from the store into the reply, after room for a
+// header as long as the previous value's: values whose lengths need more, fewer or
+// the same digits than the one before, in one pipeline and one by one, must all come
+// back whole.
+func TestGetValuesOfChangingLengths(t *testing.T) {
+	sizes := []int{0, 5, 100_000, 3, 12, 900_000, 7, 99, 1000, 10, 0, 65_536}
+	eachClient(t, resp.Config{}, func(t *testing.T, e *env, c *redis.Client) {
+		ctx := context.Background()
+		keys := make([]string, len(sizes))
+		want := make([]string, len(sizes))
+		for i, n := range sizes {
+			keys[i] = fmt.Sprintf("len:%d:%d", i, n)
+			want[i] = strings.Repeat(string(rune('a'+i%26)), n)
+			if err := c.Set(ctx, keys[i], want[i], 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range keys {
+			if got, err := c.Get(ctx, keys[i]).Result(); err != nil || got != want[i] {
+				t.Fatalf("GET %s: %d bytes, %v; want %d", keys[i], len(got), err, len(want[i]))
+			}
+		}
+		p := c.Pipeline()
+		gets := make([]*redis.StringCmd, len(keys))
+		for i := range keys {
+			gets[len(keys)-1-i] = p.Get(ctx, keys[len(keys)-1-i])
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, g := range gets {
+			if g.Val() != want[i] {
+				t.Fatalf("pipelined GET %s: %d bytes, want %d", keys[i], len(g.Val()), len(want[i]))
+			}
+		}
+		vals, err := c.MGet(ctx, append(keys, "len:missing")...).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range keys {
+			if vals[i] != want[i] {
+				t.Fatalf("MGET %s: wrong value", keys[i])
+			}
+		}
+		if vals[len(keys)] != nil {
+			t.Fatalf("MGET of a missing key: %v", vals[len(keys)])
+		}
+	})
+}
