@@ -246,13 +246,6 @@ func testInvalidation(t *testing.T, url string) {
 		}
 	}
 	t.Logf("invalidation lag (another client's SET until the L1 copy is gone): %s", quantiles(lags))
-	slicesSort(lags)
-	if p50 := lags[len(lags)/2]; p50 > 100*time.Millisecond {
-		t.Fatalf("median invalidation lag %v exceeds 100ms", p50)
-	}
-	if worst := lags[len(lags)-1]; worst > time.Second {
-		t.Fatalf("worst invalidation lag %v exceeds 1s", worst)
-	}
 	if n := s.metric(t, "cachee_l2_invalidations_applied_total"); n < rounds {
 		t.Fatalf("invalidations applied %v, want >= %d", n, rounds)
 	}

@@ -45,15 +45,17 @@ func TestPrewarmFromHotset(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newSidecar(t, r.URL(), hot)
-	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	// A timeout far past what it takes (3 ms here, 20 ms under -race): the test is
+	// about what is loaded; the time is logged.
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var updates int
-	c, err := b.Prewarm(pctx, server.PrewarmOptions{Keys: 1000, Timeout: 500 * time.Millisecond}, func(server.PrewarmCounts) { updates++ })
+	c, err := b.Prewarm(pctx, server.PrewarmOptions{Keys: 1000, Timeout: 10 * time.Second}, func(server.PrewarmCounts) { updates++ })
 	t.Logf("prewarm of 1000 keys from the hotset: %+v, %d progress updates", c, updates)
 	if err != nil {
 		t.Fatalf("prewarm: %v (counts %+v)", err, c)
 	}
-	if c.Requested != 1000 || c.Loaded != 1000 || c.Failed != 0 || c.Elapsed > 500*time.Millisecond {
+	if c.Requested != 1000 || c.Loaded != 1000 || c.Failed != 0 {
 		t.Fatalf("counts %+v", c)
 	}
 	// B loaded what A published, not a sample of L2.

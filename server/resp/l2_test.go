@@ -222,39 +222,43 @@ func TestL2WriteThroughRESP(t *testing.T) {
 
 // TestL2ParkingDoesNotBlockTheLoop: a connection waiting for L2 must not hold up the
 // other connections of its event loop. With L2 frozen and a 1 s timeout, one client's
-// miss waits; another client's hits on the same loop answer at once meanwhile.
+// miss waits; another client's hits on the same loop answer meanwhile: they all come
+// back while the miss is still waiting (its L2 timeout is long), which they could not
+// if the loop were blocked by it.
 func TestL2ParkingDoesNotBlockTheLoop(t *testing.T) {
 	r := redistest.Start(t)
-	e := startL2Env(t, mode{"loop", 1}, r.URL(), func(c *l2.Config) { c.Timeout = time.Second; c.ProbeInterval = time.Hour })
+	e := startL2Env(t, mode{"loop", 1}, r.URL(), func(c *l2.Config) { c.Timeout = time.Minute; c.ProbeInterval = time.Hour })
 	ctx := context.Background()
 	e.st.Set([]byte("hot"), []byte("v"), store.SetOptions{})
 	slow, fast := e.client(t), e.client(t)
 	fast.Ping(ctx)
 	slow.Ping(ctx)
 	r.Pause()
-	defer r.Resume()
-	missDone := make(chan time.Duration, 1)
-	go func() {
-		t0 := time.Now()
-		slow.Get(ctx, "cold")
-		missDone <- time.Since(t0)
+	resumed := false
+	defer func() {
+		if !resumed {
+			r.Resume()
+		}
 	}()
+	missDone := make(chan error, 1)
+	go func() { missDone <- slow.Get(ctx, "cold").Err() }()
 	time.Sleep(50 * time.Millisecond) // the miss is parked now
-	var worst time.Duration
+	t0 := time.Now()
 	for range 20 {
-		t0 := time.Now()
 		if v, err := fast.Get(ctx, "hot").Result(); err != nil || v != "v" {
 			t.Fatalf("hit while another connection waits: %q %v", v, err)
 		}
-		worst = max(worst, time.Since(t0))
 	}
-	miss := <-missDone
-	t.Logf("hits on the same loop while a miss waited for a frozen L2: worst %v; the miss took %v", worst, miss)
-	if worst > 200*time.Millisecond {
-		t.Fatalf("a hit took %v while another connection was parked", worst)
+	t.Logf("20 hits on the same loop while a miss waited for a frozen L2: %v", time.Since(t0))
+	select {
+	case err := <-missDone:
+		t.Fatalf("the miss finished (%v) before the hits on the same loop did: they waited for it", err)
+	default:
 	}
-	if miss < 900*time.Millisecond || miss > 3*time.Second {
-		t.Fatalf("the miss took %v with a 1s timeout", miss)
+	r.Resume()
+	resumed = true
+	if err := <-missDone; err != redis.Nil {
+		t.Fatalf("the parked miss, once L2 answered: %v", err)
 	}
 }
 
@@ -276,7 +280,9 @@ func TestL2DownRESP(t *testing.T) {
 					t.Fatalf("hit with L2 down: %q %v", v, err)
 				}
 				t0 := time.Now()
-				if err := c.Get(ctx, "cold").Err(); err != redis.Nil || time.Since(t0) > 500*time.Millisecond {
+				// The time is logged by the l2 package's tests; here the bound only
+				// catches a miss that waits for L2 instead of giving up.
+				if err := c.Get(ctx, "cold").Err(); err != redis.Nil || time.Since(t0) > 5*time.Second {
 					t.Fatalf("miss with L2 down: %v after %v", err, time.Since(t0))
 				}
 			}
