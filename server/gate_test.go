@@ -50,7 +50,7 @@ func TestHitRateGate(t *testing.T) {
 // TestHitRateGateMaxWait: a pod that never reaches the rate is ready after
 // ReadyMaxWait anyway, and says why in the log.
 func TestHitRateGateMaxWait(t *testing.T) {
-	r := serve(t, server.Config{ReadyHitRate: 0.99, ReadyWindow: 100 * time.Millisecond, ReadyMaxWait: 300 * time.Millisecond})
+	r := serve(t, server.Config{ReadyHitRate: 0.99, ReadyWindow: 100 * time.Millisecond, ReadyMaxWait: 3 * time.Second})
 	code, _ := httpGet(t, "http://"+r.addrs.HTTP+"/ready")
 	if code == http.StatusOK {
 		t.Fatal("ready at once")

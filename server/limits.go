@@ -52,17 +52,23 @@ const pressureMin = 256 << 10
 // take the total past the limit, or when n is large and the process's memory is under
 // pressure (see GuardMemory).
 func (b *Budget) TryAcquire(n int64) bool {
+	if b.tryAcquire(n) {
+		return true
+	}
+	b.refused.Add(1)
+	return false
+}
+
+func (b *Budget) tryAcquire(n int64) bool {
 	if b == nil || n <= 0 {
 		return true
 	}
 	if n >= pressureMin && b.pressure.Load() {
-		b.refused.Add(1)
 		return false
 	}
 	for {
 		u := b.used.Load()
 		if u+n > b.limit {
-			b.refused.Add(1)
 			return false
 		}
 		if b.used.CompareAndSwap(u, u+n) {
@@ -71,18 +77,18 @@ func (b *Budget) TryAcquire(n int64) bool {
 	}
 }
 
-// acquireWithin is TryAcquire, retried for up to wait while the budget is short.
+// acquireWithin is TryAcquire, retried for up to wait while the budget is short; a
+// refusal counts once.
 func (b *Budget) acquireWithin(n int64, wait time.Duration) bool {
-	if b.TryAcquire(n) {
-		return true
-	}
-	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-		if b.TryAcquire(n) {
+	for deadline := time.Now().Add(wait); ; time.Sleep(time.Millisecond) {
+		if b.tryAcquire(n) {
 			return true
 		}
+		if !time.Now().Before(deadline) {
+			b.refused.Add(1)
+			return false
+		}
 	}
-	return false
 }
 
 // Release returns n bytes reserved earlier.
@@ -206,8 +212,10 @@ type admission struct {
 // tap is a grpc.InTapHandle.
 func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if a.token != "" && !openWithoutToken(info.FullMethodName) && !bearerMatches(info.Header["authorization"], a.token) {
-		time.Sleep(admitWait) // as slow as a refusal for memory, and as costly to repeat
-		return a.refuse(ctx, "unauthenticated", errUnauthenticated)
+		// Refused by the first interceptor, not here: a stream refused here keeps its
+		// context in grpc-go until its deadline (see refuse), which the client picks.
+		// The call is charged below like any other while its request is read.
+		ctx = context.WithValue(ctx, unauthenticatedKey{}, true)
 	}
 	ctx = context.WithValue(ctx, batchRespKey{}, a.maxBatchResp)
 	cost := a.costs.cost(info.FullMethodName)
@@ -223,17 +231,38 @@ func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, e
 	return ctx, nil
 }
 
+// unauthenticatedKey marks, in a call's context, a call without the bearer token.
+type unauthenticatedKey struct{}
+
+// authUnary and authStream refuse the calls that admission marked unauthenticated.
+func (a *admission) authUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if ctx.Value(unauthenticatedKey{}) != nil {
+		a.rejected("unauthenticated")
+		return nil, toStatus(errUnauthenticated)
+	}
+	return h(ctx, req)
+}
+
+func (a *admission) authStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if ss.Context().Value(unauthenticatedKey{}) != nil {
+		a.rejected("unauthenticated")
+		return toStatus(errUnauthenticated)
+	}
+	return h(srv, ss)
+}
+
 // refuse refuses the stream whose context is ctx.
 //
 // grpc-go (v1.85; grpc/grpc-go#2976) does not cancel the context of a stream that its
 // InTapHandle refuses: when the call has a deadline, that context and its timer (about
 // 240 bytes) live until the deadline passes, whatever becomes of the connection. A
 // client that keeps making calls we refuse, with long deadlines (an application
-// hammering an overloaded sidecar, a client without the token), would grow the heap
-// at that rate. Three things bound it: each refusal takes admitWait, so one connection
-// cannot be refused more than 20 times a second; admission counts the refused calls
-// whose contexts are still alive; and past maxLingering, a connection that has a call
-// refused is closed and new gRPC connections are refused until deadlines pass.
+// hammering an overloaded sidecar) would grow the heap at that rate. Three things
+// bound it: each refusal takes admitWait, so one connection cannot be refused more
+// than 20 times a second; admission counts the refused calls whose contexts are still
+// alive; and past maxLingering, a connection that has a call refused is closed and new
+// gRPC connections are refused until deadlines pass. Calls without the token are not
+// refused here (see authUnary), so only clients allowed in can cause that.
 func (a *admission) refuse(ctx context.Context, reason string, err error) (context.Context, error) {
 	a.rejected(reason)
 	if d, ok := ctx.Deadline(); ok {
@@ -253,9 +282,10 @@ func (a *admission) refuse(ctx context.Context, reason string, err error) (conte
 }
 
 // admitWait is how long a call waits for client memory before it is refused. The wait
-// holds up the connection's other frames too (the tap runs on its reader), which is
-// the point: a client that sends faster than the budget frees is slowed to the pace
-// of the calls that finish, instead of being refused as fast as it can send.
+// holds up the connection's other frames too (the tap runs on its reader, under the
+// transport's lock, so the connection's writes wait as well), which is the point: a
+// client that sends faster than the budget frees is slowed to the pace of the calls
+// that finish, instead of being refused as fast as it can send.
 const admitWait = 50 * time.Millisecond
 
 // overLingering reports whether refused calls' contexts have piled up past
@@ -323,7 +353,7 @@ type connAddr struct {
 // admitGRPC charges a new gRPC connection, or refuses it when there are MaxConns
 // already or the Budget cannot hold another one.
 func (s *Server) admitGRPC(c net.Conn) (net.Conn, bool) {
-	if max := s.cfg.MaxConns; max > 0 && s.grpcConns.Add(1) > int64(max) {
+	if n, max := s.grpcConns.Add(1), s.cfg.MaxConns; max > 0 && n > int64(max) {
 		s.grpcConns.Add(-1)
 		s.reject("max_clients", c)
 		return nil, false

@@ -176,37 +176,63 @@ func TestAuthToken(t *testing.T) {
 // grpc-go keeps the context of a stream that admission refuses until its deadline
 // (see admission.refuse). Once too many refused calls' contexts are alive, a
 // connection that has a call refused is closed and new connections are refused, so
-// the heap stops growing; when their deadlines pass, clients are served again.
+// the heap stops growing; when their deadlines pass, clients are admitted again.
 func TestRefusedCallsDoNotAccumulate(t *testing.T) {
 	defer server.SetMaxLingering(10)()
-	l := serveLimited(t, server.Config{AuthToken: "s3cret-token"}, store.Config{MaxMemory: 4 << 20})
-	cc := grpcConn(t, "unix://"+l.addrs.Socket)
-	c := cacheev1.NewCacheServiceClient(cc)
-	const deadline = 2 * time.Second
+	// Room for a few connections and no call of a large value.
+	l := serveLimited(t, server.Config{Budget: server.NewBudget(4 * server.GRPCConnCost)}, store.Config{MaxMemory: 4 << 20})
+	c := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket))
+	const deadline = 5 * time.Second // longer than the 40 refusals (50 ms each) take
 	codesSeen := map[codes.Code]int{}
 	for range 40 {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		_, err := c.Get(ctx, &cacheev1.GetRequest{Key: []byte("k")})
+		_, err := c.Set(ctx, &cacheev1.SetRequest{Key: []byte("k"), Value: []byte("v")})
 		cancel()
 		switch code := status.Code(err); code {
-		case codes.Unauthenticated, codes.Unavailable:
+		case codes.Unavailable:
 			codesSeen[code]++
 		default:
-			t.Fatalf("Get without the token: %v", err)
+			t.Fatalf("Set with no client memory left: %v", err)
 		}
 	}
-	if codesSeen[codes.Unavailable] == 0 {
-		t.Fatalf("40 refused calls, 10 allowed to linger, and the connection was never closed: %v", codesSeen)
+	if got := metrics(t, l.addrs.Metrics); !strings.Contains(got, `cachee_rejected_total{reason="client_memory"}`) {
+		t.Fatal("no client_memory refusals counted")
 	}
-	good := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket, grpc.WithPerRPCCredentials(bearer("Bearer s3cret-token"))))
+	// While their contexts are alive, a new connection is refused (this one fails at
+	// once: it does not wait for a connection that is closed on arrival).
+	h := healthpb.NewHealthClient(grpcConn(t, "unix://"+l.addrs.Socket))
+	if _, err := h.Check(bounded(t), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a new connection with 40 refused calls lingering: %v, want UNAVAILABLE", err)
+	}
+	// Once their deadlines pass, a new connection is admitted (a health Check costs no
+	// client memory).
 	var err error
-	for range 100 { // the refused calls' deadlines pass within 2s; then the server admits again
-		if _, err = good.Get(bounded(t), &cacheev1.GetRequest{Key: []byte("k")}, grpc.WaitForReady(true)); err == nil {
+	for range 100 {
+		if _, err = h.Check(bounded(t), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err == nil {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("a client with the token, after the refused calls' deadlines: %v", err)
+	t.Fatalf("a new connection after the refused calls' deadlines: %v", err)
+}
+
+// Calls without the token are refused after admission, so however many there are and
+// whatever their deadlines, nothing lingers and clients with the token are served.
+func TestUnauthenticatedCallsDoNotLockOut(t *testing.T) {
+	defer server.SetMaxLingering(10)()
+	l := serveLimited(t, server.Config{AuthToken: "s3cret-token"}, store.Config{MaxMemory: 4 << 20})
+	c := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	for range 200 {
+		if _, err := c.Get(ctx, &cacheev1.GetRequest{Key: []byte("k")}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("Get without the token: %v", err)
+		}
+	}
+	good := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket, grpc.WithPerRPCCredentials(bearer("Bearer s3cret-token"))))
+	if _, err := good.Get(bounded(t), &cacheev1.GetRequest{Key: []byte("k")}); err != nil {
+		t.Fatalf("a client with the token after 200 refused calls with an hour's deadline: %v", err)
+	}
 }
 
 func metrics(t *testing.T, addr string) string {

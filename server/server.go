@@ -93,8 +93,9 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		registry: prometheus.NewRegistry(),
 		conns:    make(map[net.Conn]bool),
 	}
-	s.ready.Hold("serving", "starting")
+	// notify first, so that grpc.health.v1 (SERVING when created) follows the first hold.
 	s.ready.notify = s.followReadiness
+	s.ready.Hold("serving", "starting")
 
 	lat := newLatency()
 	// Counters only: the handling-time histogram would cost a clock read and another
@@ -142,8 +143,9 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	if maxRecv == 0 {
 		maxRecv = scfg.MaxKeySize + scfg.MaxValueSize + maxRecvSlack
 	}
+	admit := s.admissionOption(maxRecv) // sets s.admission, which the interceptors use
 	s.grpc = grpc.NewServer(
-		s.admissionOption(maxRecv),
+		admit,
 		grpc.MaxRecvMsgSize(maxRecv),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
@@ -154,12 +156,14 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		// Outermost first: metrics and logs see the final code, which recovery makes
 		// INTERNAL on a panic; validation sits next to the handler.
 		grpc.ChainUnaryInterceptor(
+			s.admission.authUnary,
 			grpcMetrics.UnaryServerInterceptor(),
 			logUnary,
 			recovery.UnaryServerInterceptor(recoverOpt),
 			validationUnary(lim),
 		),
 		grpc.ChainStreamInterceptor(
+			s.admission.authStream,
 			grpcMetrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(logger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpt),
