@@ -25,7 +25,7 @@ type client struct {
 	id       int64
 	addr     string
 	laddr    string
-	fd       int
+	fd       int // -1 until an event loop takes the connection; written and read under mu
 	created  time.Time
 	kill     func() // closes the connection from another goroutine; set under srv.mu
 
@@ -185,6 +185,11 @@ func (c *client) makeRoomFor(n int) bool {
 func (c *client) process() bool {
 	defer c.flushCounters()
 	stop := len(c.w.b) + outFlush
+	if c.w.over {
+		// A reply written since the last run (an L2 call's) went past a limit.
+		c.overflow()
+		return false
+	}
 	for c.ri < c.wi && !c.closing {
 		if len(c.w.b) >= stop {
 			c.flushSets()

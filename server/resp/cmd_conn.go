@@ -240,7 +240,7 @@ func cmdClientOnOff(c *client, args [][]byte) {
 // info renders c as one CLIENT LIST line (without the newline).
 func (c *client) info(now time.Time) string {
 	c.mu.Lock()
-	name, lib, ver, proto, multiN := c.name, c.libName, c.libVer, c.proto, c.multiN
+	name, lib, ver, proto, multiN, fd := c.name, c.libName, c.libVer, c.proto, c.multiN, c.fd
 	c.mu.Unlock()
 	flags := "N"
 	if multiN >= 0 {
@@ -255,7 +255,7 @@ func (c *client) info(now time.Time) string {
 	b.WriteString("id=" + strconv.FormatInt(c.id, 10))
 	b.WriteString(" addr=" + c.addr)
 	b.WriteString(" laddr=" + c.laddr)
-	b.WriteString(" fd=" + strconv.Itoa(c.fd))
+	b.WriteString(" fd=" + strconv.Itoa(fd))
 	b.WriteString(" name=" + name)
 	b.WriteString(" age=" + strconv.FormatInt(int64(now.Sub(c.created)/time.Second), 10))
 	b.WriteString(" idle=" + strconv.FormatInt(max(int64(idle/time.Second), 0), 10))

@@ -80,7 +80,7 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 	if d := len(h) - room; d != 0 {
 		end := len(v)
 		if d > 0 {
-			v = slices.Grow(v, d)
+			v = slices.Grow(v, d+2) // and the CRLF, so that the value is copied once
 		}
 		v = v[:end+d]
 		copy(v[pos+len(h):], v[pos+room:end])

@@ -234,16 +234,10 @@ func TestMaxClientsAndClose(t *testing.T) {
 			}
 			// The slot is free again once the server has seen the close.
 			var got string
-			for range 100 {
-				c := dial(t, "tcp", e.tcp)
-				if got = c.do("PING"); got == "+PONG\r\n" {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			if got != "+PONG\r\n" {
-				t.Errorf("after QUIT: %q", got)
-			}
+			eventually(t, "a free slot after QUIT", func() bool {
+				got = dial(t, "tcp", e.tcp).do("PING")
+				return got == "+PONG\r\n"
+			})
 			// Close ends every connection, and refuses new ones.
 			done := make(chan struct{})
 			go func() { e.srv.Close(); close(done) }()

@@ -178,7 +178,9 @@ func (c *client) l2Forward(args [][]byte, effect l2.Effect, fn func(l2.Reply), v
 func execInL2(c *client) {
 	q := c.queue
 	cmds := make([]l2.Write, len(q))
+	kinds := make([]*command, len(q)) // endMulti clears the queue before the reply is written
 	for i, qc := range q {
+		kinds[i] = qc.cmd
 		switch qc.cmd.name {
 		case "flushdb", "flushall", "dbsize", "keys", "scan":
 			c.endMulti()
@@ -204,7 +206,7 @@ func execInL2(c *client) {
 			default:
 				c.w.array(len(rs))
 				for i, r := range rs {
-					c.writeReply(q[i].cmd, r)
+					c.writeReply(kinds[i], r)
 				}
 			}
 		},

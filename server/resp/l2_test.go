@@ -338,3 +338,23 @@ func TestL2ClusterRESP(t *testing.T) {
 		t.Fatalf("MSET in one slot: %v", err)
 	}
 }
+
+// EXEC under write-through answers each queued command as that command does: +OK for
+// SET, not a bulk "OK" (the queue is cleared before L2 answers).
+func TestL2ExecRepliesInKind(t *testing.T) {
+	r := redistest.Start(t)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := startL2Env(t, m, r.URL())
+			c := dial(t, "tcp", e.tcp)
+			if got := c.do("MULTI"); got != "+OK\r\n" {
+				t.Fatalf("MULTI: %q", got)
+			}
+			c.do("SET", "tx:a", "1")
+			c.do("INCR", "tx:b:"+m.name)
+			if got, want := c.do("EXEC"), "*2\r\n+OK\r\n:1\r\n"; got != want {
+				t.Fatalf("EXEC: %q, want %q", got, want)
+			}
+		})
+	}
+}

@@ -167,7 +167,9 @@ func (s *Server) serveInLoop(cl *client, c net.Conn) bool {
 	// original descriptor out of Go's poller.
 	c.Close()
 	l := loops[int(s.nextLoop.Add(1))%len(loops)]
+	cl.mu.Lock() // CLIENT LIST on another connection reads it (the client is listed already)
 	cl.fd = fd
+	cl.mu.Unlock()
 	s.mu.Lock()
 	cl.kill = nil // the loop closes its connections at shutdown
 	s.mu.Unlock()
@@ -447,7 +449,7 @@ func (l *loop) closeIdle() {
 	l.mu.Lock()
 	var idle []*loopConn
 	for _, lc := range l.conns {
-		if lc.cl.idleFor(l.now) {
+		if !lc.parked && lc.cl.idleFor(l.now) { // waiting on L2 is not idleness (Redis exempts blocked clients)
 			idle = append(idle, lc)
 		}
 	}

@@ -36,6 +36,9 @@ func (w *writer) fits(n int) bool {
 		// Grow here, with the budget's leave, rather than in append, which would
 		// allocate first: a reply of a large value is what makes client memory.
 		newCap := max(len(w.b)+n, 2*cap(w.b))
+		if w.max > 0 {
+			newCap = max(len(w.b)+n, min(newCap, w.max)) // never ask for room past the limit
+		}
 		if grow := newCap - cap(w.b); grow >= reserveFrom && !w.reserve(grow) {
 			w.over, w.refused = true, true
 		} else {

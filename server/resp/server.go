@@ -29,9 +29,8 @@ type Server struct {
 	closed  bool
 	wg      sync.WaitGroup // goroutine-served connections and event loops
 
-	loopsOnce sync.Once
-	loops     []*loop
-	nextLoop  atomic.Uint32
+	loops    []*loop
+	nextLoop atomic.Uint32
 
 	nextID atomic.Int64
 	watch  watchRegistry
