@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +32,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/cachee/cachee/bench/internal/stats"
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 )
 
@@ -177,27 +177,21 @@ func run(cacheeBin, redisBin string, runs, calls, valueSize int, timeout time.Du
 			}
 		}
 		for k := range targets {
-			slices.Sort(lat[k])
-			p50s[k] = append(p50s[k], lat[k][len(lat[k])/2])
-			p99s[k] = append(p99s[k], lat[k][len(lat[k])*99/100])
+			q := stats.Summarize(lat[k])
+			p50s[k] = append(p50s[k], q.P50)
+			p99s[k] = append(p99s[k], q.P99)
 		}
 	}
 	fmt.Printf("bench/l2: %d runs x %d calls per target, %d-byte values, one connection per client, calls interleaved, --l2-timeout=%v\n",
 		runs, calls, valueSize, timeout)
 	fmt.Printf("%-42s %10s %10s\n", "target", "p50", "p99")
 	for k, t := range targets {
-		fmt.Printf("%-42s %10v %10v\n", t.name, median(p50s[k]).Round(100*time.Nanosecond), median(p99s[k]).Round(100*time.Nanosecond))
+		fmt.Printf("%-42s %10v %10v\n", t.name, stats.MedianDuration(p50s[k]).Round(100*time.Nanosecond), stats.MedianDuration(p99s[k]).Round(100*time.Nanosecond))
 	}
 	if misses > 0 {
 		fmt.Printf("%d read(s) answered as misses: L2 took longer than --l2-timeout\n", misses)
 	}
 	return nil
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func freePort() (int, error) {

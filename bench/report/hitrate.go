@@ -92,7 +92,6 @@ func (b *bench) loadHitTraces(s *section) ([]*hitsim.Trace, error) {
 }
 
 func (b *bench) hitRate(s *section) error {
-	b.closeEnv()
 	cfg := b.cfg
 	traces, err := b.loadHitTraces(s)
 	if err != nil {
@@ -185,7 +184,7 @@ func (b *bench) hitRate(s *section) error {
 		table(&s.body, []string{"size", "cachee-lfu %", "lru %", "otter %", "redis allkeys-lfu %", "redis keys held: mean (min–max)", "redis maxmemory"}, "rrrrrrr", rows)
 		for _, size := range t.Sizes {
 			if r, ok := byCase[t.Name][size][policyRedis]; ok && redisOversized(t, size, r) {
-				problems = append(problems, fmt.Sprintf("%s @ %d: redis-server held %.0f keys on average, more than the size: its hit rate in this row had more room than the others'", policyRedis, size, heldMean(r.Held)))
+				problems = append(problems, fmt.Sprintf("%s @ %d: redis-server held %.0f keys on average, more than the size: its hit rate in this row had more room than the others'", policyRedis, size, mean(r.Held)))
 			}
 		}
 		for _, p := range problems {
@@ -233,38 +232,24 @@ func hitCell(r hitRateResult) string {
 // redisOversized tells a redis-server row whose server held over 1% more keys than the
 // size, on a trace with more keys than that: its hit rate is not comparable.
 func redisOversized(t *hitsim.Trace, size int, r hitRateResult) bool {
-	return t.Unique > size && heldMean(r.Held) > float64(size)*1.01
-}
-
-func heldMean(h []int64) float64 {
-	if len(h) == 0 {
-		return 0
-	}
-	var sum int64
-	for _, x := range h {
-		sum += x
-	}
-	return float64(sum) / float64(len(h))
+	return t.Unique > size && mean(r.Held) > float64(size)*1.01
 }
 
 func heldCell(h []int64) string {
 	if len(h) == 0 {
 		return "-"
 	}
-	var sum int64
-	for _, x := range h {
-		sum += x
-	}
-	return fmt.Sprintf("%s (%s–%s)", thousands(int(sum/int64(len(h)))), thousands(int(slices.Min(h))), thousands(int(slices.Max(h))))
+	return fmt.Sprintf("%s (%s–%s)", thousands(int(mean(h))), thousands(int(slices.Min(h))), thousands(int(slices.Max(h))))
 }
 
-func mean(v []float64) float64 {
+// mean of v; NaN for an empty v.
+func mean[T int64 | float64](v []T) float64 {
 	if len(v) == 0 {
 		return math.NaN()
 	}
 	var s float64
 	for _, x := range v {
-		s += x
+		s += float64(x)
 	}
 	return s / float64(len(v))
 }
@@ -563,18 +548,14 @@ func calibrateRedis(c *respc.Conn, size, batch int, value []byte) (maxMem int64,
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("calibration writes: %w", err)
 		}
-		var sum float64
-		for _, h := range samples {
-			sum += float64(h)
+		held := mean(samples)
+		if math.Abs(held-float64(size)) < math.Abs(bestHeld-float64(size)) {
+			bestMem, bestHeld = guess, held
 		}
-		mean := sum / float64(len(samples))
-		if math.Abs(mean-float64(size)) < math.Abs(bestHeld-float64(size)) {
-			bestMem, bestHeld = guess, mean
-		}
-		if math.Abs(mean-float64(size)) <= max(1, float64(size)/50) {
+		if math.Abs(held-float64(size)) <= max(1, float64(size)/50) {
 			break
 		}
-		guess += int64((float64(size) - mean) * perKey)
+		guess += int64((float64(size) - held) * perKey)
 	}
 	if bestMem == 0 {
 		return 0, 0, 0, fmt.Errorf("no maxmemory lets redis-server hold %d keys", size)
@@ -621,20 +602,17 @@ func replayRedisOne(c *respc.Conn, t *hitsim.Trace, size, batch int) (hitRateRes
 				break
 			}
 		}
-		var sum float64
-		for _, h := range held {
-			sum += float64(h)
-		}
-		mean := sum / float64(max(len(held), 1))
+		// An empty held comes only from an empty trace, which is never full below.
+		avg := mean(held)
 		// A trace with no more keys than the size never fills the cache. Holding more
 		// keys than the size favours redis-server (on a loop of 1,011 keys, 1,011 entries
 		// hit every time and 1,000 almost never), so a surplus of over 1% is corrected; a
 		// shortfall only of over 3%.
 		full := t.Unique > size
-		off := mean > float64(size)*1.01 || mean < float64(size)*0.97
+		off := avg > float64(size)*1.01 || avg < float64(size)*0.97
 		if full && pass < 2 && off {
-			step := float64(size) - mean
-			if mean >= float64(t.Unique)-0.5 {
+			step := float64(size) - avg
+			if avg >= float64(t.Unique)-0.5 {
 				// Every key of the trace fit, so the surplus says only that the limit is
 				// too high by at least that much: go 5% of the size further.
 				step -= float64(size) / 20

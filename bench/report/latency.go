@@ -79,6 +79,17 @@ func (b *bench) env() (*env, error) {
 	if b.shared != nil {
 		return b.shared, nil
 	}
+	e, err := b.startEnv()
+	if err != nil {
+		return nil, err
+	}
+	b.shared = e
+	return e, nil
+}
+
+// startEnv starts the servers and clients of an env. On an error it stops what it had
+// started, so that no half-built env is left for a later section.
+func (b *bench) startEnv() (_ *env, err error) {
 	dir, err := os.MkdirTemp(b.tmp, "env-")
 	if err != nil {
 		return nil, err
@@ -89,7 +100,11 @@ func (b *bench) env() (*env, error) {
 	}
 	e := &env{rdb: map[string]*redis.Client{}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	b.shared = e
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
 	if e.cachee, err = procs.StartCachee(procs.CacheeOptions{Bin: b.cfg.Cachee, Dir: dir, Shm: shm, MaxMemory: "64mb"}); err != nil {
 		return nil, err
 	}
@@ -152,11 +167,14 @@ func (b *bench) shortArgs(args []string) string {
 }
 
 func (b *bench) closeEnv() {
-	e := b.shared
-	if e == nil {
-		return
+	if e := b.shared; e != nil {
+		b.shared = nil
+		e.close()
 	}
-	b.shared = nil
+}
+
+// close stops the clients and servers of e, those that were started.
+func (e *env) close() {
 	for _, c := range e.rdb {
 		c.Close()
 	}
@@ -205,20 +223,19 @@ func (e *env) getter(path, key string, size int) func() error {
 // latencyResult is one path at one value size: the median over runs of each run's
 // percentiles, the paired ratios to the baseline, and the runs' p50s.
 type latencyResult struct {
-	Path       string          `json:"path"`
-	Name       string          `json:"name"`
-	Value      int             `json:"value_bytes"`
-	Calls      int             `json:"calls_per_run"`
-	P50        time.Duration   `json:"p50_ns"`
-	P99        time.Duration   `json:"p99_ns"`
-	P999       time.Duration   `json:"p999_ns"`
-	RatioP50   float64         `json:"ratio_p50"`
-	RatioP99   float64         `json:"ratio_p99"`
-	RatioP999  float64         `json:"ratio_p999"`
-	RunP50s    []time.Duration `json:"run_p50s_ns"`
-	BatchMean  time.Duration   `json:"batch_mean_ns,omitempty"`
-	Runs       int             `json:"runs"`
-	ClientNote string          `json:"client"`
+	Path      string          `json:"path"`
+	Name      string          `json:"name"`
+	Value     int             `json:"value_bytes"`
+	Calls     int             `json:"calls_per_run"`
+	P50       time.Duration   `json:"p50_ns"`
+	P99       time.Duration   `json:"p99_ns"`
+	P999      time.Duration   `json:"p999_ns"`
+	RatioP50  float64         `json:"ratio_p50"`
+	RatioP99  float64         `json:"ratio_p99"`
+	RatioP999 float64         `json:"ratio_p999"`
+	RunP50s   []time.Duration `json:"run_p50s_ns"`
+	BatchMean time.Duration   `json:"batch_mean_ns,omitempty"`
+	Runs      int             `json:"runs"`
 }
 
 // timeCalls times each of n calls on its own into samples[:n].
@@ -269,39 +286,34 @@ func measureRuns(targets []string, runs int, calls func(string) int, call map[st
 // summarizeRuns turns per-run quantiles into a result, with ratios paired run by run to
 // base's.
 func summarizeRuns(qs, base []stats.Quantiles) latencyResult {
-	pick := func(q []stats.Quantiles, f func(stats.Quantiles) time.Duration) []float64 {
-		v := make([]float64, len(q))
-		for i, x := range q {
-			v[i] = float64(f(x))
-		}
-		return v
-	}
-	p50 := func(q stats.Quantiles) time.Duration { return q.P50 }
-	p99 := func(q stats.Quantiles) time.Duration { return q.P99 }
-	p999 := func(q stats.Quantiles) time.Duration { return q.P999 }
 	med := func(f func(stats.Quantiles) time.Duration) time.Duration {
 		return time.Duration(stats.Median(pick(qs, f)))
 	}
-	r := latencyResult{P50: med(p50), P99: med(p99), P999: med(p999), Runs: len(qs)}
+	r := latencyResult{P50: med(p50Of), P99: med(p99Of), P999: med(p999Of), Runs: len(qs)}
 	if len(qs) > 0 {
 		r.Calls = qs[0].N
 	}
 	for _, q := range qs {
 		r.RunP50s = append(r.RunP50s, q.P50)
 	}
-	r.RatioP50 = stats.Median(stats.PairedRatios(pick(qs, p50), pick(base, p50)))
-	r.RatioP99 = stats.Median(stats.PairedRatios(pick(qs, p99), pick(base, p99)))
-	r.RatioP999 = stats.Median(stats.PairedRatios(pick(qs, p999), pick(base, p999)))
+	r.RatioP50 = stats.Median(stats.PairedRatios(pick(qs, p50Of), pick(base, p50Of)))
+	r.RatioP99 = stats.Median(stats.PairedRatios(pick(qs, p99Of), pick(base, p99Of)))
+	r.RatioP999 = stats.Median(stats.PairedRatios(pick(qs, p999Of), pick(base, p999Of)))
 	return r
 }
 
-func p50s(qs []stats.Quantiles) []float64 {
+// pick is one quantile of each run, as float nanoseconds.
+func pick(qs []stats.Quantiles, f func(stats.Quantiles) time.Duration) []float64 {
 	v := make([]float64, len(qs))
 	for i, q := range qs {
-		v[i] = float64(q.P50)
+		v[i] = float64(f(q))
 	}
 	return v
 }
+
+func p50Of(q stats.Quantiles) time.Duration  { return q.P50 }
+func p99Of(q stats.Quantiles) time.Duration  { return q.P99 }
+func p999Of(q stats.Quantiles) time.Duration { return q.P999 }
 
 // clockCost is what timing a call costs by itself: time.Now and time.Since around
 // nothing, p50 of n.
@@ -393,7 +405,7 @@ func (b *bench) latency(s *section) error {
 		}
 		s.chart(fmt.Sprintf("latency, %s value", sizeName(size)), file)
 		bareRes := summarizeRuns(qs[pBareHealth], qs[pGRPC])
-		overBare := stats.Median(stats.PairedRatios(p50s(qs[pGRPC]), p50s(qs[pBareHealth])))
+		overBare := stats.Median(stats.PairedRatios(pick(qs[pGRPC], p50Of), pick(qs[pBareHealth], p50Of)))
 		verdict := "so most of the gRPC path's cost is grpc-go's own"
 		if overBare > 1.5 {
 			verdict = "so the Go SDK and cachee's Get add as much as grpc-go itself costs, or more"
@@ -401,8 +413,9 @@ func (b *bench) latency(s *section) error {
 		s.printf("For reference, a bare grpc-go server answering only `grpc.health.v1` Check on a Unix socket (in a process of its own, timed in the same rotation with a plain grpc-go client) takes p50 %s, p99 %s: cachee's gRPC row is %s of that at p50 (the median of the per-run ratios), %s.\n\n",
 			fmtDur(bareRes.P50), fmtDur(bareRes.P99), fmtRatio(overBare), verdict)
 		shm := sizeRes[0]
-		s.printf("The shared-memory figures include the clock's own cost, p50 %s here (`time.Now` and `time.Since` around nothing); the same %s reads timed in batches of 1000 take %s each on average (median of %d batches). p999 is the %s slowest call of %d per run.\n\n",
-			fmtDur(clock), sizeName(size), fmtDur(shm.BatchMean), max(cfg.LatShmCalls/1000, 5), ordinal(cfg.LatCalls-p999Rank(cfg.LatCalls)+1), cfg.LatCalls)
+		s.printf("The shared-memory figures include the clock's own cost, p50 %s here (`time.Now` and `time.Since` around nothing); the same %s reads timed in batches of 1000 take %s each on average (median of %d batches). p999 is the %s slowest call of %d per run in the shared-memory rows, the %s slowest of %d in the others.\n\n",
+			fmtDur(clock), sizeName(size), fmtDur(shm.BatchMean), max(cfg.LatShmCalls/1000, 5),
+			ordinal(cfg.LatShmCalls-p999Rank(cfg.LatShmCalls)+1), cfg.LatShmCalls, ordinal(cfg.LatCalls-p999Rank(cfg.LatCalls)+1), cfg.LatCalls)
 	}
 	if c := e.viaShm.Counters(); c.ShmFallbacks != 0 {
 		s.printf("**Warning**: %d shared-memory reads fell back to gRPC; the shared-memory rows are mixed.\n\n", c.ShmFallbacks)

@@ -142,8 +142,12 @@ func (b *bench) memory(s *section) error {
 		if err != nil {
 			return err
 		}
-		res.RedisUsed, _ = strconv.ParseInt(info["used_memory"], 10, 64)
-		res.RedisRSS, _ = strconv.ParseInt(info["used_memory_rss"], 10, 64)
+		if res.RedisUsed, err = strconv.ParseInt(info["used_memory"], 10, 64); err != nil {
+			return fmt.Errorf("INFO memory used_memory: %w", err)
+		}
+		if res.RedisRSS, err = strconv.ParseInt(info["used_memory_rss"], 10, 64); err != nil {
+			return fmt.Errorf("INFO memory used_memory_rss: %w", err)
+		}
 		if res.RedisKeys, err = intReply(c, "DBSIZE"); err != nil {
 			return err
 		}

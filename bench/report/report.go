@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -201,11 +203,17 @@ type results struct {
 
 // writeRaw keeps every figure under raw/, which git ignores: the committed report is the
 // Markdown and the charts. A figure that could not be computed is a NaN, which JSON
-// cannot hold; the figures are then written as Go syntax instead.
+// cannot hold; the figures are then written as Go syntax instead. The files of an
+// earlier run are removed first, so that neither can pass for this run's.
 func (b *bench) writeRaw() error {
 	dir := filepath.Join(b.cfg.Out, "raw")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	for _, f := range []string{"results.json", "results.txt"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	data, err := json.MarshalIndent(b.results, "", "  ")
 	if err != nil {

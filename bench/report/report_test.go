@@ -61,18 +61,6 @@ func TestFormats(t *testing.T) {
 	}
 }
 
-func TestParseBenchmarkCSV(t *testing.T) {
-	out := []byte(`"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-"GET","93808.63","0.283","0.072","0.271","0.391","0.495","0.959"
-`)
-	if v, err := parseBenchmarkCSV(out, "GET"); err != nil || v != 93808.63 {
-		t.Fatalf("GET: %v %v", v, err)
-	}
-	if _, err := parseBenchmarkCSV(out, "SET"); err == nil {
-		t.Fatal("a missing SET row was accepted")
-	}
-}
-
 // TestSummarizeRuns checks the medians and the pairing of ratios on hand-made runs.
 func TestSummarizeRuns(t *testing.T) {
 	q := func(p50, p99, p999 time.Duration) stats.Quantiles {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"log"
 	"os/exec"
@@ -75,7 +74,6 @@ func (b *bench) throughput(s *section) error {
 				byPath[p].Generator = "Go SDK goroutines"
 			}
 		}
-		byPath[pShm].Skipped = ""
 		if ld.pipeline > 1 {
 			byPath[pShm].Skipped = "n/a: a shared-memory read has no round trip to pipeline"
 		}
@@ -93,7 +91,10 @@ func (b *bench) throughput(s *section) error {
 				if strings.HasPrefix(p, "redis") {
 					pid = e.redis.Pid()
 				}
-				cpu0, _ := procs.CPUTime(pid)
+				cpu0, err := procs.CPUTime(pid)
+				if err != nil {
+					return fmt.Errorf("%s, %s: server CPU time: %w", pathName[p], ld.name, err)
+				}
 				var rate float64
 				var ops int
 				if isRESP(p) {
@@ -104,7 +105,10 @@ func (b *bench) throughput(s *section) error {
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", pathName[p], ld.name, err)
 				}
-				cpu1, _ := procs.CPUTime(pid)
+				cpu1, err := procs.CPUTime(pid)
+				if err != nil {
+					return fmt.Errorf("%s, %s: server CPU time: %w", pathName[p], ld.name, err)
+				}
 				res.Rates = append(res.Rates, rate)
 				res.CPUPerOp = append(res.CPUPerOp, float64((cpu1-cpu0).Microseconds())/float64(ops))
 			}
@@ -186,27 +190,11 @@ func (e *env) redisBenchmark(path string, ld load, n int) (float64, int, error) 
 	if err := cmd.Run(); err != nil {
 		return 0, 0, fmt.Errorf("redis-benchmark %v: %w: %s", args, err, errb.String())
 	}
-	rate, err := parseBenchmarkCSV(out.Bytes(), "GET")
+	rate, err := procs.ParseBenchmarkCSV(out.Bytes(), "GET")
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w (stderr %q)", err, errb.String())
 	}
 	return rate, n, nil
-}
-
-// parseBenchmarkCSV reads the requests per second of test from redis-benchmark --csv.
-func parseBenchmarkCSV(out []byte, test string) (float64, error) {
-	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
-	if err != nil {
-		return 0, fmt.Errorf("redis-benchmark output %q: %w", out, err)
-	}
-	for _, rec := range recs {
-		if len(rec) >= 2 && rec[0] == test {
-			if v, err := strconv.ParseFloat(rec[1], 64); err == nil && v > 0 {
-				return v, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("no %s rate in redis-benchmark output %q", test, out)
 }
 
 // goLoad runs ld.clients goroutines calling path for d and returns GETs per second and

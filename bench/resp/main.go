@@ -11,7 +11,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/csv"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cachee/cachee/bench/internal/procs"
+	"github.com/cachee/cachee/bench/internal/stats"
 	"github.com/cachee/cachee/server/resp"
 	"github.com/cachee/cachee/store"
 )
@@ -69,7 +70,7 @@ type target struct {
 	name string
 	tcp  string // host:port
 	sock string
-	cpu  func() time.Duration // CPU time the server has used so far
+	cpu  func() (time.Duration, error) // CPU time the server has used so far
 }
 
 // result is one redis-benchmark run: requests/s of SET and of GET, and the server's CPU
@@ -94,11 +95,13 @@ func run(rounds, clients, size, keyspace, n1, nP, pipe int, modes []string, maxm
 	}
 	defer os.RemoveAll(dir)
 
-	redis, stop, err := startRedis(dir)
+	srv, err := procs.StartRedis(dir, "redis")
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer srv.Stop()
+	redis := target{name: "redis-server", tcp: srv.Addr, sock: srv.Socket,
+		cpu: func() (time.Duration, error) { return procs.CPUTime(srv.Pid()) }}
 	targets := []target{redis}
 	for _, m := range modes {
 		loops := 0
@@ -137,7 +140,7 @@ func run(rounds, clients, size, keyspace, n1, nP, pipe int, modes []string, maxm
 	// Warm up every server and fill its keyspace, so that GET finds values.
 	for _, t := range targets {
 		for _, test := range []string{"set", "get"} {
-			if _, err := bench(bin, t, row{"tcp", pipe, test}, clients, size, keyspace, 4*keyspace); err != nil {
+			if _, err := bench(bin, t, row{"tcp", pipe, test}, clients, size, keyspace, warmupRequests(keyspace, n1)); err != nil {
 				return err
 			}
 		}
@@ -166,7 +169,7 @@ func run(rounds, clients, size, keyspace, n1, nP, pipe int, modes []string, maxm
 		}
 	}
 	fmt.Printf("\nredis-benchmark -c %d -d %d -r %d, %d rounds, requests/s (GOMAXPROCS=%d on %d CPUs; redis-server %s)\n",
-		clients, size, keyspace, rounds, runtime.GOMAXPROCS(0), runtime.NumCPU(), redisVersion())
+		clients, size, keyspace, rounds, runtime.GOMAXPROCS(0), runtime.NumCPU(), procs.RedisVersion())
 	fmt.Printf("Figures are medians over the rounds; a ratio is the median of the per-round ratios\n" +
 		"of runs made back to back. CPU is the server's CPU time per request.\n\n")
 	hdr := "| transport | pipeline | command | redis-server req/s | CPU µs |"
@@ -180,11 +183,12 @@ func run(rounds, clients, size, keyspace, n1, nP, pipe int, modes []string, maxm
 	for _, rw := range rows {
 		base := samples[redis.name][rw]
 		line := fmt.Sprintf("| %s | %s | %s | %.0f | %.2f |", rw.transport, pipeName(rw.pipeline),
-			strings.ToUpper(rw.test), median(field(base, rps)), median(field(base, cpu)))
+			strings.ToUpper(rw.test), stats.Median(field(base, rps)), stats.Median(field(base, cpu)))
 		for _, t := range targets[1:] {
 			rs := samples[t.name][rw]
-			line += fmt.Sprintf(" %.0f | %.2f | %.2f | %.2f |", median(field(rs, rps)), median(field(rs, cpu)),
-				median(ratios(rs, base, rps)), median(ratios(rs, base, cpu)))
+			line += fmt.Sprintf(" %.0f | %.2f | %.2f | %.2f |", stats.Median(field(rs, rps)), stats.Median(field(rs, cpu)),
+				stats.Median(stats.PairedRatios(field(rs, rps), field(base, rps))),
+				stats.Median(stats.PairedRatios(field(rs, cpu), field(base, cpu))))
 		}
 		fmt.Println(line)
 	}
@@ -203,33 +207,15 @@ func field(rs []result, f func(result) float64) []float64 {
 	return v
 }
 
-// ratios pairs the runs of two servers round by round.
-func ratios(a, b []result, f func(result) float64) []float64 {
-	var v []float64
-	for i := range min(len(a), len(b)) {
-		if f(b[i]) > 0 {
-			v = append(v, f(a[i])/f(b[i]))
-		}
-	}
-	return v
-}
+// warmupRequests is the -n of the warm-up runs: enough to fill the keyspace four times
+// over, and never 0, which redis-benchmark takes as no end.
+func warmupRequests(keyspace, n1 int) int { return max(4*keyspace, n1, 1) }
 
 func pipeName(p int) string {
 	if p == 1 {
 		return "none"
 	}
 	return "-P " + strconv.Itoa(p)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // bench runs redis-benchmark once for one test and returns its requests/s and the
@@ -249,91 +235,23 @@ func bench(bin string, t target, rw row, clients, size, keyspace, n int) (result
 	cmd := exec.Command(bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cpu0 := t.cpu()
+	cpu0, err := t.cpu()
+	if err != nil {
+		return result{}, fmt.Errorf("%s CPU time: %w", t.name, err)
+	}
 	if err := cmd.Run(); err != nil {
 		return result{}, fmt.Errorf("%s %v: %w: %s", bin, args, err, errb.String())
 	}
-	cpu := t.cpu() - cpu0
-	v, err := parseCSV(out.Bytes(), strings.ToUpper(rw.test))
+	cpu1, err := t.cpu()
+	if err != nil {
+		return result{}, fmt.Errorf("%s CPU time: %w", t.name, err)
+	}
+	cpu := cpu1 - cpu0
+	v, err := procs.ParseBenchmarkCSV(out.Bytes(), strings.ToUpper(rw.test))
 	if err != nil {
 		return result{}, fmt.Errorf("%w (stderr %q)", err, errb.String())
 	}
 	return result{rps: v, cpuPerReq: float64(cpu.Microseconds()) / float64(n)}, nil
-}
-
-// parseCSV reads the requests/s of test from redis-benchmark --csv output.
-func parseCSV(out []byte, test string) (float64, error) {
-	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
-	if err != nil {
-		return 0, fmt.Errorf("parse redis-benchmark output %q: %w", out, err)
-	}
-	for _, rec := range recs {
-		if len(rec) >= 2 && rec[0] == test {
-			if v, err := strconv.ParseFloat(rec[1], 64); err == nil && v > 0 {
-				return v, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("no %s figure in redis-benchmark output %q", test, out)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func startRedis(dir string) (target, func(), error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return target{}, nil, fmt.Errorf("redis-server not found (Debian: apt-get install redis-server): %w", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return target{}, nil, err
-	}
-	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--unixsocket", sock, "--unixsocketperm", "700", "--dir", dir,
-		"--logfile", "", "--maxmemory", "0")
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return target{}, nil, err
-	}
-	stop := func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	t := target{name: "redis-server", tcp: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sock: sock,
-		cpu: func() time.Duration { return procCPU(cmd.Process.Pid) }}
-	for i := 0; ; i++ {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-			return t, stop, nil
-		}
-		if i == 100 {
-			stop()
-			return t, nil, fmt.Errorf("redis-server did not start: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func redisVersion() string {
-	out, err := exec.Command("redis-server", "--version").Output()
-	if err != nil {
-		return "?"
-	}
-	for _, f := range strings.Fields(string(out)) {
-		if v, ok := strings.CutPrefix(f, "v="); ok {
-			return v
-		}
-	}
-	return "?"
 }
 
 func startCachee(dir, name string, loops int, maxmem int64) (target, func(), error) {
@@ -372,30 +290,10 @@ func startCachee(dir, name string, loops int, maxmem int64) (target, func(), err
 }
 
 // selfCPU is this process's CPU time (user and system).
-func selfCPU() time.Duration {
+func selfCPU() (time.Duration, error) {
 	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procCPU is another process's CPU time, from /proc (in clock ticks of 10 ms).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +30,6 @@ type Cachee struct {
 	Socket  string // Unix socket (gRPC and RESP)
 	TCP     string // host:port (gRPC and RESP)
 	Segment string // the segment file, "" in private memory
-	Shm     string // the segment's directory, "" in private memory
 	RESP    bool
 	Args    []string
 }
@@ -96,7 +96,7 @@ func StartCachee(o CacheeOptions) (*Cachee, error) {
 			cmd.Wait()
 			return nil, fmt.Errorf("cachee %v exited before serving", args)
 		}
-		return &Cachee{Cmd: cmd, Socket: sock, TCP: line.Addr, Segment: line.Segment, Shm: o.Shm, RESP: line.Resp, Args: args}, nil
+		return &Cachee{Cmd: cmd, Socket: sock, TCP: line.Addr, Segment: line.Segment, RESP: line.Resp, Args: args}, nil
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -215,6 +215,23 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ParseBenchmarkCSV reads the requests per second of test (e.g. "GET") from the output
+// of redis-benchmark --csv.
+func ParseBenchmarkCSV(out []byte, test string) (float64, error) {
+	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	if err != nil {
+		return 0, fmt.Errorf("redis-benchmark output %q: %w", out, err)
+	}
+	for _, rec := range recs {
+		if len(rec) >= 2 && rec[0] == test {
+			if v, err := strconv.ParseFloat(rec[1], 64); err == nil && v > 0 {
+				return v, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s rate in redis-benchmark output %q", test, out)
 }
 
 // CPUTime is the user plus system CPU time process pid has used, from /proc/pid/stat,
@@ -340,16 +357,26 @@ type LoadAvg [3]float64
 
 // ReadLoadAvg reads /proc/loadavg; zeros if it cannot.
 func ReadLoadAvg() LoadAvg {
+	l, _ := readLoadAvg()
+	return l
+}
+
+func readLoadAvg() (LoadAvg, error) {
 	var l LoadAvg
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
-		return l
+		return LoadAvg{}, err
 	}
 	f := strings.Fields(string(b))
-	for i := range min(3, len(f)) {
-		l[i], _ = strconv.ParseFloat(f[i], 64)
+	if len(f) < 3 {
+		return LoadAvg{}, fmt.Errorf("/proc/loadavg: %q", b)
 	}
-	return l
+	for i := range l {
+		if l[i], err = strconv.ParseFloat(f[i], 64); err != nil {
+			return LoadAvg{}, fmt.Errorf("/proc/loadavg: %w", err)
+		}
+	}
+	return l, nil
 }
 
 func (l LoadAvg) String() string { return fmt.Sprintf("%.2f %.2f %.2f", l[0], l[1], l[2]) }

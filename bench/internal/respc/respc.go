@@ -35,9 +35,6 @@ func Dial(network, addr string) (*Conn, error) {
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }
 
-// Pending is the number of commands whose replies are not read yet.
-func (c *Conn) Pending() int { return c.pending }
-
 // Send buffers one command; Flush sends the buffer.
 func (c *Conn) Send(args ...[]byte) error {
 	c.header('*', len(args))

@@ -1,7 +1,7 @@
 // Package stats holds the few statistics the benchmarks report: percentiles of one
-// run's samples, medians over runs, ratios of runs made back to back, and the spread
-// of the runs. They are small on purpose, so that a reader can check every figure in a
-// report against its definition here.
+// run's samples, medians over runs, and ratios of runs made back to back. They are
+// small on purpose, so that a reader can check every figure in a report against its
+// definition here.
 package stats
 
 import (
@@ -74,15 +74,6 @@ func MedianDuration(d []time.Duration) time.Duration {
 	return s[len(s)/2-1] + (s[len(s)/2]-s[len(s)/2-1])/2
 }
 
-// Seconds converts durations to float seconds.
-func Seconds(d []time.Duration) []float64 {
-	out := make([]float64, len(d))
-	for i, x := range d {
-		out[i] = x.Seconds()
-	}
-	return out
-}
-
 // Ratio is a / b, or NaN when b is not positive.
 func Ratio(a, b float64) float64 {
 	if b <= 0 || math.IsNaN(b) {
@@ -102,25 +93,4 @@ func PairedRatios(a, b []float64) []float64 {
 		}
 	}
 	return out
-}
-
-// Spread describes how far the runs of one figure lie apart.
-type Spread struct {
-	N           int
-	Min, Max    float64
-	Median      float64
-	RelativePct float64 // (Max - Min) / Median, in percent; NaN when the median is 0
-}
-
-// SpreadOf v. An empty v gives N 0 and NaNs.
-func SpreadOf(v []float64) Spread {
-	if len(v) == 0 {
-		return Spread{Min: math.NaN(), Max: math.NaN(), Median: math.NaN(), RelativePct: math.NaN()}
-	}
-	s := Spread{N: len(v), Min: slices.Min(v), Max: slices.Max(v), Median: Median(v)}
-	s.RelativePct = math.NaN()
-	if s.Median != 0 {
-		s.RelativePct = 100 * (s.Max - s.Min) / math.Abs(s.Median)
-	}
-	return s
 }

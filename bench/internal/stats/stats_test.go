@@ -116,19 +116,3 @@ func TestRatios(t *testing.T) {
 		t.Errorf("unequal lengths: %v", got)
 	}
 }
-
-func TestSpread(t *testing.T) {
-	s := stats.SpreadOf([]float64{90, 110, 100})
-	if s.N != 3 || s.Min != 90 || s.Max != 110 || s.Median != 100 || s.RelativePct != 20 {
-		t.Errorf("spread %+v", s)
-	}
-	if s := stats.SpreadOf([]float64{5}); s.RelativePct != 0 || s.Min != 5 || s.Max != 5 {
-		t.Errorf("one run: %+v", s)
-	}
-	if s := stats.SpreadOf(nil); s.N != 0 || !math.IsNaN(s.Median) {
-		t.Errorf("no runs: %+v", s)
-	}
-	if s := stats.SpreadOf([]float64{0, 0}); !math.IsNaN(s.RelativePct) {
-		t.Errorf("zero median: %+v", s)
-	}
-}
