@@ -133,6 +133,19 @@ def test_target():
     assert cachee.target("h:1") == "h:1"
 
 
+def test_which_calls_may_be_retried():
+    from cachee._common import may_retry
+
+    # A connection reset (no reason) after a conditional write may hide an applied write.
+    assert not may_retry(False, "UNAVAILABLE", None)
+    assert may_retry(True, "UNAVAILABLE", None)  # Get, BatchGet, Stats, plain Set
+    # The server refused the call before applying it: any call may go again.
+    assert may_retry(False, "UNAVAILABLE", "OVERLOADED")
+    assert may_retry(False, "UNAVAILABLE", "SHUTTING_DOWN")
+    assert not may_retry(False, "UNAVAILABLE", "PREWARM_SOURCE_UNAVAILABLE")
+    assert not may_retry(True, "ABORTED", "READ_CONTENDED")
+
+
 def test_retries_until_the_server_is_up(start_server, short_dir):
     sock = os.path.join(short_dir, "late.sock")
     started = threading.Timer(0.5, lambda: start_server(sock=sock))

@@ -22,8 +22,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_PREWARM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Retries of calls that failed with UNAVAILABLE (the server is restarting or not up
-/// yet), with exponential backoff and jitter. No retry waits past the call's deadline:
-/// when the next wait would end after it, the last error is returned.
+/// yet), with exponential backoff and jitter. Calls safe to repeat (`get`, `get_many`,
+/// `stats`, `set` without a condition) are retried on any UNAVAILABLE; a conditional
+/// `set`, `delete` and `set_many` only when the server refused them unapplied (reason
+/// `OVERLOADED` or `SHUTTING_DOWN`), since a connection reset may follow an applied
+/// write. No retry waits past the call's deadline: when the next wait would end after
+/// it, the last error is returned.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included; 1 turns retries off.
@@ -231,6 +235,18 @@ fn std_duration(d: Option<prost_types::Duration>) -> Duration {
     d.and_then(|d| Duration::try_from(d).ok()).unwrap_or_default()
 }
 
+/// ErrorInfo reasons of an UNAVAILABLE the server sends before it applies anything.
+const REFUSED_REASONS: [&str; 2] = ["OVERLOADED", "SHUTTING_DOWN"];
+
+/// Whether a call that failed with `err` may be sent again. Only UNAVAILABLE is retried.
+/// `safe` calls (get, get_many, stats, set without a condition) give the same result when
+/// repeated, so any UNAVAILABLE is retried; any other call (a conditional set, delete,
+/// set_many) only when the server refused it before applying it (reason OVERLOADED or
+/// SHUTTING_DOWN): a plain UNAVAILABLE, e.g. a connection reset, may follow an applied write.
+fn may_retry(safe: bool, err: &Error) -> bool {
+    err.kind() == ErrorKind::Unavailable && (safe || err.reason().is_some_and(|r| REFUSED_REASONS.contains(&r)))
+}
+
 fn request<M>(message: M, timeout: Duration) -> tonic::Request<M> {
     let mut r = tonic::Request::new(message);
     r.set_timeout(timeout); // the server stops working on it, too, at the deadline
@@ -259,7 +275,9 @@ impl Client {
         Client { timeout, ..self.clone() }
     }
 
-    async fn call<T, F, Fut>(&self, mut attempt_once: F) -> Result<T, Error>
+    /// Calls `attempt_once`, retrying as [`may_retry`] allows; `safe`: the call may be
+    /// repeated after it was applied.
+    async fn call<T, F, Fut>(&self, safe: bool, mut attempt_once: F) -> Result<T, Error>
     where
         F: FnMut(CacheServiceClient<Channel>, Duration) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -276,7 +294,7 @@ impl Client {
                 Ok(Err(status)) => Error::from_status(&status),
                 Err(_) => Error::new(Code::DeadlineExceeded, "deadline exceeded"),
             };
-            if err.kind() != ErrorKind::Unavailable || attempt >= self.retry.max_attempts {
+            if !may_retry(safe, &err) || attempt >= self.retry.max_attempts {
                 return Err(err);
             }
             let wait = self.retry.backoff(attempt);
@@ -291,7 +309,7 @@ impl Client {
     /// The value under `key`, or `None` when it is absent or expired.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
         let m = GetRequest { key: key.as_ref().to_vec() };
-        let r = self.call(|mut rpc, t| { let req = request(m.clone(), t); async move { rpc.get(req).await } }).await?;
+        let r = self.call(true, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.get(req).await } }).await?;
         Ok(r.found.then_some(r.value))
     }
 
@@ -303,21 +321,23 @@ impl Client {
             ttl: options.ttl.map(duration),
             condition: options.condition as i32,
         };
-        let r = self.call(|mut rpc, t| { let req = request(m.clone(), t); async move { rpc.set(req).await } }).await?;
+        // A conditional set repeated after it was applied would report its own write.
+        let safe = options.condition == SetCondition::Unspecified;
+        let r = self.call(safe, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.set(req).await } }).await?;
         Ok(r.stored)
     }
 
     /// Removes `key`; whether it was there.
     pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
         let m = DeleteRequest { key: key.as_ref().to_vec() };
-        let r = self.call(|mut rpc, t| { let req = request(m.clone(), t); async move { rpc.delete(req).await } }).await?;
+        let r = self.call(false, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.delete(req).await } }).await?;
         Ok(r.deleted)
     }
 
     /// Values in the order of `keys`, `None` where absent; at most 1000 keys.
     pub async fn get_many<K: AsRef<[u8]>>(&self, keys: impl IntoIterator<Item = K>) -> Result<Vec<Option<Vec<u8>>>, Error> {
         let m = BatchGetRequest { keys: keys.into_iter().map(|k| k.as_ref().to_vec()).collect() };
-        let r = self.call(|mut rpc, t| { let req = request(m.clone(), t); async move { rpc.batch_get(req).await } }).await?;
+        let r = self.call(true, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.batch_get(req).await } }).await?;
         Ok(r.results.into_iter().map(|x| x.found.then_some(x.value)).collect())
     }
 
@@ -334,14 +354,14 @@ impl Client {
                 })
                 .collect(),
         };
-        let r = self.call(|mut rpc, t| { let req = request(m.clone(), t); async move { rpc.batch_set(req).await } }).await?;
+        let r = self.call(false, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.batch_set(req).await } }).await?;
         Ok(r.stored)
     }
 
     /// The server's statistics.
     pub async fn stats(&self) -> Result<Stats, Error> {
         let r = self
-            .call(|mut rpc, t| { let req = request(StatsRequest {}, t); async move { rpc.stats(req).await } })
+            .call(true, |mut rpc, t| { let req = request(StatsRequest {}, t); async move { rpc.stats(req).await } })
             .await?;
         Ok(Stats {
             hits: r.hits,
@@ -405,5 +425,38 @@ impl Client {
             Ok(Ok(Some(p))) if p.done => Ok(p),
             Ok(Ok(_)) => Err(Error::new(Code::Internal, "prewarm ended without final counts")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    use super::*;
+
+    fn status(code: Code, reason: Option<&str>) -> Error {
+        let s = match reason {
+            Some(r) => tonic::Status::with_error_details(
+                code,
+                "x",
+                ErrorDetails::with_error_info(r, crate::ERROR_DOMAIN, HashMap::<String, String>::new()),
+            ),
+            None => tonic::Status::new(code, "x"),
+        };
+        Error::from_status(&s)
+    }
+
+    #[test]
+    fn retries_only_calls_safe_to_repeat_or_refused_unapplied() {
+        // A connection reset (no reason) after a conditional write may hide an applied write.
+        assert!(!may_retry(false, &status(Code::Unavailable, None)));
+        assert!(may_retry(true, &status(Code::Unavailable, None))); // get, get_many, stats, plain set
+        // The server refused the call before applying it: any call may go again.
+        assert!(may_retry(false, &status(Code::Unavailable, Some("OVERLOADED"))));
+        assert!(may_retry(false, &status(Code::Unavailable, Some("SHUTTING_DOWN"))));
+        assert!(!may_retry(false, &status(Code::Unavailable, Some("PREWARM_SOURCE_UNAVAILABLE"))));
+        assert!(!may_retry(true, &status(Code::InvalidArgument, Some("KEY_EMPTY"))));
     }
 }

@@ -5,7 +5,7 @@ import { createClient, type Client as RpcClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 import { resolveAddress, transportTarget } from "./address.js";
-import { DeadlineExceededError, InternalError, toCacheeError, UnavailableError } from "./errors.js";
+import { type CacheeError, DeadlineExceededError, InternalError, toCacheeError, UnavailableError } from "./errors.js";
 import {
   BatchGetRequestSchema,
   BatchSetItemSchema,
@@ -26,7 +26,10 @@ export type Bytes = Uint8Array | string;
 
 /**
  * Retries of calls that failed with UNAVAILABLE (the server is restarting or not up
- * yet), with exponential backoff and jitter. No retry waits past the call's deadline:
+ * yet), with exponential backoff and jitter. Calls safe to repeat (get, getMany, stats,
+ * set without a condition) are retried on any UNAVAILABLE; a conditional set, delete and
+ * setMany only when the server refused them unapplied (reason OVERLOADED or SHUTTING_DOWN),
+ * since a connection reset may follow an applied write. No retry waits past the call's deadline:
  * when the next wait would end after it, the last error is thrown.
  */
 export interface RetryPolicy {
@@ -139,9 +142,26 @@ function condition(o: { onlyIfAbsent?: boolean; onlyIfPresent?: boolean }): SetC
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+    const onAbort = () => (clearTimeout(t), resolve());
+    // Remove the listener when the timer fires, or a long-lived signal collects one per retry.
+    const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/** ErrorInfo reasons of an UNAVAILABLE the server sends before it applies anything. */
+const REFUSED_REASONS: ReadonlySet<string> = new Set(["OVERLOADED", "SHUTTING_DOWN"]);
+
+/**
+ * Whether a call that failed with `err` may be sent again. Only UNAVAILABLE is retried.
+ * `safe` calls (get, getMany, stats, set without a condition) give the same result when
+ * repeated, so any UNAVAILABLE is retried; any other call (a conditional set, delete,
+ * setMany) only when the server refused it before applying it (reason OVERLOADED or
+ * SHUTTING_DOWN): a plain UNAVAILABLE, e.g. a connection reset, may follow an applied write.
+ * @internal
+ */
+export function mayRetry(safe: boolean, err: CacheeError): boolean {
+  return err instanceof UnavailableError && (safe || (err.reason !== undefined && REFUSED_REASONS.has(err.reason)));
 }
 
 /**
@@ -175,7 +195,12 @@ export class Client {
     this.sessions.abort();
   }
 
-  private async call<T>(fn: (o: { timeoutMs: number; signal?: AbortSignal }) => Promise<T>, o: CallOptions = {}): Promise<T> {
+  /** Calls `fn`, retrying as `mayRetry` allows; `safe`: the call may be repeated after it was applied. */
+  private async call<T>(
+    fn: (o: { timeoutMs: number; signal?: AbortSignal }) => Promise<T>,
+    o: CallOptions = {},
+    safe = true,
+  ): Promise<T> {
     const deadline = Date.now() + (o.timeoutMs ?? this.timeoutMs);
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
@@ -188,7 +213,7 @@ export class Client {
       } catch (e) {
         err = toCacheeError(e);
       }
-      if (!(err instanceof UnavailableError) || attempt >= this.retry.maxAttempts || o.signal?.aborted) {
+      if (!mayRetry(safe, err) || attempt >= this.retry.maxAttempts || o.signal?.aborted) {
         throw err;
       }
       const step = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * this.retry.multiplier ** (attempt - 1));
@@ -210,13 +235,15 @@ export class Client {
   /** Stores `value`; false only when a condition was not met. */
   async set(key: Bytes, value: Bytes, o: SetOptions = {}): Promise<boolean> {
     const req = create(SetRequestSchema, { key: bytes(key), value: bytes(value), ttl: duration(o.ttlMs), condition: condition(o) });
-    return (await this.call((co) => this.rpc.set(req, co), o)).stored;
+    // A conditional set repeated after it was applied would report its own write.
+    const safe = req.condition === SetCondition.UNSPECIFIED;
+    return (await this.call((co) => this.rpc.set(req, co), o, safe)).stored;
   }
 
   /** Removes `key`; whether it was there. */
   async delete(key: Bytes, o?: CallOptions): Promise<boolean> {
     const req = create(DeleteRequestSchema, { key: bytes(key) });
-    return (await this.call((co) => this.rpc.delete(req, co), o)).deleted;
+    return (await this.call((co) => this.rpc.delete(req, co), o, false)).deleted;
   }
 
   /** Values in the order of `keys` (undefined where absent); at most 1000 keys. */
@@ -233,7 +260,7 @@ export class Client {
         create(BatchSetItemSchema, { key: bytes(it.key), value: bytes(it.value), ttl: duration(it.ttlMs), condition: condition(it) }),
       ),
     });
-    return (await this.call((co) => this.rpc.batchSet(req, co), o)).stored;
+    return (await this.call((co) => this.rpc.batchSet(req, co), o, false)).stored;
   }
 
   async stats(o?: CallOptions): Promise<Stats> {

@@ -13,6 +13,7 @@ import {
   UnavailableError,
   resolveAddress,
 } from "../src/index.js";
+import { mayRetry } from "../src/client.js";
 import { Server } from "./server.js";
 
 const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
@@ -187,6 +188,18 @@ describe("retries", () => {
       c.close();
       await (await late).stop();
     }
+  });
+
+  it("retries only calls safe to repeat, or refused unapplied", () => {
+    const unavailable = (reason?: string) => new UnavailableError("UNAVAILABLE", "x", reason);
+    // A connection reset (no reason) after a conditional write may hide an applied write.
+    assert.equal(mayRetry(false, unavailable()), false);
+    assert.equal(mayRetry(true, unavailable()), true); // get, getMany, stats, plain set
+    // The server refused the call before applying it: any call may go again.
+    assert.equal(mayRetry(false, unavailable("OVERLOADED")), true);
+    assert.equal(mayRetry(false, unavailable("SHUTTING_DOWN")), true);
+    assert.equal(mayRetry(false, unavailable("PREWARM_SOURCE_UNAVAILABLE")), false);
+    assert.equal(mayRetry(true, new InvalidArgumentError("INVALID_ARGUMENT", "x", "KEY_EMPTY")), false);
   });
 
   it("stops retrying at the deadline", async () => {

@@ -43,7 +43,13 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None) -> T:
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[T]],
+        request: Any,
+        timeout: float | None,
+        safe: bool = True,
+    ) -> T:
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         attempt = 1
         while True:
@@ -55,6 +61,8 @@ class AsyncClient:
                 return await method(request, timeout=remaining)
             except grpc.aio.AioRpcError as e:
                 err = from_rpc_error(e)
+            if not c.may_retry(safe, err.code, err.reason):
+                raise err
             wait = self._retry.next_wait(attempt, err.code, deadline)
             if wait is None:
                 raise err
@@ -76,10 +84,12 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> bool:
         req = c.set_request(key, value, ttl, only_if_absent, only_if_present)
-        return (await self._call(self._stub.Set, req, timeout)).stored
+        safe = not (only_if_absent or only_if_present)
+        return (await self._call(self._stub.Set, req, timeout, safe)).stored
 
     async def delete(self, key: c.Key, *, timeout: float | None = None) -> bool:
-        r = await self._call(self._stub.Delete, pb.DeleteRequest(key=c.as_bytes(key)), timeout)
+        req = pb.DeleteRequest(key=c.as_bytes(key))
+        r = await self._call(self._stub.Delete, req, timeout, safe=False)
         return r.deleted
 
     async def get_many(self, keys: Iterable[c.Key], *, timeout: float | None = None) -> list[bytes | None]:
@@ -88,7 +98,7 @@ class AsyncClient:
         return [x.value if x.found else None for x in r.results]
 
     async def set_many(self, items: Iterable[c.Item | tuple], *, timeout: float | None = None) -> list[bool]:
-        r = await self._call(self._stub.BatchSet, c.batch_set_request(items), timeout)
+        r = await self._call(self._stub.BatchSet, c.batch_set_request(items), timeout, safe=False)
         return list(r.stored)
 
     async def stats(self, *, timeout: float | None = None) -> c.Stats:

@@ -47,7 +47,11 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: Callable[..., T], request: object, timeout: float | None) -> T:
+    def _call(
+        self, method: Callable[..., T], request: object, timeout: float | None, safe: bool = True
+    ) -> T:
+        """Calls ``method``, retrying UNAVAILABLE as :func:`cachee._common.may_retry`
+        allows; ``safe`` says the call may be repeated after it was applied."""
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         attempt = 1
         while True:
@@ -59,6 +63,8 @@ class Client:
                 return method(request, timeout=remaining)
             except grpc.RpcError as e:
                 err = from_rpc_error(e)
+            if not c.may_retry(safe, err.code, err.reason):
+                raise err
             wait = self._retry.next_wait(attempt, err.code, deadline)
             if wait is None:
                 raise err
@@ -83,11 +89,14 @@ class Client:
         """Stores ``value``; ``ttl`` in seconds or a timedelta (None: no expiry).
         Returns False only when a condition was not met."""
         req = c.set_request(key, value, ttl, only_if_absent, only_if_present)
-        return self._call(self._stub.Set, req, timeout).stored
+        # A conditional Set repeated after it was applied would report its own write.
+        safe = not (only_if_absent or only_if_present)
+        return self._call(self._stub.Set, req, timeout, safe).stored
 
     def delete(self, key: c.Key, *, timeout: float | None = None) -> bool:
         """Removes ``key``; returns whether it was there."""
-        return self._call(self._stub.Delete, pb.DeleteRequest(key=c.as_bytes(key)), timeout).deleted
+        req = pb.DeleteRequest(key=c.as_bytes(key))
+        return self._call(self._stub.Delete, req, timeout, safe=False).deleted
 
     def get_many(self, keys: Iterable[c.Key], *, timeout: float | None = None) -> list[bytes | None]:
         """Values in the order of ``keys`` (None where absent); at most 1000 keys."""
@@ -99,7 +108,8 @@ class Client:
         """Stores :class:`Item` s (or ``(key, value[, ttl])`` tuples) in order; one flag
         per item, False where its condition was not met. On error, earlier items may
         have been stored."""
-        return list(self._call(self._stub.BatchSet, c.batch_set_request(items), timeout).stored)
+        req = c.batch_set_request(items)
+        return list(self._call(self._stub.BatchSet, req, timeout, safe=False).stored)
 
     def stats(self, *, timeout: float | None = None) -> c.Stats:
         return c.stats(self._call(self._stub.Stats, pb.StatsRequest(), timeout))

@@ -25,10 +25,30 @@ TTL = Union[float, int, timedelta, None]
 
 # Channel options. BatchGet of many large values easily exceeds gRPC's 4 MiB default
 # receive limit; the sidecar is local and trusted, so the limit follows the server's.
+# gRPC core waits about 1 s before reconnecting after a failed connect, longer than
+# the default retries wait in all; a local sidecar is cheap to redial, so start at 50 ms.
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+
+# ErrorInfo reasons of an UNAVAILABLE the server sends before it applies anything.
+REFUSED_REASONS = frozenset({"OVERLOADED", "SHUTTING_DOWN"})
+
+
+def may_retry(safe: bool, code: str, reason: str | None) -> bool:
+    """Whether a call that failed with ``code`` and ErrorInfo ``reason`` may be sent
+    again. Only UNAVAILABLE is retried. ``safe`` calls (Get, BatchGet, Stats, a Set
+    without a condition) give the same result when repeated, so any UNAVAILABLE is
+    retried; any other call (a conditional Set, Delete, BatchSet) only when the
+    server said it refused the call before applying it (OVERLOADED, SHUTTING_DOWN):
+    a plain UNAVAILABLE, e.g. a connection reset, may come after the write was applied."""
+    if code != "UNAVAILABLE":
+        return False
+    return safe or reason in REFUSED_REASONS
 
 
 def target(address: str | None = None) -> str:
@@ -54,7 +74,9 @@ def target(address: str | None = None) -> str:
 @dataclass(frozen=True)
 class RetryPolicy:
     """Retries of calls that failed with UNAVAILABLE (the server is restarting or not
-    up yet), with exponential backoff and jitter. No retry sleeps past the call's
+    up yet), with exponential backoff and jitter. Only calls that are safe to repeat
+    (Get, BatchGet, Stats, Set without a condition) are retried on any UNAVAILABLE;
+    others only when the server refused them unapplied (see :func:`may_retry`). No retry sleeps past the call's
     deadline: when the next wait would end after it, the last error is raised."""
 
     max_attempts: int = 4

@@ -18,6 +18,7 @@ INVALID_TTL = "INVALID_TTL"
 BATCH_TOO_LARGE = "BATCH_TOO_LARGE"
 INVALID_FIELD = "INVALID_FIELD"
 OUT_OF_MEMORY = "OUT_OF_MEMORY"
+OVERLOADED = "OVERLOADED"
 SHUTTING_DOWN = "SHUTTING_DOWN"
 PREWARM_SOURCE_UNAVAILABLE = "PREWARM_SOURCE_UNAVAILABLE"
 PREWARM_NOT_CONFIGURED = "PREWARM_NOT_CONFIGURED"
@@ -55,7 +56,8 @@ class ResourceExhaustedError(CacheeError):
 
 
 class UnavailableError(CacheeError):
-    """The server cannot be reached or is shutting down; retried with backoff."""
+    """The server cannot be reached or is shutting down; retried with backoff when the
+    call is safe to repeat or the server refused it unapplied (see RetryPolicy)."""
 
 
 class FailedPreconditionError(CacheeError):

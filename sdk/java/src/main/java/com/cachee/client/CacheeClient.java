@@ -31,6 +31,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -159,7 +160,27 @@ public final class CacheeClient implements AutoCloseable {
     }
   }
 
+  /** ErrorInfo reasons of an UNAVAILABLE the server sends before it applies anything. */
+  private static final Set<String> REFUSED_REASONS = Set.of("OVERLOADED", "SHUTTING_DOWN");
+
+  /**
+   * Whether a call that failed with {@code err} may be sent again. Only UNAVAILABLE is
+   * retried. {@code safe} calls (get, getMany, stats, set without a condition) give the
+   * same result when repeated, so any UNAVAILABLE is retried; any other call (a
+   * conditional set, delete, setMany) only when the server refused it before applying it
+   * (reason OVERLOADED or SHUTTING_DOWN): a plain UNAVAILABLE, e.g. a connection reset,
+   * may follow an applied write.
+   */
+  static boolean mayRetry(boolean safe, CacheeException err) {
+    return err.code() == Status.Code.UNAVAILABLE && (safe || (err.reason() != null && REFUSED_REASONS.contains(err.reason())));
+  }
+
   private <T> T call(Duration callTimeout, Function<CacheServiceGrpc.CacheServiceBlockingStub, T> fn) {
+    return call(callTimeout, true, fn);
+  }
+
+  /** Calls {@code fn}, retrying as {@link #mayRetry} allows; {@code safe}: it may be repeated after it was applied. */
+  private <T> T call(Duration callTimeout, boolean safe, Function<CacheServiceGrpc.CacheServiceBlockingStub, T> fn) {
     long deadline = System.nanoTime() + (callTimeout != null ? callTimeout : timeout).toNanos();
     for (int attempt = 1; ; attempt++) {
       long remaining = deadline - System.nanoTime();
@@ -172,7 +193,7 @@ public final class CacheeClient implements AutoCloseable {
       } catch (StatusRuntimeException e) {
         err = CacheeException.from(e);
       }
-      if (err.code() != Status.Code.UNAVAILABLE || attempt >= retry.maxAttempts()) {
+      if (!mayRetry(safe, err) || attempt >= retry.maxAttempts()) {
         throw err;
       }
       long wait = retry.backoffNanos(attempt);
@@ -240,7 +261,9 @@ public final class CacheeClient implements AutoCloseable {
       req.setTtl(duration(options.ttl()));
     }
     SetRequest built = req.build();
-    return call(timeout, s -> s.set(built)).getStored();
+    // A conditional set repeated after it was applied would report its own write.
+    boolean safe = built.getCondition() == SetCondition.SET_CONDITION_UNSPECIFIED;
+    return call(timeout, safe, s -> s.set(built)).getStored();
   }
 
   public boolean set(byte[] key, byte[] value, SetOptions options) {
@@ -261,7 +284,7 @@ public final class CacheeClient implements AutoCloseable {
 
   /** Removes {@code key}; whether it was there. */
   public boolean delete(byte[] key, Duration timeout) {
-    return call(timeout, s -> s.delete(DeleteRequest.newBuilder().setKey(bytes(key)).build())).getDeleted();
+    return call(timeout, false, s -> s.delete(DeleteRequest.newBuilder().setKey(bytes(key)).build())).getDeleted();
   }
 
   public boolean delete(byte[] key) {
@@ -299,7 +322,7 @@ public final class CacheeClient implements AutoCloseable {
       req.addItems(b);
     }
     BatchSetRequest built = req.build();
-    return call(timeout, s -> s.batchSet(built)).getStoredList();
+    return call(timeout, false, s -> s.batchSet(built)).getStoredList();
   }
 
   public List<Boolean> setMany(List<Item> items) {

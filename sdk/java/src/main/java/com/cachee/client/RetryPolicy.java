@@ -5,7 +5,10 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Retries of calls that failed with UNAVAILABLE (the server is restarting or not up
- * yet), with exponential backoff and jitter. No retry waits past the call's deadline:
+ * yet), with exponential backoff and jitter. Calls safe to repeat (get, getMany, stats,
+ * set without a condition) are retried on any UNAVAILABLE; a conditional set, delete and
+ * setMany only when the server refused them unapplied (reason OVERLOADED or SHUTTING_DOWN),
+ * since a connection reset may follow an applied write. No retry waits past the call's deadline:
  * when the next wait would end after it, the last error is thrown.
  */
 public record RetryPolicy(int maxAttempts, Duration initialBackoff, Duration maxBackoff, double multiplier) {

@@ -204,6 +204,23 @@ class CacheeClientTest {
   }
 
   @Test
+  void retriesOnlyCallsSafeToRepeatOrRefusedUnapplied() {
+    // A connection reset (no reason) after a conditional write may hide an applied write.
+    assertFalse(CacheeClient.mayRetry(false, unavailable(null)));
+    assertTrue(CacheeClient.mayRetry(true, unavailable(null))); // get, getMany, stats, plain set
+    // The server refused the call before applying it: any call may go again.
+    assertTrue(CacheeClient.mayRetry(false, unavailable("OVERLOADED")));
+    assertTrue(CacheeClient.mayRetry(false, unavailable("SHUTTING_DOWN")));
+    assertFalse(CacheeClient.mayRetry(false, unavailable("PREWARM_SOURCE_UNAVAILABLE")));
+    assertFalse(CacheeClient.mayRetry(true,
+        CacheeException.of(io.grpc.Status.Code.INVALID_ARGUMENT, "x", "KEY_EMPTY", Map.of(), null)));
+  }
+
+  private static CacheeException unavailable(String reason) {
+    return CacheeException.of(io.grpc.Status.Code.UNAVAILABLE, "x", reason, Map.of(), null);
+  }
+
+  @Test
   void retriesStopAtTheDeadline() {
     // Uncapped, these retries would wait about 1000 x 0.5 s.
     var retry = new RetryPolicy(1000, Duration.ofMillis(500), Duration.ofMillis(500), 1.0);
