@@ -19,8 +19,9 @@ import (
 //  2. Two operations of this sidecar on one key cross in L2 (a read-through and a
 //     write-through, or two writes). NOLOOP means our own write sends us nothing, so
 //     the loser could fill L1 with a value L2 no longer has. So begin also bumps the
-//     sequence, and an operation fills only if no other one started or is still in
-//     flight; otherwise it drops the key and the next read fetches it again.
+//     sequence, and so does an end while others are in flight, and an operation fills
+//     only if the sequence is still its own and no other one is in flight: any two
+//     that overlapped fill nothing, and the next read fetches the key again.
 //  3. The tracking connection breaks: Redis forgets what it tracked for us, and
 //     invalidations sent meanwhile are lost. So a break bumps the epoch (operations
 //     that began before it fill nothing), stops the request path from using L2, and
@@ -69,6 +70,11 @@ func (t *Tier) begin(key string) op {
 // stream did not break since o began. Caller holds t.mu.
 func (t *Tier) end(o op) bool {
 	ok := o.ks.seq == o.seq && o.ks.refs == 1 && o.epoch == t.epoch
+	if o.ks.refs > 1 {
+		// Others are in flight, and may have reached L2 before this one although
+		// they finish after it: none of them may fill either.
+		o.ks.seq++
+	}
 	o.ks.refs--
 	if o.ks.refs == 0 {
 		delete(t.keys, o.key)

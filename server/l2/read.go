@@ -18,6 +18,7 @@ type Value struct {
 type flight struct {
 	done chan struct{}
 	val  Value
+	seq  uint64 // the key's sequence when it started: joinable while it is unchanged
 }
 
 // maxPipeline bounds the commands of one pipelined call: rueidis sends a larger one
@@ -100,23 +101,16 @@ func (t *Tier) fetch(keys [][]byte) []Value {
 			t.m.negHits.Inc()
 			continue
 		}
-		if ks := t.keys[key]; ks != nil && ks.flight != nil {
+		// Join a read in flight only if nothing began or was invalidated since it
+		// started: a read that began before an acknowledged write, or before another
+		// pod's change reached us, may return the old value. (A key asked for twice
+		// in one call joins its own first read.)
+		if ks := t.keys[key]; ks != nil && ks.flight != nil && ks.flight.seq == ks.seq {
 			joins[i] = ks.flight
 			continue
 		}
-		// A key asked for twice in one call is read once.
-		dup := false
-		for _, l := range leads {
-			if l.o.key == key {
-				joins[i], dup = l.f, true
-				break
-			}
-		}
-		if dup {
-			continue
-		}
 		o := t.begin(key)
-		f := &flight{done: make(chan struct{})}
+		f := &flight{done: make(chan struct{}), seq: o.seq}
 		o.ks.flight = f
 		leads = append(leads, lead{i, o, f})
 	}
@@ -168,7 +162,9 @@ func (t *Tier) fetch(keys [][]byte) []Value {
 		for j, l := range leads {
 			v := vals[j]
 			ok := t.end(l.o)
-			l.o.ks.flight = nil
+			if l.o.ks.flight == l.f { // a later read may have taken the key's place
+				l.o.ks.flight = nil
+			}
 			switch {
 			case bad[j]:
 			case v.Found && !ok:
@@ -218,7 +214,10 @@ func (t *Tier) fillLocked(key string, v []byte, pttl int64) {
 	ttl := t.cfg.L1TTL
 	if pttl >= 0 {
 		if pttl == 0 {
-			return // expires this millisecond
+			// Expires this millisecond: store nothing, and drop what L1 held (a
+			// write-through of an expiring value gets no invalidation).
+			t.st.Delete([]byte(key))
+			return
 		}
 		ttl = min(ttl, time.Duration(pttl)*time.Millisecond)
 	}
