@@ -241,12 +241,15 @@ func TestErrors(t *testing.T) {
 }
 
 func TestOutOfMemory(t *testing.T) {
-	s := startSidecar(t, false, "--eviction=noeviction", "--max-memory=4mb")
+	// 64mb, not less: at 4mb the Go memory limit is 13 MiB, near what a -race build of
+	// the sidecar holds, and in some runs the Sets were refused OVERLOADED (client
+	// memory) before the store filled.
+	s := startSidecar(t, false, "--eviction=noeviction", "--max-memory=64mb")
 	c := dial(t, s)
 	cx := ctx(t)
-	val := make([]byte, 64<<10)
+	val := make([]byte, 256<<10)
 	var err error
-	for i := 0; i < 200 && err == nil; i++ {
+	for i := 0; i < 400 && err == nil; i++ {
 		_, err = c.Set(cx, fmt.Sprint("fill:", i), val)
 	}
 	if !errors.Is(err, cachee.ErrOutOfMemory) {
