@@ -66,6 +66,9 @@ func TestModel(t *testing.T) {
 		{"in doubt either way", []step{w(state{version: 1, present: true}, true, 2), w(state{version: 2, present: true}, false, 2),
 			rd(true, 1, 0, 2, ""), rd(true, 2, 0, 2, ""), rd(true, 1, 0, 2, vStale)}},
 		{"doubtful delete", []step{w(state{version: 1, present: true}, true, 2), w(state{version: 2}, false, 2), rd(false, 0, 0, 2, "")}},
+		// The miss shows the delete happened: v1 coming back after it is a resurrection.
+		{"doubtful delete, then the old value", []step{w(state{version: 1, present: true}, true, 2), w(state{version: 2}, false, 2),
+			rd(false, 0, 0, 2, ""), rd(true, 1, 0, 2, vResurrect)}},
 		{"expired", []step{w(state{version: 1, present: true, expiresMin: at(time.Second), expiresMax: at(time.Second)}, true, 2),
 			rd(true, 1, 500*time.Millisecond, 2, ""), rd(false, 0, 500*time.Millisecond, 2, ""),
 			rd(true, 1, 1500*time.Millisecond, 2, ""), rd(true, 1, 2500*time.Millisecond, 2, vExpired)}},

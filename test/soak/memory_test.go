@@ -87,7 +87,9 @@ func TestMemoryBound(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Network: "unix", Addr: sc.sock, PoolSize: 32, MaxRetries: -1,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
 	defer rc.Close()
-	rc.Set(ctx, "big", big, 0)
+	if err := rc.Set(ctx, "big", big, 0).Err(); err != nil {
+		t.Fatalf("storing the large value the readers ask for: %v", err)
+	}
 	for w := range 32 {
 		wg.Go(func() {
 			for i := 0; running(); i++ {
@@ -203,10 +205,10 @@ func TestMemoryBound(t *testing.T) {
 		io.WriteString(c, "PING\r\n")
 		idle = append(idle, c)
 	}
-	// Each gRPC connection is charged GRPCConnCost (90 KiB) while it is open: at this
-	// --max-memory the client budget is 6.7 MiB, which 50 idle connections beside the
-	// 16 busy ones nearly filled, so that no call got through in some runs. 20 leave
-	// room for about one large call at a time.
+	// Each gRPC connection is charged GRPCConnCost (96 KiB) while it is open: at
+	// --max-memory=64mb the client budget is 6 MiB, which 50 idle connections beside
+	// the 16 busy ones nearly filled, so that no call got through in some runs; 20
+	// leave room for about one large call at a time there (at 256mb, 14.7 MiB).
 	for range 20 {
 		cc, err := grpc.NewClient("unix://"+sc.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -231,7 +233,10 @@ func TestMemoryBound(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	final, _ := sc.sample()
+	final, err := sc.sample()
+	if err != nil {
+		t.Fatalf("sampling cachee at the end: %v (did it die?)", err)
+	}
 	close(stop)
 	for _, c := range idle {
 		c.Close()

@@ -88,8 +88,13 @@ const (
 func (k *keyModel) read(found bool, version uint64, from, to time.Time, gen0, gen1 uint64) (kind, detail string, lostAcrossRestart bool) {
 	candidates := append([]state{k.acked}, k.doubt...)
 	if !found {
-		for _, s := range candidates {
+		for i, s := range candidates {
 			if s.mayBeAbsent(to) {
+				if i > 0 && !s.present {
+					// A delete in doubt explains the miss: it happened, so what was
+					// acknowledged before it can no longer show.
+					k.acked, k.ackedGen, k.doubt = s, 0, slices.Clone(k.doubt[i:])
+				}
 				return "", "", false
 			}
 		}
