@@ -162,6 +162,14 @@ func newCallCosts(maxRecv, maxBatchResp int) callCosts {
 	}
 }
 
+// MaxCallCost is the most one gRPC call may be charged against the Budget when
+// messages are at most maxRecv bytes (a BatchGet, whose answer is bounded like a
+// request): a budget smaller than this plus GRPCConnCost serves no BatchGet at all.
+func MaxCallCost(maxRecv int) int64 {
+	c := newCallCosts(maxRecv, maxRecv)
+	return max(c.small, c.batch)
+}
+
 // cost is what a call of fullMethod is charged; 0 for calls that hold little (Stats,
 // health, reflection) or that run long on small messages (Prewarm).
 func (c callCosts) cost(fullMethod string) int64 {

@@ -124,7 +124,7 @@ func (l *limitOptions) check(o *serveOptions) error {
 		}
 		l.grpcMs = int(n)
 	}
-	oneCall := 2*int64(l.grpcMs) + server.GRPCConnCost // one connection with one call in flight
+	oneCall := server.MaxCallCost(l.grpcMs) + server.GRPCConnCost // one connection with any one call in flight
 	clientMemory := plan.clientMemory
 	switch n := l.maxClientMemory.n; {
 	case n != 0 && n < oneCall:
@@ -153,7 +153,7 @@ func (l *limitOptions) check(o *serveOptions) error {
 	}
 	l.streams = uint32(l.grpcMaxStreams)
 	if l.streams == 0 {
-		l.streams = uint32(min(max(clientMemory/(2*int64(l.grpcMs)), 1), maxStreams))
+		l.streams = uint32(min(max(clientMemory/server.MaxCallCost(l.grpcMs), 1), maxStreams))
 	}
 	l.budget = server.NewBudget(clientMemory)
 	return nil
