@@ -330,7 +330,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		close(done)
 		return done
 	}
-	src := redactURL(opts.Source)
+	src := RedactURL(opts.Source)
 	if src == "" {
 		src = "L2"
 	}
@@ -356,8 +356,8 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 	return done
 }
 
-// redactURL hides the user information of a URL (a password) for logs.
-func redactURL(u string) string {
+// RedactURL hides the user information of a URL (a password) for logs and errors.
+func RedactURL(u string) string {
 	if at := strings.LastIndexByte(u, '@'); at >= 0 {
 		if i := strings.Index(u, "://"); i >= 0 && i < at {
 			return u[:i+3] + "xxxxx" + u[at:]

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/redis/rueidis"
+
+	"github.com/cachee/cachee/server"
 )
 
 // Endpoint is a parsed --l2 (or --prewarm-source) URL.
@@ -35,7 +37,7 @@ func ParseURL(s string) (Endpoint, error) {
 	var e Endpoint
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return e, fmt.Errorf("l2: %q: want redis://HOST:PORT, rediss://..., or redis+cluster://H1:P1,H2:P2", redact(s))
+		return e, fmt.Errorf("l2: %q: want redis://HOST:PORT, rediss://..., or redis+cluster://H1:P1,H2:P2", server.RedactURL(s))
 	}
 	switch strings.ToLower(scheme) {
 	case "redis":
@@ -67,7 +69,7 @@ func ParseURL(s string) (Endpoint, error) {
 	}
 	// Checked after the credentials, which may hold these characters unencoded.
 	if strings.ContainsAny(rest, "?#") {
-		return e, fmt.Errorf("l2: %q: query and fragment are not supported", redact(s))
+		return e, fmt.Errorf("l2: %q: query and fragment are not supported", server.RedactURL(s))
 	}
 	hosts, path, _ := strings.Cut(rest, "/")
 	if path != "" {
@@ -81,11 +83,11 @@ func ParseURL(s string) (Endpoint, error) {
 		e.DB = db
 	}
 	if hosts == "" {
-		return e, fmt.Errorf("l2: %q has no host", redact(s))
+		return e, fmt.Errorf("l2: %q has no host", server.RedactURL(s))
 	}
 	for h := range strings.SplitSeq(hosts, ",") {
 		if h == "" {
-			return e, fmt.Errorf("l2: %q: empty host in the list", redact(s))
+			return e, fmt.Errorf("l2: %q: empty host in the list", server.RedactURL(s))
 		}
 		if _, _, err := net.SplitHostPort(h); err != nil {
 			h = net.JoinHostPort(strings.Trim(h, "[]"), "6379")
@@ -132,16 +134,6 @@ func (e Endpoint) String() string {
 		b.WriteString("/" + strconv.Itoa(e.DB))
 	}
 	return b.String()
-}
-
-// redact hides a password in a URL that did not parse.
-func redact(s string) string {
-	if i := strings.LastIndexByte(s, '@'); i >= 0 {
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + "xxxxx" + s[i:]
-		}
-	}
-	return s
 }
 
 // options are the rueidis options common to every client of the endpoint.
