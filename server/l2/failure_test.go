@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -94,7 +95,7 @@ func TestL2Hangs(t *testing.T) {
 	_, err := s.Set(ctx, []byte("k"), []byte("v"), store.SetOptions{})
 	write := time.Since(t0)
 	t.Logf("misses with L2 hung: %s; a write: %v (%v)", quantiles(misses), write, err)
-	slicesSort(misses)
+	slices.Sort(misses)
 	if worst := misses[len(misses)-1]; worst > hangBound {
 		t.Fatalf("a miss took %v with --l2-timeout %v: it waited for L2", worst, timeout)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 
 	"github.com/cachee/cachee/server/l2"
@@ -89,8 +88,6 @@ func (s *sidecar) metric(t testing.TB, name string) float64 {
 	}
 	return sum
 }
-
-var _ = testutil.ToFloat64
 
 // l1 reads key from the sidecar's store only.
 func (s *sidecar) l1(key string) (string, bool) {
@@ -186,7 +183,5 @@ func quantiles(ds []time.Duration) string {
 	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
 	return fmt.Sprintf("n=%d min=%v p50=%v p90=%v p99=%v max=%v", len(s), s[0], q(0.5), q(0.9), q(0.99), s[len(s)-1])
 }
-
-func slicesSort(ds []time.Duration) { slices.Sort(ds) }
 
 type rueidisCompleted = rueidis.Completed

@@ -2,14 +2,13 @@ package l2_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cachee/cachee/server"
+	"github.com/redis/rueidis"
+
 	"github.com/cachee/cachee/server/l2"
 	"github.com/cachee/cachee/server/l2/redistest"
 	"github.com/cachee/cachee/store"
@@ -189,7 +188,7 @@ func testWriteThrough(t *testing.T, url string) {
 	if _, ok := s.l1(k); ok {
 		t.Fatal("deleted key still in L1")
 	}
-	if err := do(t, rc, "GET", k).Error(); !isNil(err) {
+	if err := do(t, rc, "GET", k).Error(); !rueidis.IsRedisNil(err) {
 		t.Fatalf("deleted key still in L2: %v", err)
 	}
 	// RESP-style commands: INCR stores L2's result; APPEND drops L1's copy.
@@ -365,8 +364,3 @@ func testCoherentUnderConcurrency(t *testing.T, url string) {
 		a.metric(t, "cachee_l2_invalidations_applied_total")+b.metric(t, "cachee_l2_invalidations_applied_total"),
 		a.metric(t, "cachee_l2_invalidations_received_total")+b.metric(t, "cachee_l2_invalidations_received_total"))
 }
-
-func isNil(err error) bool { return err != nil && fmt.Sprint(err) == "redis nil message" }
-
-var _ = errors.Is
-var _ = server.ErrL2Unavailable
