@@ -26,10 +26,11 @@ var ErrL2Unavailable = errors.New("server: L2 unavailable")
 
 // Errors that the server itself raises; the store's errors come from package store.
 var (
-	errBatchTooLarge  = errors.New("server: batch too large")
-	errInvalidField   = errors.New("server: invalid field")
-	errNoPrewarmer    = errors.New("server: no prewarm source configured")
-	errPrewarmRunning = errors.New("server: a prewarm is already running")
+	errBatchTooLarge   = errors.New("server: batch too large")
+	errInvalidField    = errors.New("server: invalid field")
+	errNoPrewarmer     = errors.New("server: no prewarm source configured")
+	errPrewarmRunning  = errors.New("server: a prewarm is already running")
+	errMessageTooLarge = errors.New("server: request message too large")
 )
 
 // errorCodes maps every error the service can return to its status code and
@@ -49,6 +50,7 @@ var errorCodes = []struct {
 	{errUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED"},
 	{errOverloaded, codes.Unavailable, "OVERLOADED"},
 	{errResponseTooLarge, codes.ResourceExhausted, "RESPONSE_TOO_LARGE"},
+	{errMessageTooLarge, codes.ResourceExhausted, "MESSAGE_TOO_LARGE"},
 	{store.ErrOutOfMemory, codes.ResourceExhausted, "OUT_OF_MEMORY"},
 	{store.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 	{store.ErrRetry, codes.Aborted, "READ_CONTENDED"},
@@ -80,6 +82,24 @@ func (e *fieldError) Error() string {
 
 func (e *fieldError) Unwrap() error { return e.err }
 
+// messageTooLarge is a request message over the server's message size limit, refused
+// by grpc-go before it read the message. raise says which flag raises the limit.
+type messageTooLarge struct {
+	size  int64 // 0 when grpc-go did not say
+	limit int64
+	raise string
+}
+
+func (e *messageTooLarge) Error() string {
+	msg := errMessageTooLarge.Error()
+	if e.size > 0 {
+		msg += ": " + strconv.FormatInt(e.size, 10) + " bytes"
+	}
+	return msg + ", over the limit of " + strconv.FormatInt(e.limit, 10) + " bytes; " + e.raise
+}
+
+func (e *messageTooLarge) Unwrap() error { return errMessageTooLarge }
+
 // toStatus turns any error the service meets into a gRPC status error carrying a
 // google.rpc.ErrorInfo. It is the only place that chooses status codes.
 func toStatus(err error) error {
@@ -102,6 +122,12 @@ func toStatus(err error) error {
 		if fe.limit > 0 {
 			info.Metadata["size"] = strconv.FormatInt(fe.size, 10)
 			info.Metadata["limit"] = strconv.FormatInt(fe.limit, 10)
+		}
+	}
+	if me, ok := errors.AsType[*messageTooLarge](err); ok {
+		info.Metadata = map[string]string{"limit": strconv.FormatInt(me.limit, 10)}
+		if me.size > 0 {
+			info.Metadata["size"] = strconv.FormatInt(me.size, 10)
 		}
 	}
 	st, derr := status.New(code, err.Error()).WithDetails(info)

@@ -33,10 +33,11 @@ var (
 
 	// ErrOutOfMemory: the cache is full and the sidecar runs with --eviction=noeviction.
 	ErrOutOfMemory = errors.New("cachee: out of memory")
-	// ErrMessageTooLarge: gRPC refused a message over its size limit: a value far
-	// over the sidecar's limit, or a BatchSet or BatchGet too large as a whole. It
-	// also matches ErrValueTooLarge, since only values make a message that large.
-	// Split the batch, or raise the client's limit with WithDialOptions.
+	// ErrMessageTooLarge: a request over the sidecar's message size limit (which
+	// follows its --max-value-size), or an answer over the client's: a value far over
+	// the sidecar's limit, or a BatchSet or BatchGet too large as a whole. It also
+	// matches ErrValueTooLarge, since only values make a message that large. Split the
+	// batch, or raise the client's limit with WithDialOptions.
 	ErrMessageTooLarge = errors.New("cachee: message too large")
 
 	// ErrContended: a read kept racing the sidecar's writes and gave up. The Client
@@ -63,6 +64,7 @@ var reasons = map[string]error{
 	"VALUE_TOO_LARGE":            ErrValueTooLarge,
 	"INVALID_TTL":                ErrInvalidTTL,
 	"BATCH_TOO_LARGE":            ErrBatchTooLarge,
+	"MESSAGE_TOO_LARGE":          ErrMessageTooLarge,
 	"INVALID_FIELD":              ErrInvalidArgument,
 	"OUT_OF_MEMORY":              ErrOutOfMemory,
 	"SHUTTING_DOWN":              ErrUnavailable,
