@@ -11,10 +11,16 @@ import com.cachee.v1.GetResponse;
 import com.cachee.v1.PrewarmCounts;
 import com.cachee.v1.PrewarmRequest;
 import com.cachee.v1.PrewarmResponse;
+import com.cachee.v1.RecordAccessRequest;
+import com.cachee.v1.RecordAccessResponse;
 import com.cachee.v1.SetCondition;
 import com.cachee.v1.SetRequest;
 import com.cachee.v1.StatsRequest;
 import com.cachee.v1.StatsResponse;
+import com.google.common.util.concurrent.FutureCallback;
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.ListenableFuture;
+import com.google.common.util.concurrent.MoreExecutors;
 import com.google.protobuf.ByteString;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -24,7 +30,9 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -35,6 +43,7 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.function.LongSupplier;
 
 /**
  * A connection to a cachee sidecar over gRPC, on its Unix socket or over TCP. Calls
@@ -60,6 +69,9 @@ public final class CacheeClient implements AutoCloseable {
   private final CacheServiceGrpc.CacheServiceBlockingStub stub;
   private final Duration timeout;
   private final RetryPolicy retry;
+  /** Reads from the shared-memory segment; null when they are turned off. */
+  private final SharedMemory shm;
+  private final ThreadLocal<Segment.Read> reads = ThreadLocal.withInitial(Segment.Read::new);
 
   private CacheeClient(Builder b) {
     this.target = target(b.address, System.getenv());
@@ -77,6 +89,55 @@ public final class CacheeClient implements AutoCloseable {
     }
     this.channel = cb.build();
     this.stub = CacheServiceGrpc.newBlockingStub(channel);
+    Path shmDir = SharedMemory.dir(b.shmDir, System.getenv());
+    this.shm = shmDir == null ? null
+        : new SharedMemory(shmDir, new Sidecar(), b.checkInterval, b.maxLag, b.flushInterval, b.realtime);
+  }
+
+  /** The gRPC calls the shared-memory reader makes: Stats to confirm a segment, RecordAccess. */
+  private final class Sidecar implements SharedMemory.Sidecar {
+    private final CacheServiceGrpc.CacheServiceFutureStub async = CacheServiceGrpc.newFutureStub(channel);
+
+    @Override
+    public long generation() {
+      try {
+        return stub.withDeadlineAfter(timeout.toNanos(), TimeUnit.NANOSECONDS)
+            .stats(StatsRequest.getDefaultInstance()).getGeneration();
+      } catch (StatusRuntimeException e) {
+        throw CacheeException.from(e);
+      }
+    }
+
+    @Override
+    public void recordAccess(long[] refs, int count, long unreported, Runnable done) {
+      RecordAccessRequest.Builder req = RecordAccessRequest.newBuilder().setUnreportedHits(unreported);
+      for (int i = 0; i < count; i++) {
+        req.addRefs(refs[i]);
+      }
+      ListenableFuture<RecordAccessResponse> f;
+      try {
+        f = async.withDeadlineAfter(timeout.toNanos(), TimeUnit.NANOSECONDS).recordAccess(req.build());
+      } catch (RuntimeException e) {
+        shm.acc.dropped.addAndGet(count);
+        done.run();
+        return;
+      }
+      Futures.addCallback(f, new FutureCallback<>() {
+        @Override
+        public void onSuccess(RecordAccessResponse r) {
+          shm.acc.sent.addAndGet(count);
+          done.run();
+        }
+
+        @Override
+        public void onFailure(Throwable t) {
+          // The sidecar is gone or restarting: these hits are lost, which costs its
+          // policy a sample and nothing else.
+          shm.acc.dropped.addAndGet(count);
+          done.run();
+        }
+      }, MoreExecutors.directExecutor());
+    }
   }
 
   /** Connects to the address the environment names; see {@link #target}. */
@@ -98,8 +159,55 @@ public final class CacheeClient implements AutoCloseable {
     private String address;
     private Duration timeout = DEFAULT_TIMEOUT;
     private RetryPolicy retry = RetryPolicy.DEFAULT;
+    private String shmDir;
+    private Duration checkInterval = SharedMemory.DEFAULT_CHECK_INTERVAL;
+    private Duration maxLag = SharedMemory.DEFAULT_MAX_LAG;
+    private Duration flushInterval = SharedMemory.DEFAULT_FLUSH_INTERVAL;
+    private LongSupplier realtime = System::currentTimeMillis;
 
     private Builder() {}
+
+    /**
+     * The directory of the sidecar's shared-memory segment (its {@code --shm}); null:
+     * {@code $CACHEE_SHM}, else {@code /dev/shm/cachee}; "" (or CACHEE_SHM set and empty)
+     * turns shared-memory reads off. The client reads the segment only while it is
+     * there, valid, written by a live sidecar, and the very one the gRPC target serves;
+     * otherwise every read goes over gRPC.
+     */
+    public Builder shmDir(String dir) {
+      this.shmDir = dir;
+      return this;
+    }
+
+    /** Turns shared-memory reads off: every call goes over gRPC. */
+    public Builder withoutShm() {
+      return shmDir("");
+    }
+
+    /**
+     * How the client decides that a mapped segment no longer reflects a live sidecar: it
+     * checks every {@code interval} (default 20 ms) that the segment is still the file at
+     * its path, in the same generation, that the writer's lock is held and that its clock
+     * lags real time by at most {@code maxLag} (default 500 ms). A failed check sends
+     * reads over gRPC until the sidecar is back.
+     */
+    public Builder staleness(Duration interval, Duration maxLag) {
+      this.checkInterval = interval;
+      this.maxLag = maxLag;
+      return this;
+    }
+
+    /** How often hits read from the segment are reported to the sidecar (default 50 ms). */
+    public Builder flushInterval(Duration interval) {
+      this.flushInterval = interval;
+      return this;
+    }
+
+    /** The reader's real-time clock, unix ms; tests inject one. */
+    Builder realtime(LongSupplier realtime) {
+      this.realtime = realtime;
+      return this;
+    }
 
     /** {@code unix:///path.sock}, a socket path, or {@code host:port}; null: from the environment. */
     public Builder address(String address) {
@@ -150,8 +258,20 @@ public final class CacheeClient implements AutoCloseable {
     return target;
   }
 
+  /** Whether reads go to the shared-memory segment now. */
+  public boolean readingSharedMemory() {
+    return shm != null && shm.held != null;
+  }
+
+  SharedMemory sharedMemory() {
+    return shm;
+  }
+
   @Override
   public void close() {
+    if (shm != null) {
+      shm.close();
+    }
     channel.shutdownNow();
     try {
       channel.awaitTermination(5, TimeUnit.SECONDS);
@@ -235,23 +355,85 @@ public final class CacheeClient implements AutoCloseable {
         : o.ifPresent() ? SetCondition.SET_CONDITION_IF_PRESENT : SetCondition.SET_CONDITION_UNSPECIFIED;
   }
 
+  /**
+   * Reads {@code key} from the segment into {@code dst} (or a new array when null).
+   * Returns HIT, or anything else to mean: ask the sidecar.
+   */
+  private int shmGet(byte[] key, ByteBuffer dst, Segment.Read r) {
+    Segment seg = shm != null ? shm.held : null;
+    if (seg == null) {
+      return Segment.MISS;
+    }
+    int res;
+    try {
+      res = seg.get(key, dst, r);
+    } catch (InternalError e) {
+      // A read of the mapping faulted: a third party truncated the file.
+      shm.faulted(e);
+      return Segment.CORRUPT;
+    }
+    if (res == Segment.HIT) {
+      shm.acc.record(r.ref);
+    } else {
+      // A miss, too, goes to the sidecar, which may have the key elsewhere (its L2).
+      shm.fellBack(res);
+    }
+    return res;
+  }
+
   /** The value under {@code key}, or empty when it is absent or expired. */
   public Optional<byte[]> get(byte[] key, Duration timeout) {
+    Segment.Read rd = reads.get();
+    if (shmGet(key, null, rd) == Segment.HIT) {
+      byte[] v = rd.value;
+      rd.value = null;
+      return Optional.of(v);
+    }
     GetResponse r = call(timeout, s -> s.get(GetRequest.newBuilder().setKey(bytes(key)).build()));
     return r.getFound() ? Optional.of(r.getValue().toByteArray()) : Optional.empty();
   }
 
+  /**
+   * Reads the value under {@code key} into {@code dst} at its position, which advances
+   * past it, and returns its length; -1 when the key is absent or expired. When the value
+   * is longer than {@code dst.remaining()}, {@code dst} is left as it was and the length
+   * is returned: call again with a buffer that large. A hit in the shared-memory segment
+   * makes no system call, takes no lock and allocates nothing.
+   */
+  public int get(byte[] key, ByteBuffer dst, Duration timeout) {
+    if (dst.isReadOnly()) {
+      throw new IllegalArgumentException("dst is read-only");
+    }
+    Segment.Read rd = reads.get();
+    if (shmGet(key, dst, rd) == Segment.HIT) {
+      return rd.length;
+    }
+    GetResponse r = call(timeout, s -> s.get(GetRequest.newBuilder().setKey(bytes(key)).build()));
+    if (!r.getFound()) {
+      return -1;
+    }
+    ByteString v = r.getValue();
+    if (v.size() <= dst.remaining()) {
+      v.copyTo(dst);
+    }
+    return v.size();
+  }
+
+  public int get(byte[] key, ByteBuffer dst) {
+    return get(key, dst, null);
+  }
+
   public Optional<byte[]> get(byte[] key) {
-    return get(key, null);
+    return get(key, (Duration) null);
   }
 
   public Optional<byte[]> get(String key) {
-    return get(utf8(key), null);
+    return get(utf8(key), (Duration) null);
   }
 
   /** The value under {@code key} decoded as UTF-8. */
   public Optional<String> getString(String key) {
-    return get(utf8(key), null).map(v -> new String(v, StandardCharsets.UTF_8));
+    return get(utf8(key), (Duration) null).map(v -> new String(v, StandardCharsets.UTF_8));
   }
 
   /** Stores {@code value}; false only when a condition was not met. */
