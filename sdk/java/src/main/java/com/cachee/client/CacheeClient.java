@@ -711,7 +711,7 @@ public final class CacheeClient implements AutoCloseable {
    * prewarm source within {@code sourceTimeout} (null: its --prewarm-timeout), passing
    * each progress message to {@code onProgress}, and returns the final counts. Not
    * retried: a prewarm that failed part-way is not restarted behind the caller's back.
-   * Without a prewarm source the server fails it with {@link CacheeException.FailedPrecondition}.
+   * Without a prewarm source the server fails it with {@link CacheeException.PrewarmNotConfigured}.
    *
    * @param timeout the call's deadline; null: {@link #DEFAULT_PREWARM_TIMEOUT}
    */
