@@ -121,6 +121,9 @@ public final class CacheeClient implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
+    // Connect now, in the background, so that the first call does not pay for it within
+    // its deadline; a sidecar that is not there yet only makes calls fail Unavailable.
+    channel.getState(true);
     watchChannel();
     Path shmDir = SharedMemory.dir(b.shmDir, System.getenv());
     this.shm = shmDir == null ? null
