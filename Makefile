@@ -107,8 +107,12 @@ test-typescript: build ## Test sdk/typescript with node's test runner
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
 
 .PHONY: test-java
-test-java: build ## Test sdk/java with JUnit 5 through Maven
+test-java: build package-java ## Test sdk/java with JUnit 5 through Maven
 	cd sdk/java && mvn -B -ntp test -Dcachee.bin=$(CACHEE)
+
+.PHONY: package-java
+package-java: ## Build sdk/java for Maven Central (jar, sources, javadoc) and check the pom's Central metadata (mvn verify)
+	cd sdk/java && mvn -B -ntp -q verify -DskipTests
 
 .PHONY: test-rust
 test-rust: build ## Test sdk/rust with cargo test
