@@ -316,7 +316,7 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		srv.Registry().MustRegister(tier.Collectors()...)
 	}
 	if err := srv.Listen(); err != nil {
-		return err
+		return listenHint(err)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
