@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -193,4 +195,18 @@ func redisPy(t *testing.T) string {
 	}
 	missingTool(t, "no Python with redis-py: run make deps, or set CACHEE_REDIS_PY")
 	return ""
+}
+
+// TestVersion: `cachee version` and `cachee --version` print the version, the commit
+// and the Go release; a build without release flags says so rather than inventing one.
+// (The release's own values are checked on the release binary, in deploy/.)
+func TestVersion(t *testing.T) {
+	want := regexp.MustCompile(`^cachee (devel|v?\d+\.\d+\.\d+\S*)\ncommit ([0-9a-f]{7,40}(-dirty)?|unknown)\n` +
+		regexp.QuoteMeta(runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH) + "\n$")
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		stdout, stderr, code := run(t, nil, "", args...)
+		if code != 0 || stderr != "" || !want.MatchString(stdout) {
+			t.Errorf("cachee %v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
 }

@@ -312,6 +312,7 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	srv.Registry().MustRegister(buildInfo().collector())
 	if tier != nil {
 		srv.Registry().MustRegister(tier.Collectors()...)
 	}
