@@ -234,15 +234,15 @@ func (s *Server) Listen() (err error) {
 		}
 	}()
 	if s.sock, err = listenUnix(s.cfg.Socket); err != nil {
-		return fmt.Errorf("socket %s: %w", s.cfg.Socket, err)
+		return &ListenError{"socket", s.cfg.Socket, err}
 	}
 	closers = append(closers, func() { s.sock.Close(); s.sock.remove() })
 	for _, l := range []struct {
-		ln   *net.Listener
-		addr string
-	}{{&s.tcp, s.cfg.Addr}, {&s.httpLn, s.cfg.HTTPAddr}, {&s.metricsLn, s.cfg.MetricsAddr}} {
+		ln         *net.Listener
+		name, addr string
+	}{{&s.tcp, "tcp", s.cfg.Addr}, {&s.httpLn, "http", s.cfg.HTTPAddr}, {&s.metricsLn, "metrics", s.cfg.MetricsAddr}} {
 		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
-			return err
+			return &ListenError{l.name, l.addr, err}
 		}
 		closers = append(closers, func() { (*l.ln).Close() })
 	}
