@@ -37,6 +37,9 @@ PY_PROTOBUF_VERSION := 7.36.2
 PY_GOOGLEAPIS_COMMON_PROTOS_VERSION := 1.76.0
 PY_PYTEST_VERSION := 9.2.0
 PY_PYTEST_ASYNCIO_VERSION := 1.5.0
+# PyPI: the Python package's build front end and checker (make package-python).
+PY_BUILD_VERSION := 1.6.1
+PY_TWINE_VERSION := 7.0.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
@@ -98,6 +101,18 @@ test-python: build $(VENV)/.installed ## Test sdk/python with pytest
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
 	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
 	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory package-python
+
+# The Python package as it would be published: an sdist of a clean export of the
+# committed tree (only what the package is built from), a wheel built from that sdist,
+# and twine's check of both, into $(TMP)/dist/python.
+PY_PACKAGE_PATHS := sdk/python gen/python
+.PHONY: package-python
+package-python: $(VENV)/.installed ## Build sdk/python's sdist and wheel from a clean export of HEAD; twine check them
+	rm -rf $(TMP)/package-python $(TMP)/dist/python && mkdir -p $(TMP)/package-python $(TMP)/dist/python
+	git archive --format=tar HEAD $(PY_PACKAGE_PATHS) | tar -x -C $(TMP)/package-python
+	$(VENV)/bin/python -m build --outdir $(TMP)/dist/python $(TMP)/package-python/sdk/python
+	$(VENV)/bin/twine check --strict $(TMP)/dist/python/*
 
 .PHONY: test-typescript
 test-typescript: build ## Test sdk/typescript with node's test runner
@@ -287,7 +302,8 @@ $(VENV)/.installed: Makefile
 		grpcio-tools==$(GRPCIO_TOOLS_VERSION) mypy-protobuf==$(MYPY_PROTOBUF_VERSION) \
 		grpcio==$(PY_GRPCIO_VERSION) protobuf==$(PY_PROTOBUF_VERSION) \
 		googleapis-common-protos==$(PY_GOOGLEAPIS_COMMON_PROTOS_VERSION) \
-		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION)
+		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION) \
+		build==$(PY_BUILD_VERSION) twine==$(PY_TWINE_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile
