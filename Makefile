@@ -149,19 +149,21 @@ $(TMP)/redispy/bin/python:
 tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
-generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/
+generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
 	buf generate
 	@# grpcio-tools is a protoc front end, not a plugin buf can run: it gets buf's image
 	@# of the same module, so both read one set of descriptors.
 	buf build -o $(TMP)/cachee.binpb
 	$(VENV)/bin/python -m grpc_tools.protoc --descriptor_set_in=$(TMP)/cachee.binpb \
 		--grpc_python_out=gen/python $$(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
+	@# The segment conformance fixtures every shared-memory reader runs (sdk/testdata/segments).
+	go run ./store/internal/cmd/segfixtures -out sdk/testdata/segments
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if generated code differs from what is committed
-	@if [ -n "$$(git status --porcelain -- gen proto)" ]; then \
+	@if [ -n "$$(git status --porcelain -- gen proto sdk/testdata/segments)" ]; then \
 		echo "generated code is out of date; run 'make generate' and commit:"; \
-		git status --porcelain -- gen proto; git --no-pager diff --stat -- gen; exit 1; fi
+		git status --porcelain -- gen proto sdk/testdata/segments; git --no-pager diff --stat -- gen sdk/testdata/segments; exit 1; fi
 
 .PHONY: lint
 lint: $(BIN)/buf ## buf lint, and buf breaking against main when main has the API
