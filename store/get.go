@@ -27,6 +27,8 @@ func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
 	case resMiss:
 		s.rb.miss()
 		return out, false, nil
+	case resNotString:
+		return dst, false, ErrWrongType
 	}
 	if s.closed.Load() {
 		return dst, false, ErrClosed
@@ -41,10 +43,13 @@ func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
 		return dst, false, ErrClosed
 	}
 	out, ref, res = s.v.get(h, key, dst, s.nowRead())
-	if res == resHit {
+	switch res {
+	case resHit:
 		s.pol.access(ref&0xffffffff*unit, ref>>32, 1)
 		s.rb.countHit()
 		return out, true, nil
+	case resNotString:
+		return dst, false, ErrWrongType
 	}
 	s.rb.miss()
 	return out, false, nil
