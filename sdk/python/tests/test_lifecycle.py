@@ -146,32 +146,38 @@ async def test_async_token(start_server, key):
         assert await c.get(key) == b"v"
 
 
-def overloaded_server(start_server):
-    """A sidecar whose client memory holds one call of the largest message, with many
-    streams allowed per connection: concurrent large Sets on one connection wait for
-    memory and some are refused with OVERLOADED."""
-    return start_server("--max-client-memory=3400kb", "--grpc-max-concurrent-streams=64")
+BIG = 700 << 10
+
+
+def overloaded_server(start_server, key):
+    """A sidecar whose client memory holds little more than one call of the largest
+    message, holding a large value: concurrent Gets of it over gRPC each reserve the
+    value's bytes for their answer, and those that find no room are refused with
+    OVERLOADED before anything is sent."""
+    s = start_server("--max-client-memory=2334720")  # the least the 8mb sidecar takes
+    with cachee.Client(s.sock, shm_dir="") as c:
+        c.set(key, b"o" * BIG)
+    return s
 
 
 def test_overloaded_is_retried(start_server, key):
-    s = overloaded_server(start_server)
-    value = b"o" * (256 << 10)
+    s = overloaded_server(start_server, key)
     rec = Attempts()
     # More attempts than the default, so that a call refused again and again (four
-    # threads contend for one call's memory) still ends in a success to look at.
+    # threads contend for one answer's memory) still ends in a success to look at.
     retry = cachee.RetryPolicy(max_attempts=50, initial_backoff=0.01, max_backoff=0.1)
-    with cachee.Client(s.sock, timeout=60, retry=retry, interceptors=[rec]) as c, ThreadPoolExecutor(4) as pool:
+    with cachee.Client(s.sock, timeout=60, retry=retry, interceptors=[rec], shm_dir="") as c, ThreadPoolExecutor(4) as pool:
         for _ in range(20):
-            assert all(pool.map(lambda i: c.set(f"{key}:{i}", value), range(32)))
+            assert all(v == b"o" * BIG for v in pool.map(lambda i: c.get(key), range(32)))
             if any(code == "UNAVAILABLE" for _, _, code in rec.log):
                 break
         else:
             pytest.fail("the sidecar refused no call: OVERLOADED was not exercised")
     # A refused attempt was followed by a successful one with the same request
-    # object: retried, and the value was not copied for the retry.
+    # object: retried, and the request was not built again for the retry.
     by_request: dict[int, list[str]] = {}
     for method, req, code in rec.log:
-        assert method == "Set"
+        assert method == "Get"
         by_request.setdefault(req, []).append(code)
     retried = [codes for codes in by_request.values() if len(codes) > 1]
     assert retried
@@ -180,22 +186,21 @@ def test_overloaded_is_retried(start_server, key):
 
 
 def test_overloaded_error_when_retries_run_out(start_server, key):
-    s = overloaded_server(start_server)
-    value = b"o" * (256 << 10)
-    no_retry = cachee.RetryPolicy(max_attempts=1)
+    s = overloaded_server(start_server, key)
     errors: list[BaseException] = []
 
-    def put(i):
+    def get(i):
         try:
-            c.set(f"{key}:{i}", value)
+            c.get(key)
         except cachee.CacheeError as e:
             errors.append(e)
 
-    with cachee.Client(s.sock, timeout=30, retry=no_retry) as c, ThreadPoolExecutor(16) as pool:
-        for _ in range(20):
-            list(pool.map(put, range(64)))
-            if errors:
-                break
+    with cachee.Client(s.sock, timeout=30, retry=cachee.RetryPolicy(max_attempts=1), shm_dir="") as c:
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(20):
+                list(pool.map(get, range(64)))
+                if errors:
+                    break
     assert errors, "the sidecar refused no call"
     for e in errors:
         assert type(e) is cachee.OverloadedError, e

@@ -11,6 +11,7 @@ token, deadlines, retries, error classes and close(). Failed calls raise a subcl
 :class:`CacheeError` chosen by the sidecar's reason, with the grpc error as its cause."""
 
 from cachee._aio import AsyncClient, PrewarmStream
+from cachee._cache import SharedMemoryCache
 from cachee._client import Client
 from cachee._common import DEFAULT_SHM_DIR, DEFAULT_SOCKET, Item, PrewarmProgress, RetryPolicy, Stats, target
 from cachee._errors import (
@@ -69,6 +70,7 @@ __all__ = [
     "PrewarmStream",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "SharedMemoryCache",
     "SidecarTimeoutError",
     "Stats",
     "UnauthenticatedError",

@@ -11,6 +11,7 @@ import grpc
 import grpc.aio
 
 from cachee import _common as c
+from cachee import _shm
 from cachee._errors import InternalError
 from cachee.v1 import cache_service_pb2 as pb
 from cachee.v1 import cache_service_pb2_grpc as pb_grpc
@@ -35,7 +36,8 @@ class AsyncClient:
     """An asyncio connection to a cachee sidecar; arguments as :class:`cachee.Client`.
     Create and use it inside one event loop; ``async with`` closes it.
 
-    Cancelling a call's task cancels its RPC and raises asyncio.CancelledError."""
+    Cancelling a call's task cancels its RPC and raises asyncio.CancelledError. A hit
+    in shared memory returns without awaiting anything."""
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class AsyncClient:
         retry: c.RetryPolicy = c.RetryPolicy(),
         auth_token: str | None = None,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        shm_dir: str | None = None,
     ) -> None:
         self.target = c.target(address)
         self._timeout = timeout
@@ -55,6 +58,7 @@ class AsyncClient:
             self.target, options=c.CHANNEL_OPTIONS, interceptors=list(interceptors) or None
         )
         self._stub = pb_grpc.CacheServiceStub(self._channel)
+        self._shm = _shm.start(shm_dir, self.target, self._metadata, timeout)
 
     def _known_down(self) -> bool:
         """The last connection attempt failed and none has succeeded since."""
@@ -66,6 +70,9 @@ class AsyncClient:
         if self._closed:
             return
         self._closed = True
+        if self._shm is not None:
+            # Joins the maintenance thread and reports the last hits: off the loop.
+            await asyncio.get_running_loop().run_in_executor(None, self._shm.close)
         await self._channel.close()
 
     async def __aenter__(self) -> "AsyncClient":
@@ -99,6 +106,13 @@ class AsyncClient:
             await asyncio.sleep(wait)
 
     async def get(self, key: c.Key, *, timeout: float | None = None) -> bytes | None:
+        if self._closed:
+            raise c.closed_error()
+        shm = self._shm
+        if shm is not None:
+            v = shm.reader.get(key)
+            if v is not None:
+                return v
         r = await self._call(c.GET, self._stub.Get, pb.GetRequest(key=c.as_bytes(key)), timeout)
         return r.value if r.found else None
 
@@ -120,13 +134,20 @@ class AsyncClient:
         return (await self._call(c.DELETE, self._stub.Delete, req, timeout)).deleted
 
     async def get_many(self, keys: Iterable[c.Key], *, timeout: float | None = None) -> list[bytes | None]:
-        req = pb.BatchGetRequest(keys=[c.as_bytes(k) for k in keys])
-        r = await self._call(c.BATCH_GET, self._stub.BatchGet, req, timeout)
-        return [x.value if x.found else None for x in r.results]
+        if self._closed:
+            raise c.closed_error()
+        results, ask, req = c.batch_get_plan(self._shm and self._shm.reader, keys)
+        if not ask:
+            return results
+        return c.batch_get_merge(results, ask, await self._call(c.BATCH_GET, self._stub.BatchGet, req, timeout))
 
     async def set_many(self, items: Iterable[c.Item | tuple], *, timeout: float | None = None) -> list[bool]:
         rpc, req = c.batch_set_call(items)
         return list((await self._call(rpc, self._stub.BatchSet, req, timeout)).stored)
+
+    def shm_status(self) -> dict | None:
+        """As :meth:`cachee.Client.shm_status`."""
+        return None if self._shm is None else self._shm.status()
 
     async def stats(self, *, timeout: float | None = None) -> c.Stats:
         return c.stats(await self._call(c.STATS, self._stub.Stats, pb.StatsRequest(), timeout))

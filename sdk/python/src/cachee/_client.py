@@ -11,6 +11,7 @@ import grpc
 from grpc._cython import cygrpc
 
 from cachee import _common as c
+from cachee import _shm
 from cachee._errors import InternalError
 from cachee.v1 import cache_service_pb2 as pb
 from cachee.v1 import cache_service_pb2_grpc as pb_grpc
@@ -29,6 +30,12 @@ class Client:
     ``timeout=``; retries follow ``retry`` and stay inside the deadline.
     ``interceptors`` are grpc client interceptors, run on every attempt.
 
+    ``get`` and ``get_many`` read the sidecar's shared-memory segment first when it is
+    mounted (``shm_dir``, default ``$CACHEE_SHM``, else /dev/shm/cachee; ``""`` turns
+    it off): a hit makes no round trip, and anything else asks the sidecar, so that a
+    miss still reads through to its L2. The segment is read only while it is the very
+    one the sidecar at the address writes (same generation), live and fresh.
+
     Connecting is lazy: until the sidecar answers, calls fail with UnavailableError.
     :meth:`close` is final: every later call raises ClosedError."""
 
@@ -40,6 +47,7 @@ class Client:
         retry: c.RetryPolicy = c.RetryPolicy(),
         auth_token: str | None = None,
         interceptors: Sequence[grpc.UnaryUnaryClientInterceptor | grpc.UnaryStreamClientInterceptor] = (),
+        shm_dir: str | None = None,
     ) -> None:
         self.target = c.target(address)
         self._timeout = timeout
@@ -50,6 +58,7 @@ class Client:
         self._raw_channel = grpc.insecure_channel(self.target, options=c.CHANNEL_OPTIONS)
         channel = grpc.intercept_channel(self._raw_channel, *interceptors) if interceptors else self._raw_channel
         self._stub = pb_grpc.CacheServiceStub(channel)
+        self._shm = _shm.start(shm_dir, self.target, self._metadata, timeout)
 
     def _known_down(self) -> bool:
         """The last connection attempt failed and none has succeeded since: the
@@ -69,6 +78,8 @@ class Client:
             if self._closed:
                 return
             self._closed = True
+        if self._shm is not None:
+            self._shm.close()
         self._raw_channel.close()
 
     def __enter__(self) -> "Client":
@@ -98,6 +109,13 @@ class Client:
 
     def get(self, key: c.Key, *, timeout: float | None = None) -> bytes | None:
         """The value under ``key``, or None when the key is absent or expired."""
+        if self._closed:
+            raise c.closed_error()
+        shm = self._shm
+        if shm is not None:
+            v = shm.reader.get(key)
+            if v is not None:
+                return v
         r = self._call(c.GET, self._stub.Get, pb.GetRequest(key=c.as_bytes(key)), timeout)
         return r.value if r.found else None
 
@@ -123,10 +141,14 @@ class Client:
         return self._call(c.DELETE, self._stub.Delete, req, timeout).deleted
 
     def get_many(self, keys: Iterable[c.Key], *, timeout: float | None = None) -> list[bytes | None]:
-        """Values in the order of ``keys`` (None where absent); at most 1000 keys."""
-        req = pb.BatchGetRequest(keys=[c.as_bytes(k) for k in keys])
-        r = self._call(c.BATCH_GET, self._stub.BatchGet, req, timeout)
-        return [x.value if x.found else None for x in r.results]
+        """Values in the order of ``keys`` (None where absent); at most 1000 keys. Keys
+        found in shared memory are answered from it, the rest in one call."""
+        if self._closed:
+            raise c.closed_error()
+        results, ask, req = c.batch_get_plan(self._shm and self._shm.reader, keys)
+        if not ask:
+            return results
+        return c.batch_get_merge(results, ask, self._call(c.BATCH_GET, self._stub.BatchGet, req, timeout))
 
     def set_many(self, items: Iterable[c.Item | tuple], *, timeout: float | None = None) -> list[bool]:
         """Stores :class:`Item` s (or ``(key, value[, ttl])`` tuples) in order; one flag
@@ -134,6 +156,11 @@ class Client:
         have been stored."""
         rpc, req = c.batch_set_call(items)
         return list(self._call(rpc, self._stub.BatchSet, req, timeout).stored)
+
+    def shm_status(self) -> dict | None:
+        """What the shared-memory reader is doing (generation, reason, maps, drops,
+        hits, dropped_refs), or None when it is off."""
+        return None if self._shm is None else self._shm.status()
 
     def stats(self, *, timeout: float | None = None) -> c.Stats:
         return c.stats(self._call(c.STATS, self._stub.Stats, pb.StatsRequest(), timeout))

@@ -18,6 +18,7 @@ from cachee._errors import (
     CacheeError,
     ClosedError,
     DeadlineExceededError,
+    InternalError,
     SidecarTimeoutError,
     from_rpc_error,
     reason_name,
@@ -383,3 +384,34 @@ class Attempts:
 
 def closed_error() -> ClosedError:
     return ClosedError("client closed")
+
+
+# The sidecar's limit on keys per BatchGet: a larger batch goes to it whole, to get
+# its BATCH_TOO_LARGE.
+MAX_BATCH = 1000
+
+
+def batch_get_plan(reader: object | None, keys: Iterable[Key]) -> tuple[list[bytes | None], list[int], pb.BatchGetRequest]:
+    """The results a BatchGet already has from shared memory (``reader``, when one is
+    mapped), the indexes of the keys still to ask the sidecar for, and that request."""
+    keys = list(keys)
+    results: list[bytes | None] = [None] * len(keys)
+    if reader is None or len(keys) > MAX_BATCH:
+        ask = list(range(len(keys)))
+    else:
+        ask = []
+        for i, k in enumerate(keys):
+            v = reader.get(k)  # type: ignore[attr-defined]
+            if v is None:
+                ask.append(i)
+            else:
+                results[i] = v
+    return results, ask, pb.BatchGetRequest(keys=[as_bytes(keys[i]) for i in ask])
+
+
+def batch_get_merge(results: list[bytes | None], ask: list[int], r: pb.BatchGetResponse) -> list[bytes | None]:
+    if len(r.results) != len(ask):
+        raise InternalError(f"BatchGet returned {len(r.results)} results for {len(ask)} keys", "INTERNAL")
+    for i, x in zip(ask, r.results):
+        results[i] = x.value if x.found else None
+    return results
