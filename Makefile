@@ -40,6 +40,12 @@ PY_PROTOBUF_VERSION := 7.36.2
 PY_GOOGLEAPIS_COMMON_PROTOS_VERSION := 1.76.0
 PY_PYTEST_VERSION := 9.2.0
 PY_PYTEST_ASYNCIO_VERSION := 1.5.0
+# PyPI: the Python package's build front end and checker (make package-python).
+PY_BUILD_VERSION := 1.6.1
+PY_TWINE_VERSION := 7.0.0
+# PyPI: builds the Python package's native extension (PyO3); keep it equal to
+# sdk/python/pyproject.toml's build requirement.
+PY_MATURIN_VERSION := 1.16.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
@@ -96,11 +102,37 @@ test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then 
 test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
+# test-python installs the wheel package-python built, so that maturin and cargo run
+# once per make.
 .PHONY: test-python
-test-python: build $(VENV)/.installed ## Test sdk/python with pytest
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+test-python: build package-python ## Test sdk/python with pytest
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_DIST)/cachee-*.whl
 	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
 	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The Python package as it would be published, from the tracked files of the tree (as
+# a clean clone has them): an sdist, then from the unpacked sdist an abi3 wheel with
+# the native extension (maturin; cargo's output kept in $(PY_CARGO_TARGET) between
+# runs), twine's check of both, and the wheel installed in a fresh venv where no cargo
+# is on the PATH, which must load the extension. Into $(PY_DIST).
+PY_DIST := $(TMP)/dist/python
+PY_PACKAGE_PATHS := sdk/python gen/python sdk/shm
+PY_CARGO_TARGET = $(SHM_CARGO_TARGET)
+PY_PKG := $(TMP)/package-python
+.PHONY: package-python
+package-python: $(VENV)/.installed ## Build sdk/python's sdist and abi3 wheel from the tracked files; twine check; install the wheel without cargo
+	rm -rf $(PY_PKG) $(PY_DIST) && mkdir -p $(PY_PKG)/tree $(PY_PKG)/sdist $(PY_DIST)
+	git ls-files -z $(PY_PACKAGE_PATHS) | tar --null -T - -cf - | tar -x -C $(PY_PKG)/tree
+	$(VENV)/bin/python -m build --sdist --outdir $(PY_DIST) $(PY_PKG)/tree/sdk/python
+	tar -xzf $(PY_DIST)/cachee-*.tar.gz -C $(PY_PKG)/sdist
+	@# --compatibility pypi: the lowest manylinux tag the build allows, which PyPI takes.
+	CARGO_TARGET_DIR=$(PY_CARGO_TARGET) MATURIN_PEP517_ARGS="--compatibility pypi" \
+		$(VENV)/bin/python -m build --wheel --outdir $(PY_DIST) $(PY_PKG)/sdist/cachee-*
+	$(VENV)/bin/twine check --strict $(PY_DIST)/*
+	python3 -m venv $(PY_PKG)/venv
+	env PATH=/usr/bin:/bin sh -c '! command -v cargo && ! command -v rustc'
+	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(PY_DIST)/cachee-*.whl
+	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/python -c 'import cachee, cachee._native; print("package-python: the wheel loads", cachee._native.__name__, "without cargo")'
 
 .PHONY: test-typescript
 test-typescript: build ## Test sdk/typescript with node's test runner
@@ -126,8 +158,8 @@ test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
 .PHONY: test-crosslang
-test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) reads what every other wrote
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+test-crosslang: build package-python ## Check that every SDK (and RESP) reads what every other wrote
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_DIST)/cachee-*.whl
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
 		-Dmdep.outputFile=target/classpath.txt
@@ -315,7 +347,8 @@ $(VENV)/.installed: Makefile
 		grpcio-tools==$(GRPCIO_TOOLS_VERSION) mypy-protobuf==$(MYPY_PROTOBUF_VERSION) \
 		grpcio==$(PY_GRPCIO_VERSION) protobuf==$(PY_PROTOBUF_VERSION) \
 		googleapis-common-protos==$(PY_GOOGLEAPIS_COMMON_PROTOS_VERSION) \
-		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION)
+		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION) \
+		build==$(PY_BUILD_VERSION) twine==$(PY_TWINE_VERSION) maturin==$(PY_MATURIN_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile
