@@ -213,7 +213,10 @@ func TestResetPendingCountsAgainstLimit(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	h := &checkHandler{}
 	var parked []*h2fast.Call
-	h.hook = func(call *h2fast.Call, _ *healthpb.HealthCheckRequest) bool { parked = append(parked, call); return false }
+	h.hook = func(call *h2fast.Call, _ *healthpb.HealthCheckRequest) bool {
+		parked = append(parked, call)
+		return false
+	}
 	r := newRaw(t, h2fast.Config{}, h)
 	r.request("/grpc.health.v1.Health/Check", nil, true)
 	r.flush()

@@ -32,7 +32,7 @@ type checkHandler struct {
 	served atomic.Int64
 	// hook, when set, answers instead; it may return false and finish the call later
 	// through harness.finish.
-	hook func(call *h2fast.Call, req *healthpb.HealthCheckRequest) bool
+	hook     func(call *h2fast.Call, req *healthpb.HealthCheckRequest) bool
 	canceled atomic.Int64
 }
 
@@ -59,17 +59,17 @@ func (h *checkHandler) Overloaded(call *h2fast.Call) {
 }
 
 type harness struct {
-	t       *testing.T
-	mu      sync.Mutex
-	conn    *h2fast.Conn
-	client  net.Conn // the Conn's end of the client's socketpair
-	h       *checkHandler
-	backend *grpc.Server
-	health  *health.Server
+	t        *testing.T
+	mu       sync.Mutex
+	conn     *h2fast.Conn
+	client   net.Conn // the Conn's end of the client's socketpair
+	h        *checkHandler
+	backend  *grpc.Server
+	health   *health.Server
 	lis      *bufconn.Listener
 	backends []backendConn
 	wg       sync.WaitGroup
-	closed  bool
+	closed   bool
 }
 
 type harnessOpts struct {
