@@ -28,6 +28,8 @@ PROTOC_GEN_ES_VERSION := 2.17.0
 # crates.io: prost 0.14 messages and tonic 0.14 clients.
 PROTOC_GEN_PROST_VERSION := 0.5.0
 PROTOC_GEN_TONIC_VERSION := 0.5.0
+# crates.io: cargo-fuzz, for the Rust segment reader's fuzz target (make fuzz-shm).
+CARGO_FUZZ_VERSION := 0.13.2
 # PyPI, into the venv $(VENV): grpcio-tools generates Python's gRPC stubs, mypy-protobuf
 # their .pyi; the rest are the Python SDK's runtime and test dependencies.
 GRPCIO_TOOLS_VERSION := 1.85.1
@@ -90,7 +92,7 @@ test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then 
 	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: test-sdks
-test-sdks: test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
@@ -110,6 +112,13 @@ test-java: build ## Test sdk/java with JUnit 5 through Maven
 .PHONY: test-rust
 test-rust: build ## Test sdk/rust with cargo test
 	cd sdk/rust && CACHEE_BIN=$(CACHEE) cargo test --locked --quiet
+
+# The Rust segment reader, which the Rust, Python and TypeScript SDKs share: the
+# conformance fixtures, the layout against the Go writer's, the access buffer.
+SHM_CARGO_TARGET := $(TMP)/cargo-shm
+.PHONY: test-shm
+test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
+	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
 .PHONY: test-crosslang
 test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) reads what every other wrote
@@ -134,19 +143,21 @@ $(TMP)/redispy/bin/python:
 tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
-generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/
+generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
 	buf generate
 	@# grpcio-tools is a protoc front end, not a plugin buf can run: it gets buf's image
 	@# of the same module, so both read one set of descriptors.
 	buf build -o $(TMP)/cachee.binpb
 	$(VENV)/bin/python -m grpc_tools.protoc --descriptor_set_in=$(TMP)/cachee.binpb \
 		--grpc_python_out=gen/python $$(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
+	@# The segment conformance fixtures every shared-memory reader runs (sdk/testdata/segments).
+	go run ./store/internal/cmd/segfixtures -out sdk/testdata/segments
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if generated code differs from what is committed
-	@if [ -n "$$(git status --porcelain -- gen proto)" ]; then \
+	@if [ -n "$$(git status --porcelain -- gen proto sdk/testdata/segments)" ]; then \
 		echo "generated code is out of date; run 'make generate' and commit:"; \
-		git status --porcelain -- gen proto; git --no-pager diff --stat -- gen; exit 1; fi
+		git status --porcelain -- gen proto sdk/testdata/segments; git --no-pager diff --stat -- gen sdk/testdata/segments; exit 1; fi
 
 .PHONY: lint
 lint: $(BIN)/buf ## buf lint, and buf breaking against main when main has the API
@@ -172,8 +183,16 @@ soak: deps ## Mixed load while the sidecar is SIGKILLed and L2 restarted, for SO
 	@# without it anyway (its memory is measured).
 	SOAK_TIME=$(SOAK_TIME) go test -count=1 -v -timeout 2h -run '$(SOAK_TESTS)' ./test/soak
 
+.PHONY: fuzz-shm
+fuzz-shm: $(BIN)/cargo-fuzz ## Fuzz the Rust segment reader (sdk/shm) over arbitrary segment bytes for FUZZ_TIME; crashers land in sdk/shm/fuzz/artifacts
+	@# libFuzzer takes whole seconds; cargo fuzz needs nightly flags, which
+	@# RUSTC_BOOTSTRAP allows on the stable toolchain.
+	t=$(FUZZ_TIME); case $$t in *m) secs=$$(( $${t%m} * 60 ));; *s) secs=$${t%s};; *) secs=$$t;; esac; \
+	cd sdk/shm && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(TMP)/cargo-fuzz-target cargo fuzz run --sanitizer none \
+		--debug-assertions segment -- -max_total_time=$$secs -rss_limit_mb=1024
+
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZ_TIME each; crashers land in the package's testdata/fuzz, where go test replays them
+fuzz: fuzz-shm ## Run every fuzz target for FUZZ_TIME each; crashers land in the package's testdata/fuzz, where go test replays them
 	@status=0; summary=""; \
 	for file in $$(grep -rl --include='*_test.go' --exclude-dir=.tmp --exclude-dir=.git '^func Fuzz' .); do \
 		pkg=$$(dirname $$file); \
@@ -274,6 +293,10 @@ $(BIN)/protoc-gen-prost: Makefile
 
 $(BIN)/protoc-gen-tonic: Makefile
 	$(CARGO_INSTALL) protoc-gen-tonic@$(PROTOC_GEN_TONIC_VERSION)
+	@touch $@
+
+$(BIN)/cargo-fuzz: Makefile
+	$(CARGO_INSTALL) cargo-fuzz@$(CARGO_FUZZ_VERSION)
 	@touch $@
 
 $(BIN)/protoc-gen-mypy_grpc: $(VENV)/.installed

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -73,7 +74,6 @@ type Server struct {
 	closing bool
 
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
-	admission *admission             // nil until the gRPC server is built
 	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
 
@@ -143,27 +143,35 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	if maxRecv == 0 {
 		maxRecv = scfg.MaxKeySize + scfg.MaxValueSize + maxRecvSlack
 	}
-	admit := s.admissionOption(maxRecv) // sets s.admission, which the interceptors use
+	s.registerLimitMetrics()
+	pool := newBufferPool(cfg.Budget)
+	gate := &readGate{budget: cfg.Budget, maxRecv: int64(maxRecv), refused: func() { s.rejected.WithLabelValues("client_memory").Inc() }}
+	au := &auth{token: cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
 	s.grpc = grpc.NewServer(
-		admit,
+		experimental.BufferPool(pool),
+		grpc.ForceServerCodecV2(codec{pool}),
 		grpc.MaxRecvMsgSize(maxRecv),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.InitialWindowSize(grpcStreamWindow),
+		grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second, // pings more often than this end the connection
 			PermitWithoutStream: true,            // SDKs keep idle connections alive
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: cfg.IdleTimeout}),
 		// Outermost first: metrics and logs see the final code, which recovery makes
-		// INTERNAL on a panic; validation sits next to the handler.
+		// INTERNAL on a panic; validation sits next to the handler. A unary request
+		// has been read (through the gate, see gatedRegistrar) before the first runs.
 		grpc.ChainUnaryInterceptor(
-			s.admission.authUnary,
+			au.unary,
 			grpcMetrics.UnaryServerInterceptor(),
 			logUnary,
 			recovery.UnaryServerInterceptor(recoverOpt),
 			validationUnary(lim),
 		),
 		grpc.ChainStreamInterceptor(
-			s.admission.authStream,
+			gate.stream,
+			au.stream,
 			grpcMetrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(logger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpt),
@@ -181,10 +189,15 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		started:   s.started,
 		prewarmer: cfg.Prewarmer,
 		prewarm:   cfg.Prewarm,
+		budget:    cfg.Budget,
+		// A BatchGet answer is bounded as a request is: no message either way is
+		// larger than maxRecv.
+		maxBatchResp: maxRecv,
 	}
-	cacheev1.RegisterCacheServiceServer(s.grpc, s.svc)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	reg := gatedRegistrar{s.grpc, gate}
+	cacheev1.RegisterCacheServiceServer(reg, s.svc)
+	healthpb.RegisterHealthServer(reg, s.health)
+	reflection.Register(reg)
 	grpcMetrics.InitializeMetrics(s.grpc)
 	return s, nil
 }

@@ -1,9 +1,6 @@
 package store
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Tx is a sequence of operations that runs under the store's write lock, so no other
 // write interleaves with it: the way to build read-modify-write commands (INCR,
@@ -17,13 +14,7 @@ type Tx struct {
 // Update runs fn under the write lock. Lock-free readers may observe the effect of each
 // operation as it happens; use Atomic when they must not see a partial result.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	s.drain()
-	return fn(s.newTx())
+	return s.write(func() error { return fn(s.newTx()) })
 }
 
 // newTx reuses the store's one Tx: only one can run at a time, under mu, and a Tx is
@@ -37,17 +28,13 @@ func (s *Store) newTx() *Tx {
 // readers: they wait (in-process) or fall back (other processes) until fn returns, so
 // they see all of its writes or none. A reader waits at most as long as fn runs.
 func (s *Store) Atomic(fn func(tx *Tx) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	s.drain()
-	m := &s.v.m
-	ver := m.load(hdrIndexVer)
-	m.store(hdrIndexVer, ver+1)
-	defer m.store(hdrIndexVer, ver+2)
-	return fn(s.newTx())
+	return s.write(func() error {
+		m := &s.v.m
+		ver := m.load(hdrIndexVer)
+		m.store(hdrIndexVer, ver+1)
+		defer m.store(hdrIndexVer, ver+2)
+		return fn(s.newTx())
+	})
 }
 
 // Get appends key's value to dst.
@@ -81,14 +68,8 @@ func (tx *Tx) Exists(key []byte) bool {
 
 // Set is Store.Set inside the transaction.
 func (tx *Tx) Set(key, value []byte, opt SetOptions) (bool, error) {
-	if err := tx.s.checkKey(key); err != nil {
+	if err := tx.s.checkSet(key, value, opt); err != nil {
 		return false, err
-	}
-	if err := tx.s.checkValue(key, value); err != nil {
-		return false, err
-	}
-	if opt.TTL < 0 {
-		return false, fmt.Errorf("%w: %v", ErrInvalidTTL, opt.TTL)
 	}
 	return tx.s.set(tx.s.hash(key), key, value, opt, tx.now)
 }
