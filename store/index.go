@@ -339,16 +339,10 @@ func hashKey(key []byte, seed uint64) uint64 {
 	if n-4 > 12 {
 		return xxh3.HashSeed(key, seed)
 	}
-	p := unsafe.Pointer(unsafe.SliceData(key))
 	if n > 8 {
-		lo := *(*uint64)(p) ^ (xxhSecret24 ^ xxhSecret32 + seed)
-		hi := *(*uint64)(unsafe.Add(p, n-8)) ^ (xxhSecret40 ^ xxhSecret48 - seed)
-		mh, ml := bits.Mul64(lo, hi)
-		x := n + bits.ReverseBytes64(lo) + hi + (mh ^ ml)
-		x ^= x >> 37
-		x *= 0x165667919e3779f9
-		return x ^ x>>32
+		return hashKey16(key, seed)
 	}
+	p := unsafe.Pointer(unsafe.SliceData(key))
 	seed ^= uint64(bits.ReverseBytes32(uint32(seed))) << 32
 	in := uint64(*(*uint32)(unsafe.Add(p, n-4))) + uint64(*(*uint32)(p))<<32
 	x := in ^ (xxhSecret8 ^ xxhSecret16 - seed)
@@ -357,6 +351,20 @@ func hashKey(key []byte, seed uint64) uint64 {
 	x ^= x>>35 + n
 	x *= 0x9fb21c651e98df25
 	return x ^ x>>28
+}
+
+// hashKey16 is hashKey for keys of 9 to 16 bytes, small enough for the compiler to
+// inline where a Get hashes its key.
+func hashKey16(key []byte, seed uint64) uint64 {
+	n := uint64(len(key))
+	p := unsafe.Pointer(unsafe.SliceData(key))
+	lo := *(*uint64)(p) ^ (xxhSecret24 ^ xxhSecret32 + seed)
+	hi := *(*uint64)(unsafe.Add(p, n-8)) ^ (xxhSecret40 ^ xxhSecret48 - seed)
+	mh, ml := bits.Mul64(lo, hi)
+	x := n + bits.ReverseBytes64(lo) + hi + (mh ^ ml)
+	x ^= x >> 37
+	x *= 0x165667919e3779f9
+	return x ^ x>>32
 }
 
 // Little-endian words of XXH3's default secret at the byte offsets that hashKey uses.

@@ -107,7 +107,7 @@ func (r *Reader) Get(key, dst []byte) (value []byte, ref uint64, found bool, err
 		}
 		return dst, 0, false, ErrKeyTooLarge
 	}
-	out, ref, res := r.v.get(hashKey(key, r.v.seed), key, dst)
+	out, ref, res := r.v.get(key, dst)
 	switch res {
 	case resHit:
 		return out, ref, true, nil

@@ -97,7 +97,7 @@ func (v *view) tableAt(h uint64, depth uint) (uint64, bool) {
 	return t, true
 }
 
-// get looks key (whose hash is h) up. On a hit the value is appended to dst. ref is the
+// get looks key up. On a hit the value is appended to dst. ref is the
 // slot word on a hit and the hash's tag on a miss; it is what a reader reports so that
 // the writer's policy counts the access. An entry whose value is not a string is
 // resNotString: the caller must not read it as one. Expiry follows expired.
@@ -106,7 +106,13 @@ func (v *view) tableAt(h uint64, depth uint) (uint64, bool) {
 // meets: the index and the home bucket holding still, the key in its home bucket (or
 // absent from a bucket nothing overflowed from), a valid string entry. Anything else,
 // it leaves to getSlow, which starts over and handles every case.
-func (v *view) get(h uint64, key, dst []byte) ([]byte, uint64, int) {
+func (v *view) get(key, dst []byte) ([]byte, uint64, int) {
+	var h uint64
+	if uint64(len(key))-9 <= 7 {
+		h = hashKey16(key, v.seed) // inlined: the usual key costs no call
+	} else {
+		h = hashKey(key, v.seed)
+	}
 	base := v.m.base
 	ver := load(base, hdrIndexVer)
 	depth := uint(load32(base, hdrGlobalDepth))
