@@ -27,7 +27,7 @@ type stripe struct {
 	head  atomic.Uint64 // positions claimed; the sum over stripes is the hit count
 	_     [56]byte
 	slots [ringSlots]uint64 // atomic access only
-	tail  uint64 // the flusher's position; only the flusher uses it
+	tail  uint64            // the flusher's position; only the flusher uses it
 	_     [56]byte
 }
 
