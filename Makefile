@@ -12,6 +12,7 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+GRPCURL_VERSION := v1.9.4
 # redis-py for the RESP tests; keep it equal to redisPyVersion in server/resp/clients_test.go.
 REDIS_PY_VERSION := 8.1.0
 # Generators for the other languages' stubs, each from its own ecosystem's registry.
@@ -92,7 +93,7 @@ run: build ## Build and start cachee with developer-machine defaults
 test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_REQUIRE_TOOLS=1 \
+	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
 	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
@@ -146,8 +147,12 @@ test-typescript: build ## Test sdk/typescript with node's test runner
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
 
 .PHONY: test-java
-test-java: build ## Test sdk/java with JUnit 5 through Maven
+test-java: build package-java ## Test sdk/java with JUnit 5 through Maven
 	cd sdk/java && mvn -B -ntp test -Dcachee.bin=$(CACHEE)
+
+.PHONY: package-java
+package-java: ## Build sdk/java for Maven Central (jar, sources, javadoc) and check the pom's Central metadata (mvn verify)
+	cd sdk/java && mvn -B -ntp -q verify -DskipTests
 
 .PHONY: test-rust
 test-rust: build ## Test sdk/rust with cargo test
@@ -179,7 +184,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -356,4 +361,8 @@ $(VENV)/.installed: Makefile
 
 $(BIN)/grpc-health-probe: Makefile
 	go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION)
+	@touch $@
+
+$(BIN)/grpcurl: Makefile
+	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@

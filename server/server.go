@@ -140,17 +140,19 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 			func(_ context.Context, c interceptors.CallMeta) bool { return !isDataPath(c.Service, c.Method) }))
 	}
 	maxRecv := cfg.MaxRecvMsgSize
+	raise := "raise --grpc-max-msg-size"
 	if maxRecv == 0 {
 		maxRecv = scfg.MaxKeySize + scfg.MaxValueSize + maxRecvSlack
+		raise = fmt.Sprintf("it follows --max-value-size (%d bytes) and --max-key-size (%d bytes): raise --max-value-size, or set --grpc-max-msg-size", scfg.MaxValueSize, scfg.MaxKeySize)
 	}
 	s.registerLimitMetrics()
 	pool := newBufferPool(cfg.Budget)
-	gate := &readGate{budget: cfg.Budget, maxRecv: int64(maxRecv), refused: func() { s.rejected.WithLabelValues("client_memory").Inc() }}
+	gate := newReadGate(cfg.Budget, maxRecv, raise, func() { s.rejected.WithLabelValues("client_memory").Inc() })
 	au := &auth{token: cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
 	s.grpc = grpc.NewServer(
 		experimental.BufferPool(pool),
 		grpc.ForceServerCodecV2(codec{pool}),
-		grpc.MaxRecvMsgSize(maxRecv),
+		grpc.MaxRecvMsgSize(readCap(maxRecv)), // the server's own limit is maxRecv: see readCap
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.InitialWindowSize(grpcStreamWindow),
 		grpc.InitialConnWindowSize(grpcConnWindow),
@@ -232,15 +234,15 @@ func (s *Server) Listen() (err error) {
 		}
 	}()
 	if s.sock, err = listenUnix(s.cfg.Socket); err != nil {
-		return fmt.Errorf("socket %s: %w", s.cfg.Socket, err)
+		return &ListenError{"socket", s.cfg.Socket, err}
 	}
 	closers = append(closers, func() { s.sock.Close(); s.sock.remove() })
 	for _, l := range []struct {
-		ln   *net.Listener
-		addr string
-	}{{&s.tcp, s.cfg.Addr}, {&s.httpLn, s.cfg.HTTPAddr}, {&s.metricsLn, s.cfg.MetricsAddr}} {
+		ln         *net.Listener
+		name, addr string
+	}{{&s.tcp, "tcp", s.cfg.Addr}, {&s.httpLn, "http", s.cfg.HTTPAddr}, {&s.metricsLn, "metrics", s.cfg.MetricsAddr}} {
 		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
-			return err
+			return &ListenError{l.name, l.addr, err}
 		}
 		closers = append(closers, func() { (*l.ln).Close() })
 	}

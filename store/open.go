@@ -34,7 +34,6 @@ func Open(cfg Config) (*Store, error) {
 		clock:    cfg.Clock,
 		rb:       newReadBuffer(),
 		weighted: cfg.MaxEntries == 0,
-		wakeCh:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}

@@ -198,7 +198,9 @@ func storeLimits(c store.Config) (maxKey, maxValue int) {
 // applyServer puts the resolved limits and access controls into the server's
 // configuration.
 func (l *limitOptions) applyServer(cfg *server.Config) {
-	cfg.MaxRecvMsgSize = l.grpcMs
+	if l.grpcMaxMsgSize.n != 0 {
+		cfg.MaxRecvMsgSize = l.grpcMs // otherwise the server derives it, and names --max-value-size when it refuses a message
+	}
 	cfg.MaxConcurrentStreams = l.streams
 	cfg.MaxConns = l.maxClients
 	cfg.IdleTimeout = l.idleTimeout
