@@ -66,10 +66,10 @@ type Server struct {
 	httpSrv, metricsSrv *http.Server
 
 	acceptors sync.WaitGroup // accept loops
-	routes    sync.WaitGroup // one per accepted connection until gRPC takes it or its handler returns
+	routes    sync.WaitGroup // one per accepted connection until gRPC takes it or ServeConn returns
 
 	mu      sync.Mutex
-	conns   map[net.Conn]bool // connections being sniffed (false) or with the ConnHandler (true)
+	sniffed map[net.Conn]struct{} // connections whose protocol is not known yet
 	closing bool
 
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
@@ -91,7 +91,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		started:  time.Now(),
 		health:   health.NewServer(),
 		registry: prometheus.NewRegistry(),
-		conns:    make(map[net.Conn]bool),
+		sniffed:  make(map[net.Conn]struct{}),
 	}
 	// notify first, so that grpc.health.v1 (SERVING when created) follows the first hold.
 	s.ready.notify = s.followReadiness
@@ -393,7 +393,7 @@ func (s *Server) accept(ln net.Listener) {
 			continue
 		}
 		delay = 0
-		if !s.track(c, false) {
+		if !s.track(c) {
 			c.Close()
 			continue
 		}
@@ -402,21 +402,25 @@ func (s *Server) accept(ln net.Listener) {
 	}
 }
 
-// track records c as being sniffed or handled; false means the server is closing.
-func (s *Server) track(c net.Conn, handled bool) bool {
+// track records c as being sniffed, for shutdown to close; false means the server is
+// closing.
+func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.conns[c] = handled
+	s.sniffed[c] = struct{}{}
 	return true
 }
 
-func (s *Server) untrack(c net.Conn) {
+// untrack hands c, whose protocol is known, to the caller; false means shutdown has
+// closed it meanwhile.
+func (s *Server) untrack(c net.Conn) bool {
 	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	delete(s.sniffed, c)
+	return !s.closing
 }
 
 // route tells gRPC from everything else by the first bytes, in the connection's own
@@ -462,16 +466,9 @@ func (s *Server) route(c net.Conn) {
 		s.log.Warn("closed a connection that is not gRPC: "+why, "remote", remote(c), "first_bytes", string(buf[:n]))
 		return
 	}
-	if !s.track(c, true) {
-		s.untrack(c)
-		c.Close()
-		return
+	if s.untrack(c) {
+		s.cfg.ConnHandler.ServeConn(c, buf[:n]) // c is the handler's now
 	}
-	defer func() {
-		s.untrack(c)
-		c.Close()
-	}()
-	s.cfg.ConnHandler.ServeConn(c, buf[:n])
 }
 
 // remote names a peer for logs; Unix socket peers have no address.
@@ -497,10 +494,8 @@ func (s *Server) shutdown() {
 
 	s.mu.Lock()
 	s.closing = true
-	for c, handled := range s.conns {
-		if !handled {
-			c.Close() // still sniffing: nothing in flight yet
-		}
+	for c := range s.sniffed {
+		c.Close() // nothing in flight yet
 	}
 	s.mu.Unlock()
 
@@ -513,9 +508,10 @@ func (s *Server) shutdown() {
 	}()
 	connsDone := make(chan struct{})
 	go func() {
-		if sh, ok := s.cfg.ConnHandler.(interface{ Shutdown(context.Context) error }); ok {
-			if err := sh.Shutdown(ctx); err != nil {
-				s.log.Warn("RESP handler shutdown", "err", err)
+		if h := s.cfg.ConnHandler; h != nil {
+			// Returns by the end of the grace period, its connections closed.
+			if err := h.Shutdown(ctx); err != nil {
+				s.log.Warn("RESP connections still open at the end of the grace period were closed", "err", err)
 			}
 		}
 		s.routes.Wait()
@@ -530,11 +526,6 @@ func (s *Server) shutdown() {
 	if ctx.Err() != nil {
 		s.log.Warn("grace period over; closing connections still open")
 		s.grpc.Stop()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
 		<-grpcDone
 		<-connsDone
 	}
