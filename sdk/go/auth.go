@@ -2,18 +2,15 @@ package cachee
 
 import (
 	"context"
-
-	"google.golang.org/grpc"
 )
 
 // WithAuthToken makes every call carry "authorization: Bearer <token>", for a sidecar
-// started with --auth-token (CACHEE_AUTH_TOKEN). A call with no token, or a wrong
-// one, fails with ErrUnauthenticated. The token is sent as the connection is, in
+// started with --auth-token. Without it, the Client sends $CACHEE_AUTH_TOKEN when that
+// is set: the variable the sidecar reads its token from. A call with no token, or a
+// wrong one, fails with ErrUnauthenticated. The token is sent as the connection is, in
 // plaintext: it keeps out callers who cannot read it, not eavesdroppers (see the
 // sidecar's docs/security.md).
-func WithAuthToken(token string) Option {
-	return WithDialOptions(grpc.WithPerRPCCredentials(bearerToken(token)))
-}
+func WithAuthToken(token string) Option { return func(o *options) { o.token = token } }
 
 // bearerToken is the grpc.PerRPCCredentials of WithAuthToken.
 type bearerToken string

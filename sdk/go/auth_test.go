@@ -43,3 +43,20 @@ func TestAuthToken(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthTokenFromEnv: without WithAuthToken, the Client sends $CACHEE_AUTH_TOKEN,
+// the variable the sidecar reads its own token from.
+func TestAuthTokenFromEnv(t *testing.T) {
+	s := startSidecar(t, true, "--auth-token="+testToken)
+	cx := ctx(t)
+	t.Setenv("CACHEE_AUTH_TOKEN", testToken)
+	c := dial(t, s, cachee.WithoutShm())
+	if _, err := c.Set(cx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	// An explicit token wins over the environment's.
+	c = dial(t, s, cachee.WithoutShm(), cachee.WithAuthToken(testToken+"x"))
+	if _, err := c.Set(cx, "k", []byte("v")); !errors.Is(err, cachee.ErrUnauthenticated) {
+		t.Fatalf("%v: want ErrUnauthenticated", err)
+	}
+}

@@ -2,11 +2,9 @@ package cachee
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -15,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -51,10 +50,12 @@ type Client struct {
 // connection up, watching the shared-memory segment, reporting shared-memory hits.
 //
 // The sidecar is found, in order, at WithTarget's address; at unix:$CACHEE_SOCKET;
-// at $CACHE_HOST:$CACHE_PORT (either may be left out: localhost, 6380), as in the
-// manifest of the article the project follows; and otherwise at the default socket
+// at $CACHE_HOST:$CACHE_PORT (either may be left out: localhost, 6380), the variables
+// a pod spec sets for cache clients; and otherwise at the default socket
 // unix:///var/run/cachee/cachee.sock. The segment is looked for in WithShmDir's
-// directory, else $CACHEE_SHM (set and empty turns it off), else /dev/shm/cachee.
+// directory, else $CACHEE_SHM (set and empty turns it off), else /dev/shm/cachee. The
+// token is WithAuthToken's, else $CACHEE_AUTH_TOKEN's. Every cachee SDK resolves these
+// the same way (docs/sdk-contract.md).
 //
 // Dial does not wait for the sidecar unless WithWaitReady is given: until it answers,
 // calls fail with ErrUnavailable.
@@ -63,14 +64,10 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.target == "" {
-		o.target = targetFromEnv()
-	}
-	if !o.shmSet {
-		o.shmDir = DefaultShmDir
-		if d, ok := os.LookupEnv("CACHEE_SHM"); ok {
-			o.shmDir = d
-		}
+	o.target = resolveTarget(o.target, os.Getenv)
+	o.shmDir = resolveShmDir(o.shmDir, o.shmSet, os.LookupEnv)
+	if token := resolveToken(o.token, os.Getenv); token != "" {
+		o.dialOptions = append(o.dialOptions, grpc.WithPerRPCCredentials(bearerToken(token)))
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
@@ -86,7 +83,7 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay:  o.reconnectBase,
-				Multiplier: 1.6,
+				Multiplier: reconnectMultiplier,
 				Jitter:     0.2,
 				MaxDelay:   o.reconnectMax,
 			},
@@ -130,24 +127,6 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 		go w.run(bg)
 	}
 	return c, nil
-}
-
-// targetFromEnv is the sidecar address when no WithTarget is given.
-func targetFromEnv() string {
-	if s := os.Getenv("CACHEE_SOCKET"); s != "" {
-		return "unix:" + s
-	}
-	host, port := os.Getenv("CACHE_HOST"), os.Getenv("CACHE_PORT")
-	if host != "" || port != "" {
-		if host == "" {
-			host = "localhost"
-		}
-		if port == "" {
-			port = "6380"
-		}
-		return net.JoinHostPort(host, port)
-	}
-	return "unix://" + DefaultSocket
 }
 
 // waitReady waits until the connection is ready or ctx ends.
@@ -215,10 +194,29 @@ func (c *Client) Close() error {
 	return err
 }
 
-// call runs one RPC with the Client's timeout and retries. retry says whether the
-// call may be repeated after the sidecar became unreachable mid-call (reads and
-// unconditional writes); contended reads are always retried.
-func (c *Client) call(ctx context.Context, retry bool, fn func(ctx context.Context) error) error {
+// An rpc is one of the calls that Client.call makes and retries (Prewarm and
+// RecordAccess are never retried, so they are not rpcs).
+type rpc struct {
+	name string // the proto method
+	// safe: sending it again after a failure that may have followed its effect (a
+	// connection lost mid-call) leaves the same state. A conditional write is not
+	// safe, since its second attempt could see its own first one.
+	safe bool
+}
+
+var (
+	rpcGet        = rpc{"Get", true}
+	rpcBatchGet   = rpc{"BatchGet", true}
+	rpcStats      = rpc{"Stats", true}
+	rpcDelete     = rpc{"Delete", true}
+	rpcSet        = rpc{"Set", true}
+	rpcSetIf      = rpc{"Set", false}
+	rpcBatchSet   = rpc{"BatchSet", true}
+	rpcBatchSetIf = rpc{"BatchSet", false}
+)
+
+// call runs one RPC with the Client's timeout and the contract's retries.
+func (c *Client) call(ctx context.Context, r rpc, fn func(ctx context.Context) error) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -236,41 +234,46 @@ func (c *Client) call(ctx context.Context, retry bool, fn func(ctx context.Conte
 		if c.closed.Load() {
 			return ErrClosed
 		}
-		err = fromStatus(err)
-		if caller != ctx && caller.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		e := fromStatus(err).(*Error)
+		if caller != ctx && caller.Err() == nil && e.Code == codes.DeadlineExceeded {
 			// The Client's own timeout ran out, not the caller's: the sidecar did
 			// not answer in time, which is what ErrUnavailable stands for.
-			if e, ok := err.(*Error); ok {
-				e.sentinel = ErrUnavailable
-			}
-			return err
+			e.sentinel = ErrUnavailable
+			return e
 		}
-		if attempt >= c.opts.retries || !c.retryable(err, retry) {
-			return err
+		knownDown := c.cc.GetState() == connectivity.TransientFailure
+		if attempt >= c.opts.retries || !mayRetry(r.safe, e, knownDown) {
+			return e
 		}
 		wait := c.backoff(attempt)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			return err
+			return e
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return err
+			return e
 		case <-t.C:
 		}
 	}
 }
 
-func (c *Client) retryable(err error, retry bool) bool {
+// mayRetry is the SDK contract's retry rule (docs/sdk-contract.md, section 5) for a
+// call that failed with e. Refusals the sidecar made before applying anything are
+// always retried; a lost connection only for calls that are safe to repeat, and not
+// while the sidecar is known to be down (grpc-go's last connection attempt failed): a
+// retry would fail the same way, so the call fails fast while the background
+// reconnect does its work.
+func mayRetry(safe bool, e *Error, knownDown bool) bool {
 	switch {
-	case errors.Is(err, ErrContended):
+	case e.Code == codes.Unavailable && (e.Reason == reasonName(cacheev1.ErrorReason_ERROR_REASON_OVERLOADED) ||
+		e.Reason == reasonName(cacheev1.ErrorReason_ERROR_REASON_SHUTTING_DOWN)):
 		return true
-	case errors.Is(err, ErrUnavailable):
-		// While grpc-go knows the sidecar is down (its last connection attempt
-		// failed), a retry would fail the same way: fail fast and let the
-		// background reconnect do its work.
-		return retry && c.cc.GetState() != connectivity.TransientFailure
+	case e.Code == codes.Aborted && e.Reason == reasonName(cacheev1.ErrorReason_ERROR_REASON_READ_CONTENDED):
+		return true
+	case e.Code == codes.Unavailable && e.Reason == "":
+		return safe && !knownDown
 	}
 	return false
 }

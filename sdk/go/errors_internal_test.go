@@ -52,10 +52,10 @@ func TestFromStatus(t *testing.T) {
 		{codes.Internal, "INTERNAL", []error{ErrInternal}, nil},
 		// From gRPC itself: no ErrorInfo.
 		{codes.Unavailable, "", []error{ErrUnavailable}, nil},
-		{codes.ResourceExhausted, "", []error{ErrMessageTooLarge, ErrValueTooLarge}, []error{ErrOutOfMemory, ErrInvalidArgument}},
+		{codes.ResourceExhausted, "", []error{ErrMessageTooLarge, ErrInvalidArgument}, []error{ErrOutOfMemory, ErrValueTooLarge}},
 		{codes.DeadlineExceeded, "", []error{context.DeadlineExceeded}, []error{ErrUnavailable}},
 		{codes.Canceled, "", []error{context.Canceled}, nil},
-		{codes.Unimplemented, "", nil, []error{ErrInternal, ErrUnavailable, ErrInvalidArgument}},
+		{codes.Unimplemented, "", []error{ErrInternal}, []error{ErrUnavailable, ErrInvalidArgument}},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%v/%s", tt.code, tt.reason), func(t *testing.T) {

@@ -77,7 +77,7 @@ func (c *Client) get(ctx context.Context, key string, dst []byte, into bool) ([]
 		c.ctr.fallbacks.Add(1)
 	}
 	var resp *cacheev1.GetResponse
-	err := c.call(ctx, true, func(ctx context.Context) (err error) {
+	err := c.call(ctx, rpcGet, func(ctx context.Context) (err error) {
 		resp, err = c.rpc.Get(ctx, &cacheev1.GetRequest{Key: []byte(key)})
 		return err
 	})
@@ -107,9 +107,9 @@ func (c *Client) shmError(err error) error {
 	case errors.Is(err, store.ErrCorrupt):
 		c.ctr.corrupt.Add(1)
 	case errors.Is(err, store.ErrKeyEmpty):
-		return localError(codes.InvalidArgument, "KEY_EMPTY", "key")
+		return localError(codes.InvalidArgument, cacheev1.ErrorReason_ERROR_REASON_KEY_EMPTY, "key")
 	case errors.Is(err, store.ErrKeyTooLarge):
-		return localError(codes.InvalidArgument, "KEY_TOO_LARGE", "key")
+		return localError(codes.InvalidArgument, cacheev1.ErrorReason_ERROR_REASON_KEY_TOO_LARGE, "key")
 	}
 	return nil
 }
@@ -164,8 +164,8 @@ func ttlProto(d time.Duration) *durationpb.Duration {
 }
 
 // Set stores value under key. stored is false only when a condition was not met.
-// Unconditional Sets are retried after a transient failure; conditional ones are not,
-// since a retry could see the first attempt's write.
+// Unconditional Sets are retried after a transient failure; conditional ones only when
+// the sidecar refused them unapplied, since a retry could see the first attempt's write.
 func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...SetOption) (stored bool, err error) {
 	var o setOptions
 	for _, opt := range opts {
@@ -173,7 +173,7 @@ func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...SetO
 	}
 	req := &cacheev1.SetRequest{Key: []byte(key), Value: value, Ttl: ttlProto(o.ttl), Condition: o.cond.proto()}
 	var resp *cacheev1.SetResponse
-	err = c.call(ctx, o.cond == NoCondition, func(ctx context.Context) (err error) {
+	err = c.call(ctx, setRPC(o.cond == NoCondition), func(ctx context.Context) (err error) {
 		resp, err = c.rpc.Set(ctx, req)
 		return err
 	})
@@ -185,7 +185,7 @@ func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...SetO
 // false.
 func (c *Client) Delete(ctx context.Context, key string) (deleted bool, err error) {
 	var resp *cacheev1.DeleteResponse
-	err = c.call(ctx, true, func(ctx context.Context) (err error) {
+	err = c.call(ctx, rpcDelete, func(ctx context.Context) (err error) {
 		resp, err = c.rpc.Delete(ctx, &cacheev1.DeleteRequest{Key: []byte(key)})
 		return err
 	})
@@ -237,7 +237,7 @@ func (c *Client) BatchGet(ctx context.Context, keys []string) ([]Result, error) 
 		req.Keys[j] = []byte(keys[i])
 	}
 	var resp *cacheev1.BatchGetResponse
-	err := c.call(ctx, true, func(ctx context.Context) (err error) {
+	err := c.call(ctx, rpcBatchGet, func(ctx context.Context) (err error) {
 		resp, err = c.rpc.BatchGet(ctx, req)
 		return err
 	})
@@ -270,13 +270,13 @@ type Item struct {
 // were stored. On error, items before the failing one may have been stored.
 func (c *Client) BatchSet(ctx context.Context, items []Item) ([]bool, error) {
 	req := &cacheev1.BatchSetRequest{Items: make([]*cacheev1.BatchSetItem, len(items))}
-	retry := true
+	unconditional := true
 	for i, it := range items {
 		req.Items[i] = &cacheev1.BatchSetItem{Key: []byte(it.Key), Value: it.Value, Ttl: ttlProto(it.TTL), Condition: it.Condition.proto()}
-		retry = retry && it.Condition == NoCondition
+		unconditional = unconditional && it.Condition == NoCondition
 	}
 	var resp *cacheev1.BatchSetResponse
-	err := c.call(ctx, retry, func(ctx context.Context) (err error) {
+	err := c.call(ctx, batchSetRPC(unconditional), func(ctx context.Context) (err error) {
 		resp, err = c.rpc.BatchSet(ctx, req)
 		return err
 	})
@@ -307,7 +307,7 @@ type Stats struct {
 // Stats returns the sidecar's statistics.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var r *cacheev1.StatsResponse
-	err := c.call(ctx, true, func(ctx context.Context) (err error) {
+	err := c.call(ctx, rpcStats, func(ctx context.Context) (err error) {
 		r, err = c.rpc.Stats(ctx, &cacheev1.StatsRequest{})
 		return err
 	})
@@ -401,4 +401,18 @@ func (c *Client) Prewarm(ctx context.Context, opts ...PrewarmOption) (PrewarmPro
 			o.progress(last)
 		}
 	}
+}
+
+func setRPC(unconditional bool) rpc {
+	if unconditional {
+		return rpcSet
+	}
+	return rpcSetIf
+}
+
+func batchSetRPC(unconditional bool) rpc {
+	if unconditional {
+		return rpcBatchSet
+	}
+	return rpcBatchSetIf
 }

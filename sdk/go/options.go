@@ -20,11 +20,16 @@ const (
 	DefaultFlushInterval = 50 * time.Millisecond
 )
 
+// reconnectMultiplier is the growth of the wait between attempts to reach a sidecar
+// that went away (docs/sdk-contract.md).
+const reconnectMultiplier = 1.6
+
 // Option configures a Client in Dial.
 type Option func(*options)
 
 type options struct {
 	target        string
+	token         string
 	shmDir        string
 	shmSet        bool
 	timeout       time.Duration
@@ -80,7 +85,9 @@ func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout =
 // (default 2), waiting base, 2·base, ... up to max between attempts (default 10ms
 // to 200ms, with jitter). A retry never waits past the call's deadline, and none is
 // made while the sidecar is known to be down: such calls fail at once with
-// ErrUnavailable. Only reads and unconditional writes are retried.
+// ErrUnavailable. Which failures are retried, for which calls, is the SDK contract's
+// (docs/sdk-contract.md): refusals the sidecar made before applying anything always,
+// a lost connection only for reads, deletes and unconditional writes.
 func WithRetries(n int, base, max time.Duration) Option {
 	return func(o *options) { o.retries, o.retryBase, o.retryMax = n, base, max }
 }

@@ -7,7 +7,8 @@ or on 127.0.0.1:6380.
 
 Keys and values are arbitrary bytes. Errors carry a google.rpc.ErrorInfo
 detail (domain "cachee") whose reason names the failure in UPPER_SNAKE_CASE,
-for example VALUE_TOO_LARGE; docs/grpc.md lists every code and reason.
+for example VALUE_TOO_LARGE: the ErrorReason enum (error_reason.proto) lists
+them, and docs/grpc.md gives each one's status code.
 """
 
 from cachee.v1 import cache_service_pb2 as _cache_service_pb2

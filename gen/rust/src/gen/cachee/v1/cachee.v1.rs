@@ -269,5 +269,123 @@ impl SetCondition {
         }
     }
 }
+/// ErrorReason names every failure the server reports. A failed call carries a
+/// google.rpc.ErrorInfo detail with domain "cachee" whose reason is the value's
+/// name without the ERROR_REASON_ prefix (ERROR_REASON_VALUE_TOO_LARGE is sent as
+/// "VALUE_TOO_LARGE"). This enum is the one list of reasons: the server and every
+/// SDK take their names from it. docs/grpc.md gives the status code of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum ErrorReason {
+    /// Never sent.
+    Unspecified = 0,
+    /// The key is empty.
+    KeyEmpty = 1,
+    /// The key is longer than the server's maximum key size (--max-key-size).
+    KeyTooLarge = 2,
+    /// The value is longer than the server's maximum value size (--max-value-size).
+    ValueTooLarge = 3,
+    /// The request as a whole is larger than the server accepts in one message
+    /// (a batch too large in bytes, or a value far over --max-value-size).
+    MessageTooLarge = 4,
+    /// The time to live is negative, or an expiry is out of range.
+    InvalidTtl = 5,
+    /// A batch holds more items than the server accepts in one call.
+    BatchTooLarge = 6,
+    /// Another field of the request is invalid; metadata "field" names it.
+    InvalidField = 7,
+    /// The server requires a bearer token (--auth-token) and the call carried none,
+    /// or a wrong one.
+    Unauthenticated = 8,
+    /// The server refused the call before applying it because its client memory
+    /// budget was exhausted; retrying later is safe.
+    Overloaded = 9,
+    /// The answer would be larger than the server sends in one message.
+    ResponseTooLarge = 10,
+    /// The cache is full and evicts nothing (--eviction=noeviction).
+    OutOfMemory = 11,
+    /// The server is draining and refused the call before applying it; retrying
+    /// against the restarted server is safe.
+    ShuttingDown = 12,
+    /// A read kept racing the server's writes and gave up; retrying is safe.
+    ReadContended = 13,
+    /// The store's segment contradicts its format.
+    SegmentCorrupt = 14,
+    /// Prewarm was called on a server without a prewarm source.
+    PrewarmNotConfigured = 15,
+    /// A prewarm is already running.
+    PrewarmRunning = 16,
+    /// The prewarm source could not be reached.
+    PrewarmSourceUnavailable = 17,
+    /// The L2 behind the server could not be reached, or answered too late, for a
+    /// call that needs it (a write-through, a read-through).
+    L2Unavailable = 18,
+    /// The call's deadline passed before it finished.
+    DeadlineExceeded = 19,
+    /// The caller canceled the call.
+    Canceled = 20,
+    /// The server failed in a way it does not classify.
+    Internal = 21,
+}
+impl ErrorReason {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "ERROR_REASON_UNSPECIFIED",
+            Self::KeyEmpty => "ERROR_REASON_KEY_EMPTY",
+            Self::KeyTooLarge => "ERROR_REASON_KEY_TOO_LARGE",
+            Self::ValueTooLarge => "ERROR_REASON_VALUE_TOO_LARGE",
+            Self::MessageTooLarge => "ERROR_REASON_MESSAGE_TOO_LARGE",
+            Self::InvalidTtl => "ERROR_REASON_INVALID_TTL",
+            Self::BatchTooLarge => "ERROR_REASON_BATCH_TOO_LARGE",
+            Self::InvalidField => "ERROR_REASON_INVALID_FIELD",
+            Self::Unauthenticated => "ERROR_REASON_UNAUTHENTICATED",
+            Self::Overloaded => "ERROR_REASON_OVERLOADED",
+            Self::ResponseTooLarge => "ERROR_REASON_RESPONSE_TOO_LARGE",
+            Self::OutOfMemory => "ERROR_REASON_OUT_OF_MEMORY",
+            Self::ShuttingDown => "ERROR_REASON_SHUTTING_DOWN",
+            Self::ReadContended => "ERROR_REASON_READ_CONTENDED",
+            Self::SegmentCorrupt => "ERROR_REASON_SEGMENT_CORRUPT",
+            Self::PrewarmNotConfigured => "ERROR_REASON_PREWARM_NOT_CONFIGURED",
+            Self::PrewarmRunning => "ERROR_REASON_PREWARM_RUNNING",
+            Self::PrewarmSourceUnavailable => "ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE",
+            Self::L2Unavailable => "ERROR_REASON_L2_UNAVAILABLE",
+            Self::DeadlineExceeded => "ERROR_REASON_DEADLINE_EXCEEDED",
+            Self::Canceled => "ERROR_REASON_CANCELED",
+            Self::Internal => "ERROR_REASON_INTERNAL",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "ERROR_REASON_UNSPECIFIED" => Some(Self::Unspecified),
+            "ERROR_REASON_KEY_EMPTY" => Some(Self::KeyEmpty),
+            "ERROR_REASON_KEY_TOO_LARGE" => Some(Self::KeyTooLarge),
+            "ERROR_REASON_VALUE_TOO_LARGE" => Some(Self::ValueTooLarge),
+            "ERROR_REASON_MESSAGE_TOO_LARGE" => Some(Self::MessageTooLarge),
+            "ERROR_REASON_INVALID_TTL" => Some(Self::InvalidTtl),
+            "ERROR_REASON_BATCH_TOO_LARGE" => Some(Self::BatchTooLarge),
+            "ERROR_REASON_INVALID_FIELD" => Some(Self::InvalidField),
+            "ERROR_REASON_UNAUTHENTICATED" => Some(Self::Unauthenticated),
+            "ERROR_REASON_OVERLOADED" => Some(Self::Overloaded),
+            "ERROR_REASON_RESPONSE_TOO_LARGE" => Some(Self::ResponseTooLarge),
+            "ERROR_REASON_OUT_OF_MEMORY" => Some(Self::OutOfMemory),
+            "ERROR_REASON_SHUTTING_DOWN" => Some(Self::ShuttingDown),
+            "ERROR_REASON_READ_CONTENDED" => Some(Self::ReadContended),
+            "ERROR_REASON_SEGMENT_CORRUPT" => Some(Self::SegmentCorrupt),
+            "ERROR_REASON_PREWARM_NOT_CONFIGURED" => Some(Self::PrewarmNotConfigured),
+            "ERROR_REASON_PREWARM_RUNNING" => Some(Self::PrewarmRunning),
+            "ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE" => Some(Self::PrewarmSourceUnavailable),
+            "ERROR_REASON_L2_UNAVAILABLE" => Some(Self::L2Unavailable),
+            "ERROR_REASON_DEADLINE_EXCEEDED" => Some(Self::DeadlineExceeded),
+            "ERROR_REASON_CANCELED" => Some(Self::Canceled),
+            "ERROR_REASON_INTERNAL" => Some(Self::Internal),
+            _ => None,
+        }
+    }
+}
 include!("cachee.v1.tonic.rs");
 // @@protoc_insertion_point(module)
