@@ -12,6 +12,7 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+GRPCURL_VERSION := v1.9.4
 # redis-py for the RESP tests; keep it equal to redisPyVersion in server/resp/clients_test.go.
 REDIS_PY_VERSION := 8.1.0
 # Generators for the other languages' stubs, each from its own ecosystem's registry.
@@ -28,6 +29,8 @@ PROTOC_GEN_ES_VERSION := 2.17.0
 # crates.io: prost 0.14 messages and tonic 0.14 clients.
 PROTOC_GEN_PROST_VERSION := 0.5.0
 PROTOC_GEN_TONIC_VERSION := 0.5.0
+# crates.io: cargo-fuzz, for the Rust segment reader's fuzz target (make fuzz-shm).
+CARGO_FUZZ_VERSION := 0.13.2
 # PyPI, into the venv $(VENV): grpcio-tools generates Python's gRPC stubs, mypy-protobuf
 # their .pyi; the rest are the Python SDK's runtime and test dependencies.
 GRPCIO_TOOLS_VERSION := 1.85.1
@@ -83,14 +86,14 @@ run: build ## Build and start cachee with developer-machine defaults
 test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_REQUIRE_TOOLS=1 \
+	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
 	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
 	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: test-sdks
-test-sdks: test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
@@ -115,6 +118,13 @@ package-java: ## Build sdk/java for Maven Central (jar, sources, javadoc) and ch
 test-rust: build ## Test sdk/rust with cargo test
 	cd sdk/rust && CACHEE_BIN=$(CACHEE) cargo test --locked --quiet
 
+# The Rust segment reader, which the Rust, Python and TypeScript SDKs share: the
+# conformance fixtures, the layout against the Go writer's, the access buffer.
+SHM_CARGO_TARGET := $(TMP)/cargo-shm
+.PHONY: test-shm
+test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
+	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
+
 .PHONY: test-crosslang
 test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) reads what every other wrote
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
@@ -135,7 +145,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -178,8 +188,16 @@ soak: deps ## Mixed load while the sidecar is SIGKILLed and L2 restarted, for SO
 	@# without it anyway (its memory is measured).
 	SOAK_TIME=$(SOAK_TIME) go test -count=1 -v -timeout 2h -run '$(SOAK_TESTS)' ./test/soak
 
+.PHONY: fuzz-shm
+fuzz-shm: $(BIN)/cargo-fuzz ## Fuzz the Rust segment reader (sdk/shm) over arbitrary segment bytes for FUZZ_TIME; crashers land in sdk/shm/fuzz/artifacts
+	@# libFuzzer takes whole seconds; cargo fuzz needs nightly flags, which
+	@# RUSTC_BOOTSTRAP allows on the stable toolchain.
+	t=$(FUZZ_TIME); case $$t in *m) secs=$$(( $${t%m} * 60 ));; *s) secs=$${t%s};; *) secs=$$t;; esac; \
+	cd sdk/shm && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(TMP)/cargo-fuzz-target cargo fuzz run --sanitizer none \
+		--debug-assertions segment -- -max_total_time=$$secs -rss_limit_mb=1024
+
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZ_TIME each; crashers land in the package's testdata/fuzz, where go test replays them
+fuzz: fuzz-shm ## Run every fuzz target for FUZZ_TIME each; crashers land in the package's testdata/fuzz, where go test replays them
 	@status=0; summary=""; \
 	for file in $$(grep -rl --include='*_test.go' --exclude-dir=.tmp --exclude-dir=.git '^func Fuzz' .); do \
 		pkg=$$(dirname $$file); \
@@ -282,6 +300,10 @@ $(BIN)/protoc-gen-tonic: Makefile
 	$(CARGO_INSTALL) protoc-gen-tonic@$(PROTOC_GEN_TONIC_VERSION)
 	@touch $@
 
+$(BIN)/cargo-fuzz: Makefile
+	$(CARGO_INSTALL) cargo-fuzz@$(CARGO_FUZZ_VERSION)
+	@touch $@
+
 $(BIN)/protoc-gen-mypy_grpc: $(VENV)/.installed
 	ln -sf $(VENV)/bin/protoc-gen-mypy_grpc $@
 	@touch -h $@
@@ -298,4 +320,8 @@ $(VENV)/.installed: Makefile
 
 $(BIN)/grpc-health-probe: Makefile
 	go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION)
+	@touch $@
+
+$(BIN)/grpcurl: Makefile
+	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@

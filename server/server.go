@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -73,7 +74,6 @@ type Server struct {
 	closing bool
 
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
-	admission *admission             // nil until the gRPC server is built
 	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
 
@@ -140,30 +140,40 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 			func(_ context.Context, c interceptors.CallMeta) bool { return !isDataPath(c.Service, c.Method) }))
 	}
 	maxRecv := cfg.MaxRecvMsgSize
+	raise := "raise --grpc-max-msg-size"
 	if maxRecv == 0 {
 		maxRecv = scfg.MaxKeySize + scfg.MaxValueSize + maxRecvSlack
+		raise = fmt.Sprintf("it follows --max-value-size (%d bytes) and --max-key-size (%d bytes): raise --max-value-size, or set --grpc-max-msg-size", scfg.MaxValueSize, scfg.MaxKeySize)
 	}
-	admit := s.admissionOption(maxRecv) // sets s.admission, which the interceptors use
+	s.registerLimitMetrics()
+	pool := newBufferPool(cfg.Budget)
+	gate := newReadGate(cfg.Budget, maxRecv, raise, func() { s.rejected.WithLabelValues("client_memory").Inc() })
+	au := &auth{token: cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
 	s.grpc = grpc.NewServer(
-		admit,
-		grpc.MaxRecvMsgSize(maxRecv),
+		experimental.BufferPool(pool),
+		grpc.ForceServerCodecV2(codec{pool}),
+		grpc.MaxRecvMsgSize(readCap(maxRecv)), // the server's own limit is maxRecv: see readCap
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.InitialWindowSize(grpcStreamWindow),
+		grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second, // pings more often than this end the connection
 			PermitWithoutStream: true,            // SDKs keep idle connections alive
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: cfg.IdleTimeout}),
 		// Outermost first: metrics and logs see the final code, which recovery makes
-		// INTERNAL on a panic; validation sits next to the handler.
+		// INTERNAL on a panic; validation sits next to the handler. A unary request
+		// has been read (through the gate, see gatedRegistrar) before the first runs.
 		grpc.ChainUnaryInterceptor(
-			s.admission.authUnary,
+			au.unary,
 			grpcMetrics.UnaryServerInterceptor(),
 			logUnary,
 			recovery.UnaryServerInterceptor(recoverOpt),
 			validationUnary(lim),
 		),
 		grpc.ChainStreamInterceptor(
-			s.admission.authStream,
+			gate.stream,
+			au.stream,
 			grpcMetrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(logger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpt),
@@ -181,10 +191,15 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		started:   s.started,
 		prewarmer: cfg.Prewarmer,
 		prewarm:   cfg.Prewarm,
+		budget:    cfg.Budget,
+		// A BatchGet answer is bounded as a request is: no message either way is
+		// larger than maxRecv.
+		maxBatchResp: maxRecv,
 	}
-	cacheev1.RegisterCacheServiceServer(s.grpc, s.svc)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	reg := gatedRegistrar{s.grpc, gate}
+	cacheev1.RegisterCacheServiceServer(reg, s.svc)
+	healthpb.RegisterHealthServer(reg, s.health)
+	reflection.Register(reg)
 	grpcMetrics.InitializeMetrics(s.grpc)
 	return s, nil
 }
@@ -219,15 +234,15 @@ func (s *Server) Listen() (err error) {
 		}
 	}()
 	if s.sock, err = listenUnix(s.cfg.Socket); err != nil {
-		return fmt.Errorf("socket %s: %w", s.cfg.Socket, err)
+		return &ListenError{"socket", s.cfg.Socket, err}
 	}
 	closers = append(closers, func() { s.sock.Close(); s.sock.remove() })
 	for _, l := range []struct {
-		ln   *net.Listener
-		addr string
-	}{{&s.tcp, s.cfg.Addr}, {&s.httpLn, s.cfg.HTTPAddr}, {&s.metricsLn, s.cfg.MetricsAddr}} {
+		ln         *net.Listener
+		name, addr string
+	}{{&s.tcp, "tcp", s.cfg.Addr}, {&s.httpLn, "http", s.cfg.HTTPAddr}, {&s.metricsLn, "metrics", s.cfg.MetricsAddr}} {
 		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
-			return err
+			return &ListenError{l.name, l.addr, err}
 		}
 		closers = append(closers, func() { (*l.ln).Close() })
 	}

@@ -312,7 +312,7 @@ func TestPrewarmErrors(t *testing.T) {
 	}
 }
 
-func wantReason(t *testing.T, err error, code codes.Code, reason string) {
+func wantReason(t *testing.T, err error, code codes.Code, reason string) *errdetails.ErrorInfo {
 	t.Helper()
 	st, _ := status.FromError(err)
 	if st.Code() != code {
@@ -320,10 +320,11 @@ func wantReason(t *testing.T, err error, code codes.Code, reason string) {
 	}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == reason {
-			return
+			return info
 		}
 	}
 	t.Fatalf("%v: want reason %s", err, reason)
+	return nil
 }
 
 // echoHandler stands in for the RESP shim on the ConnHandler contract: it writes back

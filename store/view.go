@@ -3,6 +3,7 @@ package store
 import (
 	"runtime"
 	"slices"
+	"time"
 )
 
 // view is what a reader needs to find a key in a segment: the geometry that the header
@@ -15,6 +16,9 @@ type view struct {
 	nbLog2   uint
 	lo, hi   uint64 // arena bounds in bytes
 	seed     uint64
+	// clock is real time, read only near a deadline (see expired); nil is the wall
+	// clock. A store with a test clock sets it.
+	clock func() time.Time
 }
 
 // Results of view.get.
@@ -23,7 +27,33 @@ const (
 	resHit
 	resRetry   // the writer kept changing what we read; bounded retries ran out
 	resCorrupt // the bytes contradict the format while no writer was changing them
+	resNotString
 )
+
+// expired applies the segment's expiry rule to an entry's deadline exp (unix ms, 0 for
+// none), given the header clock: the clock decides unless the deadline is within
+// nearMillis of it, and only then is real time read. The header clock is never ahead of
+// real time, so an entry it calls expired is; one more than nearMillis ahead of it
+// cannot have reached its deadline while the clock is that fresh.
+func (v *view) expired(exp, clock int64) bool {
+	switch {
+	case exp == 0:
+		return false
+	case exp <= clock:
+		return true
+	case exp-clock > nearMillis:
+		return false
+	}
+	return exp <= v.now()
+}
+
+// now is real time in unix ms: the reader's own clock.
+func (v *view) now() int64 {
+	if v.clock != nil {
+		return v.clock().UnixMilli()
+	}
+	return time.Now().UnixMilli()
+}
 
 // maxReadRetries bounds a reader's attempts. A writer holds a bucket odd for a few
 // stores, so in practice a second attempt succeeds; the bound only matters when a writer
@@ -43,10 +73,12 @@ func (v *view) tableAt(h uint64, depth uint) (uint64, bool) {
 	return t, true
 }
 
-// get looks key (whose hash is h) up as of clock now (unix ms). On a hit the value is
-// appended to dst. ref is the slot word on a hit and the hash's tag on a miss; it is what
-// a reader reports so that the writer's policy counts the access.
-func (v *view) get(h uint64, key, dst []byte, now int64) (out []byte, ref uint64, res int) {
+// get looks key (whose hash is h) up, judging expiry by the header clock (unix ms) as
+// expired does. On a hit the value is appended to dst. ref is the slot word on a hit and
+// the hash's tag on a miss; it is what a reader reports so that the writer's policy
+// counts the access. An entry whose value is not a string is resNotString: the caller
+// must not read it as one.
+func (v *view) get(h uint64, key, dst []byte, clock int64) (out []byte, ref uint64, res int) {
 	m := &v.m
 	nb := uint64(1) << v.nbLog2
 	home := h >> (64 - v.nbLog2)
@@ -106,6 +138,16 @@ func (v *view) get(h uint64, key, dst []byte, now int64) (out []byte, ref uint64
 					continue
 				}
 				w1 := m.load(e + 8)
+				if w0Type(w0) != typeString {
+					if m.load(b) != c || m.load(hdrIndexVer) != ver {
+						retry = true
+						break probe
+					}
+					if v.expired(int64(w1&w1ExpMask), clock) {
+						return dst, tag << 32, resMiss
+					}
+					return dst, 0, resNotString
+				}
 				vlen := int(w0Size(w0)*unit) - entryHeader - len(key) - w0Pad(w0)
 				n := len(dst)
 				dst = slices.Grow(dst, vlen)[:n+vlen]
@@ -115,7 +157,7 @@ func (v *view) get(h uint64, key, dst []byte, now int64) (out []byte, ref uint64
 					retry = true
 					break probe
 				}
-				if exp := int64(w1 & w1ExpMask); exp != 0 && exp <= now {
+				if v.expired(int64(w1&w1ExpMask), clock) {
 					return dst[:n], tag << 32, resMiss
 				}
 				return dst, s, resHit

@@ -195,6 +195,17 @@ func (c *client) process() bool {
 			c.flushSets()
 			return true
 		}
+		if c.p.dropping {
+			// The rest of a request refused for its size: read to its end, so that the
+			// client is not reset while still writing it, then close.
+			n, done := c.p.discard(c.in[c.ri:c.wi])
+			c.ri += n
+			c.closing = done
+			if !done {
+				break // all of it read: wait for more
+			}
+			continue
+		}
 		n, st, perr := c.p.parse(c.in[c.ri:c.wi], c.authed)
 		switch st {
 		case parseMore:
@@ -203,8 +214,12 @@ func (c *client) process() bool {
 		case parseError:
 			c.flushSets()
 			c.w.err("ERR Protocol error: " + perr)
-			c.closing = true
+			c.ri += n // what the parser consumed of a request it is dropping
+			c.closing = !c.p.dropping
 			c.p.reset()
+			if c.p.dropping {
+				continue
+			}
 			return false
 		}
 		multibulk := c.in[c.ri] == '*'

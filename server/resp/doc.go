@@ -67,7 +67,10 @@
 //     writes get an -ERR, reads answer as for a missing key.
 //   - A bulk string may not exceed Config.MaxBulk (by default the store's largest value
 //     or key), where Redis allows 512 MB: larger is "Protocol error: invalid bulk
-//     length". Values the store cannot hold get "string exceeds maximum allowed size".
+//     length N: over the limit of M bytes (--max-value-size)", and the rest of that
+//     request (up to 512 MB an argument) is read and dropped before the connection
+//     closes, so that a client still writing it reads the error instead of a reset.
+//     Values the store cannot hold get "string exceeds maximum allowed size".
 //   - Expiry times past the year 10000 are "invalid expire time" (the store keeps
 //     milliseconds in 48 bits).
 //   - An inline or count line longer than 64 KiB is refused even when its end has

@@ -312,11 +312,12 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	srv.Registry().MustRegister(buildInfo().collector())
 	if tier != nil {
 		srv.Registry().MustRegister(tier.Collectors()...)
 	}
 	if err := srv.Listen(); err != nil {
-		return err
+		return listenHint(err)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
