@@ -2,7 +2,6 @@ package resp
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/cachee/cachee/server/l2"
 )
@@ -98,7 +97,7 @@ func (c *client) l2Run(ws []l2.Write, reply func(rs []l2.Reply)) {
 		},
 		finish: func() {
 			if failed != nil {
-				c.w.err("ERR L2 did not confirm the write: " + strings.TrimPrefix(failed.Error(), "server: "))
+				c.w.err("ERR L2 did not confirm the write: " + failed.Error())
 				return
 			}
 			reply(rs)
@@ -200,7 +199,7 @@ func execInL2(c *client) {
 		finish: func() {
 			switch {
 			case failed != nil:
-				c.w.err("EXECABORT L2 did not confirm the transaction: " + strings.TrimPrefix(failed.Error(), "server: "))
+				c.w.err("EXECABORT L2 did not confirm the transaction: " + failed.Error())
 			case rs == nil:
 				c.w.nullArray()
 			default:
