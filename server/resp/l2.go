@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/cachee/cachee/server/l2"
+	"github.com/cachee/cachee/store"
 )
 
 // With an L2 tier (Config.L2), commands read misses through from L2 and, with
@@ -37,10 +38,16 @@ type pendingOp struct {
 }
 
 // l2Reads reports whether a miss may be read through now.
-func (c *client) l2Reads() bool { return c.srv.l2 != nil && c.db.tx == nil }
+func (c *client) l2Reads() bool { return c.srv.l2 != nil && !c.inTx() }
 
 // l2Writes reports whether a write goes to L2 now.
-func (c *client) l2Writes() bool { return c.srv.writeThrough() && c.db.tx == nil }
+func (c *client) l2Writes() bool { return c.srv.writeThrough() && !c.inTx() }
+
+// inTx reports whether commands run inside EXEC's store transaction.
+func (c *client) inTx() bool {
+	_, ok := c.db.(*store.Tx)
+	return ok
+}
 
 func (s *Server) writeThrough() bool { return s.l2 != nil && s.l2.WriteThrough() }
 
