@@ -12,36 +12,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
-	grpcprom "github.com/grpc-ecosystem/go-grpc-prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
-
-// maxRecvSlack is what a request may hold besides one key and one value: field tags,
-// lengths, a TTL and a condition, with generous room.
-const maxRecvSlack = 4 << 10
-
-var errPanic = errors.New("server: internal error")
 
 // Server serves one store. Create it with New, bind with Listen, then Serve until the
 // context ends; Serve drains and returns.
@@ -84,6 +68,15 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	s := newServer(cfg, st)
+	lat := s.registerMetrics()
+	s.buildGRPC(lat) // grpc.go
+	return s, nil
+}
+
+// newServer is the first phase of New: the Server and its readiness, which starts
+// held ("starting") until Serve releases it.
+func newServer(cfg Config, st *store.Store) *Server {
 	s := &Server{
 		cfg:      cfg,
 		st:       st,
@@ -96,125 +89,22 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	// notify first, so that grpc.health.v1 (SERVING when created) follows the first hold.
 	s.ready.notify = s.followReadiness
 	s.ready.Hold("serving", "starting")
+	return s
+}
 
+// registerMetrics registers what /metrics shows besides gRPC's own counters: the Go
+// runtime, the process, the store, its latency and the limits. It returns the
+// latency the service times the store with.
+func (s *Server) registerMetrics() *latency {
 	lat := newLatency()
-	// Counters only: the handling-time histogram would cost a clock read and another
-	// label lookup per call, and with Prometheus's default buckets (5 ms and up) every
-	// call of a microsecond-scale cache would land in the first bucket anyway.
-	grpcMetrics := grpcprom.NewServerMetrics()
 	s.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStoreCollector(st),
+		newStoreCollector(s.st),
 		lat.summary,
-		grpcMetrics,
 	)
-
-	scfg := st.Config()
-	lim := limits{maxKey: scfg.MaxKeySize, maxValue: scfg.MaxValueSize}
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithLevels(func(c codes.Code) logging.Level {
-			if c == codes.OK {
-				return logging.LevelDebug
-			}
-			return logging.DefaultServerCodeToLevel(c)
-		}),
-	}
-	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		s.log.ErrorContext(ctx, "panic in gRPC handler", "panic", p, "stack", string(debug.Stack()))
-		return toStatus(errPanic)
-	})
-
-	// The logging interceptor costs about 5 µs and 44 allocations a call, measured,
-	// more than the whole 10% budget of a Get. Unless debug logging asks for every
-	// call, the data-path RPCs skip it (their outcomes are counted per code in
-	// grpc_server_handled_total; panics are logged by recovery); the others keep it,
-	// so their failures are logged.
-	logUnary := logging.UnaryServerInterceptor(logger, logOpts...)
-	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
-		logUnary = selector.UnaryServerInterceptor(logUnary, selector.MatchFunc(
-			func(_ context.Context, c interceptors.CallMeta) bool { return !isDataPath(c.Service, c.Method) }))
-	}
-	maxRecv := cfg.MaxRecvMsgSize
-	raise := "raise --grpc-max-msg-size"
-	if maxRecv == 0 {
-		maxRecv = scfg.MaxKeySize + scfg.MaxValueSize + maxRecvSlack
-		raise = fmt.Sprintf("it follows --max-value-size (%d bytes) and --max-key-size (%d bytes): raise --max-value-size, or set --grpc-max-msg-size", scfg.MaxValueSize, scfg.MaxKeySize)
-	}
 	s.registerLimitMetrics()
-	pool := newBufferPool(cfg.Budget)
-	gate := newReadGate(cfg.Budget, maxRecv, raise, func() { s.rejected.WithLabelValues("client_memory").Inc() })
-	au := &auth{token: cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
-	s.grpc = grpc.NewServer(
-		experimental.BufferPool(pool),
-		grpc.ForceServerCodecV2(codec{pool}),
-		grpc.MaxRecvMsgSize(readCap(maxRecv)), // the server's own limit is maxRecv: see readCap
-		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
-		grpc.InitialWindowSize(grpcStreamWindow),
-		grpc.InitialConnWindowSize(grpcConnWindow),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             5 * time.Second, // pings more often than this end the connection
-			PermitWithoutStream: true,            // SDKs keep idle connections alive
-		}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: cfg.IdleTimeout}),
-		// Outermost first: metrics and logs see the final code, which recovery makes
-		// INTERNAL on a panic; validation sits next to the handler. A unary request
-		// has been read (through the gate, see gatedRegistrar) before the first runs.
-		grpc.ChainUnaryInterceptor(
-			au.unary,
-			grpcMetrics.UnaryServerInterceptor(),
-			logUnary,
-			recovery.UnaryServerInterceptor(recoverOpt),
-			validationUnary(lim),
-		),
-		grpc.ChainStreamInterceptor(
-			gate.stream,
-			au.stream,
-			grpcMetrics.StreamServerInterceptor(),
-			logging.StreamServerInterceptor(logger, logOpts...),
-			recovery.StreamServerInterceptor(recoverOpt),
-			validationStream(lim),
-		),
-	)
-	tier := cfg.Tier
-	if tier == nil {
-		tier = storeTier{st}
-	}
-	s.svc = &service{
-		st:        st,
-		tier:      tier,
-		lat:       lat,
-		started:   s.started,
-		prewarmer: cfg.Prewarmer,
-		prewarm:   cfg.Prewarm,
-		budget:    cfg.Budget,
-		// A BatchGet answer is bounded as a request is: no message either way is
-		// larger than maxRecv.
-		maxBatchResp: maxRecv,
-	}
-	reg := gatedRegistrar{s.grpc, gate}
-	cacheev1.RegisterCacheServiceServer(reg, s.svc)
-	healthpb.RegisterHealthServer(reg, s.health)
-	reflection.Register(reg)
-	grpcMetrics.InitializeMetrics(s.grpc)
-	return s, nil
-}
-
-// isDataPath reports whether a method is one of the cache's per-key RPCs, which
-// applications call at high rates.
-func isDataPath(service, method string) bool {
-	if service != cacheev1.CacheService_ServiceDesc.ServiceName {
-		return false
-	}
-	switch method {
-	case "Get", "Set", "Delete", "BatchGet", "BatchSet", "RecordAccess":
-		return true
-	}
-	return false
+	return lat
 }
 
 // Readiness is the gate behind /ready, for other parts to hold (prewarm, hit rate).
