@@ -312,7 +312,7 @@ func TestPrewarmErrors(t *testing.T) {
 	}
 }
 
-func wantReason(t *testing.T, err error, code codes.Code, reason string) {
+func wantReason(t *testing.T, err error, code codes.Code, reason string) *errdetails.ErrorInfo {
 	t.Helper()
 	st, _ := status.FromError(err)
 	if st.Code() != code {
@@ -320,25 +320,38 @@ func wantReason(t *testing.T, err error, code codes.Code, reason string) {
 	}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == reason {
-			return
+			return info
 		}
 	}
 	t.Fatalf("%v: want reason %s", err, reason)
+	return nil
 }
 
 // echoHandler stands in for the RESP shim on the ConnHandler contract: it writes back
-// the peeked bytes and then everything else the client sends.
+// the peeked bytes and then everything else the client sends. An echo has nothing in
+// flight between reads, so Shutdown closes its connections at once.
 type echoHandler struct {
 	mu        sync.Mutex
 	peeked    [][]byte
 	shutdowns int
+	closed    bool
+	conns     map[net.Conn]struct{}
 	active    sync.WaitGroup
 }
 
 func (h *echoHandler) ServeConn(c net.Conn, peeked []byte) {
+	defer c.Close()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	if h.conns == nil {
+		h.conns = make(map[net.Conn]struct{})
+	}
+	h.conns[c] = struct{}{}
 	h.active.Add(1)
 	defer h.active.Done()
-	h.mu.Lock()
 	h.peeked = append(h.peeked, slices.Clone(peeked))
 	h.mu.Unlock()
 	c.Write(peeked)
@@ -347,8 +360,13 @@ func (h *echoHandler) ServeConn(c net.Conn, peeked []byte) {
 
 func (h *echoHandler) Shutdown(context.Context) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.shutdowns++
+	h.closed = true
+	for c := range h.conns {
+		c.Close()
+	}
+	h.mu.Unlock()
+	h.active.Wait()
 	return nil
 }
 
@@ -383,8 +401,8 @@ func TestConnHandlerGetsNonGRPCConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Draining tells the handler, then closes its connections once the grace period
-	// is over, which ends ServeConn.
+	// Draining tells the handler, which closes its connections: every ServeConn has
+	// returned by the time Serve does.
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,12 @@ type service struct {
 	prewarmer Prewarmer
 	prewarm   PrewarmOptions
 	warming   atomic.Bool // a Prewarm is running
+
+	// budget holds the values an answer copies out of the store, from before the
+	// answer is built until the handler returns (the encoded answer is charged by
+	// bufferPool from then until it is written).
+	budget       *Budget
+	maxBatchResp int // the most a BatchGet answer may hold, in value bytes
 }
 
 func (s *service) Get(ctx context.Context, req *cacheev1.GetRequest) (*cacheev1.GetResponse, error) {
@@ -33,6 +39,12 @@ func (s *service) Get(ctx context.Context, req *cacheev1.GetRequest) (*cacheev1.
 	s.lat.done(t)
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if n := int64(len(v)); n > 0 {
+		if !s.budget.TryAcquire(n) {
+			return nil, toStatus(errOverloaded)
+		}
+		defer s.budget.Release(n)
 	}
 	return &cacheev1.GetResponse{Found: ok, Value: v}, nil
 }
@@ -63,10 +75,12 @@ func (s *service) Delete(ctx context.Context, req *cacheev1.DeleteRequest) (*cac
 
 func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (*cacheev1.BatchGetResponse, error) {
 	results := make([]*cacheev1.BatchGetResult, len(req.GetKeys()))
-	limit, size := maxBatchResponse(ctx), 0 // the call was admitted for an answer of at most limit
+	limit, size := s.maxBatchResp, 0
+	var held int64 // reserved for the values copied so far
+	defer func() { s.budget.Release(held) }()
 	var first error
 	s.tier.GetMany(ctx, req.GetKeys(), func(i int, v []byte, found bool, err error) {
-		if err != nil {
+		if err != nil || first != nil {
 			if first == nil {
 				first = err
 			}
@@ -75,11 +89,14 @@ func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (
 		r := &cacheev1.BatchGetResult{Found: found}
 		if found {
 			if size += len(v); limit > 0 && size > limit {
-				if first == nil {
-					first = &fieldError{field: "keys", err: errResponseTooLarge, size: int64(size), limit: int64(limit)}
-				}
+				first = &fieldError{field: "keys", err: errResponseTooLarge, size: int64(size), limit: int64(limit)}
 				return
 			}
+			if !s.budget.TryAcquire(int64(len(v))) {
+				first = errOverloaded
+				return
+			}
+			held += int64(len(v))
 			r.Value = append([]byte(nil), v...) // v is valid only during the call
 		}
 		results[i] = r

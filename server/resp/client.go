@@ -28,6 +28,7 @@ type client struct {
 	fd       int // -1 until an event loop takes the connection; written and read under mu
 	created  time.Time
 	kill     func() // closes the connection from another goroutine; set under srv.mu
+	wake     func() // ends a goroutine's blocked read when the server drains; set under srv.mu
 
 	in     []byte // read buffer; in[r:w] is unparsed
 	ri, wi int

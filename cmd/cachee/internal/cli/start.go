@@ -304,9 +304,7 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		if err := rcfg.Validate(); err != nil {
 			return usageError{err}
 		}
-		rs := resp.New(st, rcfg)
-		defer rs.Close()
-		cfg.ConnHandler = rs
+		cfg.ConnHandler = resp.New(st, rcfg) // Serve drains and closes it (ConnHandler.Shutdown)
 	}
 	srv, err := server.New(cfg, st)
 	if err != nil {
