@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -235,7 +235,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		close(done)
 		return done
 	}
-	src := RedactURL(opts.Source)
+	src := tier.RedactURL(opts.Source)
 	if src == "" {
 		src = "L2"
 	}
@@ -246,7 +246,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		defer s.svc.warming.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		defer cancel()
-		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(PrewarmCounts) {})
+		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(tier.PrewarmCounts) {})
 		attrs := []any{"source", src, "requested", c.Requested, "loaded", c.Loaded,
 			"skipped", c.Skipped, "failed", c.Failed, "elapsed", c.Elapsed}
 		switch {
@@ -259,16 +259,6 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		}
 	}()
 	return done
-}
-
-// RedactURL hides the user information of a URL (a password) for logs and errors.
-func RedactURL(u string) string {
-	if at := strings.LastIndexByte(u, '@'); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "xxxxx" + u[at:]
-		}
-	}
-	return u
 }
 
 // phase names the server's state for /health.
