@@ -87,27 +87,6 @@ func TestBearerMatches(t *testing.T) {
 	}
 }
 
-func TestCallCosts(t *testing.T) {
-	c := newCallCosts(1000, 5000)
-	for m, want := range map[string]int64{
-		"/cachee.v1.CacheService/Get":          2000,
-		"/cachee.v1.CacheService/Set":          2000,
-		"/cachee.v1.CacheService/Delete":       2000,
-		"/cachee.v1.CacheService/BatchSet":     2000,
-		"/cachee.v1.CacheService/RecordAccess": 2000,
-		"/cachee.v1.CacheService/BatchGet":     11000,
-		"/cachee.v1.CacheService/Stats":        0,
-		"/cachee.v1.CacheService/Prewarm":      0,
-		"/grpc.health.v1.Health/Check":         0,
-		"/other.Service/Get":                   0,
-		"nonsense":                             0,
-	} {
-		if got := c.cost(m); got != want {
-			t.Errorf("%s: %d, want %d", m, got, want)
-		}
-	}
-}
-
 // panicky is a service whose handlers panic: no handler of cachee's should, but if
 // one does, the recovery interceptor must turn it into INTERNAL and keep serving.
 type panicky struct{}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 	"github.com/cachee/cachee/server"
@@ -173,53 +175,9 @@ func TestAuthToken(t *testing.T) {
 	}
 }
 
-// grpc-go keeps the context of a stream that admission refuses until its deadline
-// (see admission.refuse). Once too many refused calls' contexts are alive, a
-// connection that has a call refused is closed and new connections are refused, so
-// the heap stops growing; when their deadlines pass, clients are admitted again.
-func TestRefusedCallsDoNotAccumulate(t *testing.T) {
-	defer server.SetMaxLingering(10)()
-	// Room for a few connections and no call of a large value.
-	l := serveLimited(t, server.Config{Budget: server.NewBudget(4 * server.GRPCConnCost)}, store.Config{MaxMemory: 4 << 20})
-	c := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket))
-	const deadline = 5 * time.Second // longer than the 40 refusals (50 ms each) take
-	codesSeen := map[codes.Code]int{}
-	for range 40 {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		_, err := c.Set(ctx, &cacheev1.SetRequest{Key: []byte("k"), Value: []byte("v")})
-		cancel()
-		switch code := status.Code(err); code {
-		case codes.Unavailable:
-			codesSeen[code]++
-		default:
-			t.Fatalf("Set with no client memory left: %v", err)
-		}
-	}
-	if got := metrics(t, l.addrs.Metrics); !strings.Contains(got, `cachee_rejected_total{reason="client_memory"}`) {
-		t.Fatal("no client_memory refusals counted")
-	}
-	// While their contexts are alive, a new connection is refused (this one fails at
-	// once: it does not wait for a connection that is closed on arrival).
-	h := healthpb.NewHealthClient(grpcConn(t, "unix://"+l.addrs.Socket))
-	if _, err := h.Check(bounded(t), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
-		t.Fatalf("a new connection with 40 refused calls lingering: %v, want UNAVAILABLE", err)
-	}
-	// Once their deadlines pass, a new connection is admitted (a health Check costs no
-	// client memory).
-	var err error
-	for range 100 {
-		if _, err = h.Check(bounded(t), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("a new connection after the refused calls' deadlines: %v", err)
-}
-
-// Calls without the token are refused after admission, so however many there are and
+// Calls without the token are refused by an interceptor, so however many there are and
 // whatever their deadlines, nothing lingers and clients with the token are served.
 func TestUnauthenticatedCallsDoNotLockOut(t *testing.T) {
-	defer server.SetMaxLingering(10)()
 	l := serveLimited(t, server.Config{AuthToken: "s3cret-token"}, store.Config{MaxMemory: 4 << 20})
 	c := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
@@ -250,56 +208,82 @@ func metrics(t *testing.T, addr string) string {
 	return string(b)
 }
 
-// TestBudgetChargesCalls: a data-path call is charged its worst case before its
-// request is read, and the charge ends with the call.
+// TestBudgetChargesCalls: gRPC calls are charged what they hold while they hold it, so
+// that many calls run at once in a budget that holds one large message, an answer that
+// does not fit is refused with OVERLOADED, and every charge ends with its call.
 func TestBudgetChargesCalls(t *testing.T) {
 	scfg := store.Config{MaxMemory: 4 << 20, MaxValueSize: 64 << 10}
 	maxRecv := 64<<10 + 64<<10 + 4<<10 // key + value + slack: the default
-	oneCall := int64(2 * maxRecv)
+	big := make([]byte, 60<<10)
 
-	t.Run("too small for a call", func(t *testing.T) {
-		b := server.NewBudget(server.GRPCConnCost + oneCall - 1)
-		l := serveLimited(t, server.Config{Budget: b}, scfg)
-		c := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket))
-		_, err := c.Get(bounded(t), &cacheev1.GetRequest{Key: []byte("k")})
-		wantReason(t, err, codes.Unavailable, "OVERLOADED")
-		// Calls that hold little are not charged.
-		if _, err := c.Stats(bounded(t), &cacheev1.StatsRequest{}); err != nil {
-			t.Fatal(err)
-		}
-	})
-
-	t.Run("room for one call at a time", func(t *testing.T) {
-		b := server.NewBudget(server.GRPCConnCost + oneCall)
+	t.Run("charges end with the calls", func(t *testing.T) {
+		b := server.NewBudget(server.MinBudget(maxRecv))
 		l := serveLimited(t, server.Config{Budget: b}, scfg)
 		cc := grpcConn(t, "unix://"+l.addrs.Socket)
 		c := cacheev1.NewCacheServiceClient(cc)
-		// The charge ends when the server sees the stream end, which may be just after
-		// the client has its answer: a call right after another may find the budget
-		// still held, but only for a moment.
-		call := func(what string, f func() error) {
-			eventually(t, what+" to be admitted (charges of earlier calls not released?)", func() bool {
-				err := f()
-				if err != nil && status.Code(err) != codes.Unavailable {
-					t.Fatalf("%s: %v", what, err)
-				}
-				return err == nil
-			})
-		}
 		for i := range 20 {
 			k := []byte(strconv.Itoa(i))
-			call("Set "+string(k), func() error {
-				_, err := c.Set(bounded(t), &cacheev1.SetRequest{Key: k, Value: make([]byte, 60<<10)})
-				return err
+			if _, err := c.Set(bounded(t), &cacheev1.SetRequest{Key: k, Value: big}); err != nil {
+				t.Fatalf("Set %d: %v", i, err)
+			}
+			if r, err := c.Get(bounded(t), &cacheev1.GetRequest{Key: k}); err != nil || len(r.GetValue()) != len(big) {
+				t.Fatalf("Get %d: %v", i, err)
+			}
+		}
+		// Many small calls at once, where one large message is all the budget holds.
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for range 64 {
+			wg.Go(func() {
+				for j := range 20 {
+					if _, err := c.Get(bounded(t), &cacheev1.GetRequest{Key: []byte("small" + strconv.Itoa(j))}); err != nil {
+						errs <- err
+						return
+					}
+				}
 			})
-			call("Get "+string(k), func() error {
-				_, err := c.Get(bounded(t), &cacheev1.GetRequest{Key: k})
-				return err
-			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("a small Get among 64 at once: %v", err)
 		}
 		eventually(t, "the calls' charges to end", func() bool { return b.Used() == server.GRPCConnCost })
 		cc.Close()
 		eventually(t, "the connection's charge to end", func() bool { return b.Used() == 0 })
+	})
+
+	t.Run("an answer that does not fit is refused", func(t *testing.T) {
+		b := server.NewBudget(server.MinBudget(maxRecv))
+		l := serveLimited(t, server.Config{Budget: b}, scfg)
+		c := cacheev1.NewCacheServiceClient(grpcConn(t, "unix://"+l.addrs.Socket))
+		if _, err := c.Set(bounded(t), &cacheev1.SetRequest{Key: []byte("big"), Value: big}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the Set's charges to end", func() bool { return b.Used() == server.GRPCConnCost })
+		// Others hold all but half of the value's size.
+		others := b.Limit() - b.Used() - int64(len(big))/2
+		if !b.TryAcquire(others) {
+			t.Fatal("could not take the budget")
+		}
+		_, err := c.Get(bounded(t), &cacheev1.GetRequest{Key: []byte("big")})
+		wantReason(t, err, codes.Unavailable, "OVERLOADED")
+		for _, batch := range [][][]byte{{[]byte("big")}, {[]byte("absent"), []byte("big")}} {
+			_, err = c.BatchGet(bounded(t), &cacheev1.BatchGetRequest{Keys: batch})
+			wantReason(t, err, codes.Unavailable, "OVERLOADED")
+		}
+		// Small calls still go through: a request is read even when the budget is
+		// full, as long as no other read is in progress.
+		if r, err := c.Get(bounded(t), &cacheev1.GetRequest{Key: []byte("absent")}); err != nil || r.GetFound() {
+			t.Fatalf("a Get of a missing key: %v %v", r, err)
+		}
+		b.Release(others)
+		if r, err := c.Get(bounded(t), &cacheev1.GetRequest{Key: []byte("big")}); err != nil || len(r.GetValue()) != len(big) {
+			t.Fatalf("once the others let go: %v", err)
+		}
+		if !strings.Contains(metrics(t, l.addrs.Metrics), `cachee_client_memory_limit_bytes `+strconv.FormatInt(b.Limit(), 10)) {
+			t.Fatal("no client memory limit gauge")
+		}
 	})
 
 	t.Run("no room for a connection", func(t *testing.T) {
@@ -382,6 +366,74 @@ func TestBatchGetAnswerBounded(t *testing.T) {
 	keys = append(keys, keys[0], keys[1]) // 7 MiB
 	_, err = c2.BatchGet(ctx, &cacheev1.BatchGetRequest{Keys: keys})
 	wantReason(t, err, codes.ResourceExhausted, "RESPONSE_TOO_LARGE")
+}
+
+// A request over the message size limit is refused with an ErrorInfo that gives the
+// sizes and a message that names the flag that raises the limit; on a unary call and
+// on a stream alike.
+func TestMessageTooLarge(t *testing.T) {
+	scfg := store.Config{MaxMemory: 8 << 20, MaxValueSize: 256 << 10}
+	const derived = 64<<10 + 256<<10 + 4<<10 // key + value + slack
+	for _, tc := range []struct {
+		name  string
+		cfg   server.Config
+		limit int
+		flag  string
+	}{
+		{"derived", server.Config{Budget: server.NewBudget(8 << 20)}, derived, "--max-value-size"},
+		{"set", server.Config{MaxRecvMsgSize: 400 << 10}, 400 << 10, "--grpc-max-msg-size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := serveLimited(t, tc.cfg, scfg)
+			cc := grpcConn(t, "unix://"+l.addrs.Socket)
+			c := cacheev1.NewCacheServiceClient(cc)
+			check := func(err error, size int) {
+				t.Helper()
+				info := wantReason(t, err, codes.ResourceExhausted, "MESSAGE_TOO_LARGE")
+				if got := info.GetMetadata()["limit"]; got != strconv.Itoa(tc.limit) {
+					t.Errorf("limit %q, want %d", got, tc.limit)
+				}
+				if got := info.GetMetadata()["size"]; got != strconv.Itoa(size) {
+					t.Errorf("size %q, want %d", got, size)
+				}
+				msg := status.Convert(err).Message()
+				if !strings.Contains(msg, strconv.Itoa(tc.limit)+" bytes") || !strings.Contains(msg, tc.flag) {
+					t.Errorf("message %q: want the limit in bytes and %s", msg, tc.flag)
+				}
+			}
+			// Up to twice the limit, the server reads the message to say so.
+			req := &cacheev1.SetRequest{Key: []byte("k"), Value: make([]byte, tc.limit*3/2)}
+			_, err := c.Set(bounded(t), req)
+			check(err, proto.Size(req))
+			// Beyond that grpc-go refuses it before reading it, without an ErrorInfo.
+			_, err = c.Set(bounded(t), &cacheev1.SetRequest{Key: []byte("k"), Value: make([]byte, 2*tc.limit)})
+			if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) != 0 {
+				t.Fatalf("a message over twice the limit: %v", err)
+			}
+			// A stream's message: a reflection request over the limit.
+			stream, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(bounded(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rreq := &reflectionpb.ServerReflectionRequest{Host: strings.Repeat("h", tc.limit+1),
+				MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}
+			if err := stream.Send(rreq); err != nil {
+				t.Fatal(err)
+			}
+			_, err = stream.Recv()
+			check(err, proto.Size(rreq))
+			// The connection serves on, and what the message held is released.
+			if _, err := c.Set(bounded(t), &cacheev1.SetRequest{Key: []byte("k"), Value: []byte("v")}); err != nil {
+				t.Fatal(err)
+			}
+			if b := tc.cfg.Budget; b != nil {
+				eventually(t, "the refused messages' charges to end", func() bool {
+					runtime.GC() // frames of the refused messages that grpc-go dropped
+					return b.Used() == server.GRPCConnCost
+				})
+			}
+		})
+	}
 }
 
 func TestIdleTimeoutClosesGRPCConnections(t *testing.T) {

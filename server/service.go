@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -19,12 +20,18 @@ type service struct {
 	cacheev1.UnimplementedCacheServiceServer
 
 	st        *store.Store
-	tier      Tier // the store, or an L2 tier in front of it
+	tier      tier.Tier // the store, or an L2 tier in front of it
 	lat       *latency
 	started   time.Time
-	prewarmer Prewarmer
-	prewarm   PrewarmOptions
+	prewarmer tier.Prewarmer
+	prewarm   tier.PrewarmOptions
 	warming   atomic.Bool // a Prewarm is running
+
+	// budget holds the values an answer copies out of the store, from before the
+	// answer is built until the handler returns (the encoded answer is charged by
+	// bufferPool from then until it is written).
+	budget       *Budget
+	maxBatchResp int // the most a BatchGet answer may hold, in value bytes
 }
 
 func (s *service) Get(ctx context.Context, req *cacheev1.GetRequest) (*cacheev1.GetResponse, error) {
@@ -33,6 +40,12 @@ func (s *service) Get(ctx context.Context, req *cacheev1.GetRequest) (*cacheev1.
 	s.lat.done(t)
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if n := int64(len(v)); n > 0 {
+		if !s.budget.TryAcquire(n) {
+			return nil, toStatus(errOverloaded)
+		}
+		defer s.budget.Release(n)
 	}
 	return &cacheev1.GetResponse{Found: ok, Value: v}, nil
 }
@@ -63,10 +76,12 @@ func (s *service) Delete(ctx context.Context, req *cacheev1.DeleteRequest) (*cac
 
 func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (*cacheev1.BatchGetResponse, error) {
 	results := make([]*cacheev1.BatchGetResult, len(req.GetKeys()))
-	limit, size := maxBatchResponse(ctx), 0 // the call was admitted for an answer of at most limit
+	limit, size := s.maxBatchResp, 0
+	var held int64 // reserved for the values copied so far
+	defer func() { s.budget.Release(held) }()
 	var first error
 	s.tier.GetMany(ctx, req.GetKeys(), func(i int, v []byte, found bool, err error) {
-		if err != nil {
+		if err != nil || first != nil {
 			if first == nil {
 				first = err
 			}
@@ -75,11 +90,14 @@ func (s *service) BatchGet(ctx context.Context, req *cacheev1.BatchGetRequest) (
 		r := &cacheev1.BatchGetResult{Found: found}
 		if found {
 			if size += len(v); limit > 0 && size > limit {
-				if first == nil {
-					first = &fieldError{field: "keys", err: errResponseTooLarge, size: int64(size), limit: int64(limit)}
-				}
+				first = &fieldError{field: "keys", err: errResponseTooLarge, size: int64(size), limit: int64(limit)}
 				return
 			}
+			if !s.budget.TryAcquire(int64(len(v))) {
+				first = errOverloaded
+				return
+			}
+			held += int64(len(v))
 			r.Value = append([]byte(nil), v...) // v is valid only during the call
 		}
 		results[i] = r
@@ -182,14 +200,14 @@ func (s *service) Prewarm(req *cacheev1.PrewarmRequest, stream cacheev1.CacheSer
 		mu      sync.Mutex
 		sendErr error
 	)
-	send := func(c PrewarmCounts, done bool) {
+	send := func(c tier.PrewarmCounts, done bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if sendErr == nil {
 			sendErr = stream.Send(&cacheev1.PrewarmResponse{Counts: countsPB(c), Done: done})
 		}
 	}
-	final, err := s.prewarmer.Prewarm(ctx, opts, func(c PrewarmCounts) { send(c, false) })
+	final, err := s.prewarmer.Prewarm(ctx, opts, func(c tier.PrewarmCounts) { send(c, false) })
 	if err != nil && !(errors.Is(err, context.DeadlineExceeded) && stream.Context().Err() == nil) {
 		return toStatus(err)
 	}
@@ -197,7 +215,7 @@ func (s *service) Prewarm(req *cacheev1.PrewarmRequest, stream cacheev1.CacheSer
 	return sendErr
 }
 
-func countsPB(c PrewarmCounts) *cacheev1.PrewarmCounts {
+func countsPB(c tier.PrewarmCounts) *cacheev1.PrewarmCounts {
 	return &cacheev1.PrewarmCounts{
 		Requested: c.Requested,
 		Loaded:    c.Loaded,

@@ -101,7 +101,14 @@ func TestConcurrentReadersNeverSeeTornValues(t *testing.T) {
 			}
 		}()
 	}
+	// Run for duration, and on until the writers have evicted (a loaded machine, or the
+	// race detector, may need longer to fill the store), within a minute.
 	time.Sleep(duration)
+	for limit := time.Now().Add(time.Minute); time.Now().Before(limit); time.Sleep(50 * time.Millisecond) {
+		if s.Stats().Evictions > 0 && hits.Load() > 0 {
+			break
+		}
+	}
 	close(stop)
 	wg.Wait()
 	if f := failure.Load(); f != nil {

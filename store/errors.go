@@ -12,6 +12,10 @@ var (
 	// ErrOutOfMemory is returned under noeviction when a write does not fit.
 	ErrOutOfMemory = errors.New("store: out of memory")
 	ErrClosed      = errors.New("store: closed")
+	// ErrWrongType is returned by a string read of a key that holds another type of
+	// value. A Reader returns it for any value it cannot read as a string: ask the
+	// writer, which answers with that type's rules.
+	ErrWrongType = errors.New("store: key holds another type of value")
 
 	// ErrRetry is returned by a lock-free read that kept seeing the writer change what
 	// it read, and gave up after a bounded number of attempts.

@@ -8,23 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 const fixtureDir = "../sdk/testdata/segments"
-
-// goReaderFails lists the fixture cases that this package's Reader does not pass yet,
-// because it predates a rule of docs/segment-format.md: it compares expiry with the
-// header clock alone (the Expiry section reads the reader's own clock near a deadline),
-// and it ignores w0's value-type bits. The shared-memory work on the Go reader brings it
-// to both rules; each case must then leave this list (the test fails while a listed
-// case passes).
-var goReaderFails = map[string]string{
-	"near-at":      "Expiry rule: the reader's own clock near a deadline",
-	"near-edge-at": "Expiry rule: the reader's own clock near a deadline",
-	"value-type-1": "value-type bits of w0",
-	"value-type-4": "value-type bits of w0",
-	"value-type-7": "value-type bits of w0",
-}
 
 type fixtureFile struct {
 	Segments []FixtureSegment `json:"segments"`
@@ -83,12 +70,6 @@ func TestFixtures(t *testing.T) {
 					fail = fmt.Sprintf("ref %s, want %s", r, c.Ref)
 				}
 			}
-			if why, known := goReaderFails[c.Name]; known {
-				if fail == "" {
-					t.Fatalf("passes now: remove it from goReaderFails (listed for: %s)", why)
-				}
-				t.Skipf("known to fail until the Go reader follows the %s: %s", why, fail)
-			}
 			if fail != "" {
 				t.Fatal(fail)
 			}
@@ -97,8 +78,7 @@ func TestFixtures(t *testing.T) {
 }
 
 // fixtureResult reads case c through r (or the error opening it gave) and names the
-// result as the fixtures do. Reader reads at the header clock; c.NowMs matters only to
-// the cases in goReaderFails.
+// result as the fixtures do, with the reader's own clock at c.NowMs.
 func fixtureResult(t *testing.T, r *Reader, openErr error, c FixtureCase) (string, []byte, uint64) {
 	t.Helper()
 	if openErr != nil {
@@ -108,6 +88,7 @@ func fixtureResult(t *testing.T, r *Reader, openErr error, c FixtureCase) (strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.v.wallClock = func() time.Time { return time.UnixMilli(c.NowMs) }
 	value, ref, found, err := r.Get(key, nil)
 	switch {
 	case err != nil:
@@ -128,6 +109,8 @@ func resultOf(t *testing.T, err error) string {
 		return FixtureCorrupt
 	case errors.Is(err, ErrRetry):
 		return FixtureRetry
+	case errors.Is(err, ErrWrongType):
+		return FixtureWrongTyp
 	}
 	t.Fatalf("unexpected error: %v", err)
 	return ""

@@ -36,7 +36,7 @@ const (
 	hdrArenaOffset = 72  // u64 byte offset of the arena
 	hdrArenaSize   = 80  // u64 bytes in the arena
 	hdrMaxValue    = 88  // u64 maximum value length the writer accepts
-	hdrClock       = 128 // i64 writer's clock, unix ms, advanced about every millisecond
+	hdrClock       = 128 // i64 writer's clock, unix ms, published at writes and every 25 ms
 	hdrIndexVer    = 192 // u64 seqlock over the directory: odd while it changes
 	hdrGlobalDepth = 200 // u32 directory entries in use are 1<<depth
 	hdrState       = 204 // u32 one of the state* values
@@ -68,7 +68,7 @@ const (
 // Block and entry headers. Every block in the arena starts with two words:
 //
 //	w0: bits 0..31 size in units, 32..51 key length, 52..57 padding bytes at the end,
-//	    58 free, 59..60 kind.
+//	    58 free, 59..60 kind, 61..63 value type (entries; 0 is a string).
 //	w1: bits 0..47 expiry (unix ms, 0 for none), 48..49 policy queue, 50 previous
 //	    block is free.
 //
@@ -87,6 +87,7 @@ const (
 	w0Free      = 1 << 58
 	w0KindShift = 59
 	w0KindMask  = 0x3
+	w0TypeShift = 61 // value type of an entry; a reader reads only typeString as a string
 
 	w1ExpMask    = 1<<48 - 1
 	w1QueueShift = 48
@@ -95,6 +96,17 @@ const (
 
 	maxKeyLimit = w0KlenMask // the key length field holds 20 bits
 )
+
+// Value types of an entry (w0's top three bits).
+const (
+	typeString = 0
+)
+
+// nearMillis is how close to its deadline an entry must be before a reader consults its
+// own real-time clock (docs/segment-format.md, "Expiry"). Further away, the header's
+// clock decides: it lags real time by less than this while the segment counts as live
+// (MaxReaderLag plus the reader's check interval).
+const nearMillis = 1000
 
 // Block kinds.
 const (
@@ -112,6 +124,7 @@ func w0Size(w uint64) uint64 { return w & w0SizeMask }
 func w0Klen(w uint64) int    { return int(w >> w0KlenShift & w0KlenMask) }
 func w0Pad(w uint64) int     { return int(w >> w0PadShift & w0PadMask) }
 func w0Kind(w uint64) uint64 { return w >> w0KindShift & w0KindMask }
+func w0Type(w uint64) uint64 { return w >> w0TypeShift }
 
 // entryUnits is the block size, in units, of an entry with these lengths, and the
 // padding that rounds it up.

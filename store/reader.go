@@ -53,7 +53,7 @@ func OpenReader(dir string) (*Reader, error) {
 		seg:  segment{mem: mem{base: base, size: size}, path: path, f: f},
 		path: path,
 		ino:  st.Ino,
-		dev:  st.Dev,
+		dev:  uint64(st.Dev), // int32 on darwin
 	}
 	if err := r.validate(); err != nil {
 		r.seg.close()
@@ -84,7 +84,7 @@ func (r *Reader) validate() error {
 	if st := m.load32(hdrState); st != stateActive {
 		return fmt.Errorf("%w: state %d", ErrStale, st)
 	}
-	r.v = view{m: *m, dirOff: dirOff, maxDepth: maxDepth, nbLog2: nbLog2, lo: arenaOff, hi: size, seed: m.load(hdrSeed)}
+	r.v = newView(*m, m.load(hdrSeed))
 	r.gen = m.load(hdrGeneration)
 	return nil
 }
@@ -92,20 +92,23 @@ func (r *Reader) validate() error {
 // Get appends key's value to dst. ref identifies the entry: pass the refs of hits to
 // the writer (Store.RecordAccess, or the RecordAccess RPC) so that reads made here
 // count in its stats and its eviction policy. A miss means the segment lacks the key
-// now; the writer may still get it elsewhere (an L2), so ask it.
+// now; the writer may still get it elsewhere (an L2), so ask it. ErrWrongType means the
+// key holds a value that is not a string: ask the writer, too.
+//
+// Expiry follows the segment's rule: the writer's published clock decides, and this
+// process's own clock is read only within a second of an entry's deadline.
 func (r *Reader) Get(key, dst []byte) (value []byte, ref uint64, found bool, err error) {
-	m := &r.v.m
-	if m.load32(hdrState) != stateActive || m.load(hdrGeneration) != r.gen {
+	base := r.v.m.base
+	if load32(base, hdrState) != stateActive || load(base, hdrGeneration) != r.gen {
 		return dst, 0, false, ErrStale
 	}
-	switch {
-	case len(key) == 0:
-		return dst, 0, false, ErrKeyEmpty
-	case len(key) > maxKeyLimit:
+	if uint(len(key))-1 >= maxKeyLimit { // empty, or too long
+		if len(key) == 0 {
+			return dst, 0, false, ErrKeyEmpty
+		}
 		return dst, 0, false, ErrKeyTooLarge
 	}
-	h := xxh3.HashSeed(key, r.v.seed)
-	out, ref, res := r.v.get(h, key, dst, int64(m.load(hdrClock)))
+	out, ref, res := r.v.get(xxh3.HashSeed(key, r.v.seed), key, dst)
 	switch res {
 	case resHit:
 		return out, ref, true, nil
@@ -113,6 +116,8 @@ func (r *Reader) Get(key, dst []byte) (value []byte, ref uint64, found bool, err
 		return out, 0, false, nil
 	case resRetry:
 		return dst, 0, false, ErrRetry
+	case resNotString:
+		return dst, 0, false, ErrWrongType
 	}
 	return dst, 0, false, ErrCorrupt
 }
@@ -124,11 +129,19 @@ func (r *Reader) Generation() uint64 { return r.gen }
 // Path is the segment file's path.
 func (r *Reader) Path() string { return r.path }
 
+// MaxReaderLag is the most the writer's clock may lag this process's clock while a
+// Reader reads the segment. Get trusts the writer's clock for deadlines more than a
+// second away (docs/segment-format.md, "Expiry"), which is right only while the lag
+// stays under a second: this bound, plus the check interval.
+const MaxReaderLag = 500 * time.Millisecond
+
 // Check reports ErrStale when the segment no longer reflects a live writer: it was
 // closed or replaced, the writer restarted on it, no process holds the writer's lock,
-// or the writer's clock lags the wall clock by more than maxLag. A stale Reader should
-// be closed and, once the writer is back, opened again.
+// or the writer's clock lags the wall clock by more than maxLag (at most MaxReaderLag:
+// a larger maxLag counts as MaxReaderLag). A stale Reader should be closed and, once the
+// writer is back, opened again. Call it at least every 100 ms while Gets are made.
 func (r *Reader) Check(maxLag time.Duration) error {
+	maxLag = min(maxLag, MaxReaderLag)
 	m := &r.v.m
 	if st := m.load32(hdrState); st != stateActive {
 		return fmt.Errorf("%w: state %d", ErrStale, st)
@@ -137,7 +150,7 @@ func (r *Reader) Check(maxLag time.Duration) error {
 		return fmt.Errorf("%w: writer restarted", ErrStale)
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(r.path, &st); err != nil || st.Ino != r.ino || st.Dev != r.dev {
+	if err := unix.Stat(r.path, &st); err != nil || st.Ino != r.ino || uint64(st.Dev) != r.dev {
 		return fmt.Errorf("%w: segment file replaced", ErrStale)
 	}
 	// Holding the lock shared succeeds only if no writer holds it.

@@ -31,6 +31,12 @@ const (
 	maxMapBackoff = 5 * time.Second
 )
 
+// maxCheckInterval bounds the time between two checks of a published segment, whatever
+// WithStaleness asks: a reader trusts the sidecar's clock for deadlines more than a
+// second away only while that clock lags by at most store.MaxReaderLag plus the time to
+// the next check (docs/segment-format.md, "Expiry").
+const maxCheckInterval = 100 * time.Millisecond
+
 // segmentWatcher decides which segment, if any, Gets read. It alone opens, publishes
 // and closes Readers; Gets only load the published pointer.
 //
@@ -60,7 +66,7 @@ func newSegmentWatcher(c *Client) *segmentWatcher {
 func (w *segmentWatcher) run(ctx context.Context) {
 	defer w.c.done.Done()
 	defer w.closeAll()
-	t := time.NewTicker(w.c.opts.checkInterval)
+	t := time.NewTicker(min(w.c.opts.checkInterval, maxCheckInterval))
 	defer t.Stop()
 	for {
 		select {

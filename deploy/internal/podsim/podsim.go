@@ -100,6 +100,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}()
 	cleanup = append(cleanup, base)
 	os.Chmod(base, 0o755)
+	// The containers' binaries, copied into the pod's own directory: run as root, the
+	// pod runs them (and its probes) as the manifest's uid, which cannot enter a
+	// checkout under a private (0700) home or temporary directory.
+	for _, b := range []*string{&o.Cachee, &o.App, &o.HealthProbe} {
+		if *b, err = copyBinary(filepath.Join(base, ".bin"), *b); err != nil {
+			return r, fmt.Errorf("copy the pod's binaries: %w", err)
+		}
+	}
 	volDirs := map[string]string{}
 	for i := range spec.Volumes {
 		v := &spec.Volumes[i]

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -256,4 +257,36 @@ func runProber(ctx context.Context, pb *prober, pr *corev1.Probe, c *container, 
 		case <-time.After(period):
 		}
 	}
+}
+
+// copyBinary copies the executable at src into dir (made 0755 if missing) as a file of
+// mode 0755 named after it, and returns the copy's path; an empty src stays empty.
+func copyBinary(dir, src string) (string, error) {
+	if src == "" {
+		return "", nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		return "", err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	dst := filepath.Join(dir, filepath.Base(src))
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Chmod(0o755)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return dst, err
 }

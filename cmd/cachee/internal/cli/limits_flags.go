@@ -27,8 +27,6 @@ const (
 	// minAuthToken is the shortest --auth-token accepted: 16 random bytes in hex is
 	// 32 characters; 16 is the floor below which guessing becomes practical.
 	minAuthToken = 16
-	// maxStreams is gRPC's per-connection stream bound when the budget allows more.
-	maxStreams = server.DefaultMaxConcurrentStreams
 )
 
 // limitOptions are the flags of limits and access control (docs/security.md), and
@@ -41,7 +39,7 @@ type limitOptions struct {
 	maxClientMemory *sizeValue // zero: derived
 	idleTimeout     time.Duration
 	grpcMaxMsgSize  *sizeValue // zero: derived
-	grpcMaxStreams  int        // zero: derived
+	grpcMaxStreams  int
 	authToken       string
 	allowUIDs       idList
 	allowGIDs       idList
@@ -66,7 +64,7 @@ func (l *limitOptions) register(fs *pflag.FlagSet) {
 	fs.Var(l.maxClientMemory, "max-client-memory", "memory that client buffers and gRPC calls in flight may hold together; past it RESP clients are disconnected and gRPC calls fail UNAVAILABLE (OVERLOADED) (default: derived from --max-memory and the container's limit, see docs/security.md)")
 	fs.DurationVar(&l.idleTimeout, "idle-timeout", 0, "close RESP clients that send nothing, and gRPC connections with no call, for this long (0: never, as Redis's timeout)")
 	fs.Var(l.grpcMaxMsgSize, "grpc-max-msg-size", "largest gRPC message, request or BatchGet answer (default: --max-key-size + --max-value-size + 4kb)")
-	fs.IntVar(&l.grpcMaxStreams, "grpc-max-concurrent-streams", 0, fmt.Sprintf("most gRPC calls in flight on one connection; further calls wait in the client (default: as many as --max-client-memory holds, at most %d)", maxStreams))
+	fs.IntVar(&l.grpcMaxStreams, "grpc-max-concurrent-streams", server.DefaultMaxConcurrentStreams, "most gRPC calls in flight on one connection; further calls wait in the client")
 	fs.StringVar(&l.authToken, "auth-token", "", "bearer token every gRPC call must carry (authorization: Bearer <token>; grpc.health.v1 excepted); required with a --bind beyond loopback (prefer CACHEE_AUTH_TOKEN: flags show in ps)")
 	fs.Var(&l.allowUIDs, "allow-uids", "comma-separated uids allowed to connect to the socket (checked with SO_PEERCRED; default: whoever the socket's mode lets in)")
 	fs.Var(&l.allowGIDs, "allow-gids", "comma-separated gids (the peer's primary group) allowed to connect to the socket")
@@ -89,8 +87,8 @@ func (l *limitOptions) check(o *serveOptions) error {
 	if l.idleTimeout < 0 {
 		return usagef("invalid --idle-timeout %v: must not be negative", l.idleTimeout)
 	}
-	if l.grpcMaxStreams < 0 || l.grpcMaxStreams > 1<<20 {
-		return usagef("invalid --grpc-max-concurrent-streams %d: want 0 (derived) to %d", l.grpcMaxStreams, 1<<20)
+	if l.grpcMaxStreams < 1 || l.grpcMaxStreams > 1<<20 {
+		return usagef("invalid --grpc-max-concurrent-streams %d: want 1 to %d", l.grpcMaxStreams, 1<<20)
 	}
 	if t := l.authToken; t != "" {
 		if strings.IndexFunc(t, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
@@ -117,14 +115,14 @@ func (l *limitOptions) check(o *serveOptions) error {
 	maxKey, maxValue := storeLimits(scfg)
 	plan := planMemory(scfg.MaxMemory, containerMemoryLimit("/"))
 	l.plan, l.maxValue = plan, maxValue
-	l.grpcMs = maxKey + maxValue + 4<<10
+	l.grpcMs = server.DefaultMaxRecvMsgSize(maxKey, maxValue)
 	if n := l.grpcMaxMsgSize.n; n != 0 {
 		if n < int64(l.grpcMs) || n > 1<<31-1 {
 			return usagef("invalid --grpc-max-msg-size %s: want %d (a Set of the largest key and value) to 2gb", l.grpcMaxMsgSize, l.grpcMs)
 		}
 		l.grpcMs = int(n)
 	}
-	oneCall := server.MaxCallCost(l.grpcMs) + server.GRPCConnCost // one connection with any one call in flight
+	oneCall := server.MinBudget(l.grpcMs) // one connection with any one call in flight
 	clientMemory := plan.clientMemory
 	switch n := l.maxClientMemory.n; {
 	case n != 0 && n < oneCall:
@@ -152,9 +150,6 @@ func (l *limitOptions) check(o *serveOptions) error {
 		l.output = int(n)
 	}
 	l.streams = uint32(l.grpcMaxStreams)
-	if l.streams == 0 {
-		l.streams = uint32(min(max(clientMemory/server.MaxCallCost(l.grpcMs), 1), maxStreams))
-	}
 	l.budget = server.NewBudget(clientMemory)
 	return nil
 }
@@ -203,7 +198,9 @@ func storeLimits(c store.Config) (maxKey, maxValue int) {
 // applyServer puts the resolved limits and access controls into the server's
 // configuration.
 func (l *limitOptions) applyServer(cfg *server.Config) {
-	cfg.MaxRecvMsgSize = l.grpcMs
+	if l.grpcMaxMsgSize.n != 0 {
+		cfg.MaxRecvMsgSize = l.grpcMs // otherwise the server derives it, and names --max-value-size when it refuses a message
+	}
 	cfg.MaxConcurrentStreams = l.streams
 	cfg.MaxConns = l.maxClients
 	cfg.IdleTimeout = l.idleTimeout

@@ -3,10 +3,12 @@ package com.cachee.client;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.cachee.v1.ErrorReason;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -120,7 +122,7 @@ class CacheeClientTest {
 
   @Test
   void prewarmWithoutSourceIsFailedPrecondition() {
-    var e = assertThrows(CacheeException.FailedPrecondition.class, () -> c.prewarm(p -> {}));
+    var e = assertThrows(CacheeException.PrewarmNotConfigured.class, () -> c.prewarm(p -> {}));
     assertEquals(io.grpc.Status.Code.FAILED_PRECONDITION, e.code());
     assertEquals("PREWARM_NOT_CONFIGURED", e.reason());
   }
@@ -128,20 +130,23 @@ class CacheeClientTest {
   @Test
   void invalidArgumentsCarryTheReason(TestInfo t) {
     String key = key(t);
-    assertEquals("KEY_EMPTY", assertThrows(CacheeException.InvalidArgument.class, () -> c.get(new byte[0])).reason());
-    var big = assertThrows(CacheeException.InvalidArgument.class, () -> c.set(utf8(key), new byte[(1 << 20) + 1]));
-    assertEquals("VALUE_TOO_LARGE", big.reason());
+    assertEquals("KEY_EMPTY", assertThrows(CacheeException.KeyEmpty.class, () -> c.get(new byte[0])).reason());
+    // An oversized set raises the typed error, with its reason from the ErrorReason enum.
+    var big = assertThrows(CacheeException.ValueTooLarge.class, () -> c.set(utf8(key), new byte[(1 << 20) + 1]));
+    assertInstanceOf(CacheeException.InvalidArgument.class, big);
+    assertEquals(ErrorReason.ERROR_REASON_VALUE_TOO_LARGE, big.errorReason());
     assertEquals("value", big.metadata().get("field"));
-    assertEquals("INVALID_TTL", assertThrows(CacheeException.InvalidArgument.class,
+    assertInstanceOf(io.grpc.StatusRuntimeException.class, big.getCause(), "the gRPC failure is the cause");
+    assertEquals("INVALID_TTL", assertThrows(CacheeException.InvalidTTL.class,
         () -> c.set(key, "x", SetOptions.ttl(Duration.ofMillis(-1500)))).reason());
-    assertEquals("BATCH_TOO_LARGE", assertThrows(CacheeException.InvalidArgument.class,
+    assertEquals("BATCH_TOO_LARGE", assertThrows(CacheeException.BatchTooLarge.class,
         () -> c.getMany(Collections.nCopies(1001, utf8("k")))).reason());
   }
 
   @Test
-  void grpcSizeLimitIsResourceExhaustedWithoutReason(TestInfo t) {
-    var e = assertThrows(CacheeException.ResourceExhausted.class, () -> c.set(utf8(key(t)), new byte[2 << 20]));
-    assertNull(e.reason());
+  void aMessageOverTheSizeLimitIsMessageTooLarge(TestInfo t) {
+    var e = assertThrows(CacheeException.MessageTooLarge.class, () -> c.set(utf8(key(t)), new byte[5 << 20]));
+    assertTrue(e.reason() == null || e.reason().equals("MESSAGE_TOO_LARGE"), e.toString());
   }
 
   @Test
@@ -173,51 +178,28 @@ class CacheeClientTest {
   }
 
   @Test
-  void targets() {
-    assertEquals("unix:///x.sock", CacheeClient.target("/x.sock", Map.of()));
-    assertEquals("h:1", CacheeClient.target("h:1", Map.of()));
-    assertEquals("unix:///var/run/cachee/cachee.sock", CacheeClient.target(null, Map.of()));
-    assertEquals("unix:///s", CacheeClient.target(null, Map.of("CACHEE_SOCKET", "/s")));
-    assertEquals("h:6380", CacheeClient.target(null, Map.of("CACHE_HOST", "h")));
-  }
-
-  @Test
-  void retriesUntilTheServerIsUp() throws Exception {
+  void untilTheServerIsUpCallsFailUnavailableThenTheClientReconnects() throws Exception {
     Path dir = Files.createTempDirectory(Path.of("/tmp"), "cachee-java");
     Path sock = dir.resolve("late.sock");
-    var late = CompletableFuture.supplyAsync(() -> {
-      try {
-        Thread.sleep(500);
-        return new CacheeServer(sock);
-      } catch (Exception e) {
-        throw new RuntimeException(e);
+    try (var late1 = CacheeClient.builder().address(sock.toString()).withoutShm().build()) {
+      assertThrows(CacheeException.Unavailable.class, () -> late1.set("late", "v"));
+      try (var late = new CacheeServer(sock)) {
+        // The client reconnects in the background; calls fail at once meanwhile.
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+          try {
+            assertTrue(late1.set("late", "v"));
+            break;
+          } catch (CacheeException.Unavailable e) {
+            assertTrue(System.nanoTime() < deadline, "never reconnected: " + e);
+            Thread.sleep(10);
+          }
+        }
       }
-    });
-    var retry = new RetryPolicy(1000, Duration.ofMillis(50), Duration.ofMillis(200), 2.0);
-    try (var late1 = CacheeClient.builder().address(sock.toString()).retry(retry).build()) {
-      assertTrue(late1.set(utf8("late"), utf8("v"), SetOptions.NONE, Duration.ofSeconds(60)));
     } finally {
-      late.join().close();
       Files.deleteIfExists(sock);
       Files.deleteIfExists(dir);
     }
-  }
-
-  @Test
-  void retriesOnlyCallsSafeToRepeatOrRefusedUnapplied() {
-    // A connection reset (no reason) after a conditional write may hide an applied write.
-    assertFalse(CacheeClient.mayRetry(false, unavailable(null)));
-    assertTrue(CacheeClient.mayRetry(true, unavailable(null))); // get, getMany, stats, plain set
-    // The server refused the call before applying it: any call may go again.
-    assertTrue(CacheeClient.mayRetry(false, unavailable("OVERLOADED")));
-    assertTrue(CacheeClient.mayRetry(false, unavailable("SHUTTING_DOWN")));
-    assertFalse(CacheeClient.mayRetry(false, unavailable("PREWARM_SOURCE_UNAVAILABLE")));
-    assertFalse(CacheeClient.mayRetry(true,
-        CacheeException.of(io.grpc.Status.Code.INVALID_ARGUMENT, "x", "KEY_EMPTY", Map.of(), null)));
-  }
-
-  private static CacheeException unavailable(String reason) {
-    return CacheeException.of(io.grpc.Status.Code.UNAVAILABLE, "x", reason, Map.of(), null);
   }
 
   @Test

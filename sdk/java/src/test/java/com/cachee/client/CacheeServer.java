@@ -28,6 +28,7 @@ final class CacheeServer implements AutoCloseable {
 
   final Path dir;
   final Path sock;
+  final Path shm;
   String tcp;
   boolean resp;
   private final Process proc;
@@ -63,10 +64,19 @@ final class CacheeServer implements AutoCloseable {
   }
 
   CacheeServer(Path sock, String... args) throws Exception {
+    this(sock, null, args);
+  }
+
+  /**
+   * A server on {@code sock} and the segment directory {@code shm} (both in a fresh
+   * directory when null); a later server given the same paths takes over the segment.
+   * {@code args} come after the defaults, so a later --max-memory wins.
+   */
+  CacheeServer(Path sock, Path shm, String... args) throws Exception {
     dir = Files.createTempDirectory(Path.of("/tmp"), "cachee-java");
     this.sock = sock != null ? sock : dir.resolve("c.sock");
-    Path shm = Files.createDirectory(dir.resolve("shm"));
-    List<String> cmd = new ArrayList<>(List.of(binary(), "--socket=" + this.sock, "--shm=" + shm, "--port=0",
+    this.shm = shm != null ? shm : Files.createDirectory(dir.resolve("shm"));
+    List<String> cmd = new ArrayList<>(List.of(binary(), "--socket=" + this.sock, "--shm=" + this.shm, "--port=0",
         "--http-port=0", "--metrics-port=0", "--max-memory=8mb", "--log-format=json"));
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
@@ -98,6 +108,49 @@ final class CacheeServer implements AutoCloseable {
     }
   }
 
+  /** Sends a signal ("STOP", "CONT", "KILL", "TERM") to the server. */
+  void signal(String sig) throws IOException, InterruptedException {
+    if (new ProcessBuilder("kill", "-" + sig, Long.toString(proc.pid())).inheritIO().start().waitFor() != 0) {
+      throw new IOException("kill -" + sig + " failed");
+    }
+  }
+
+  /** Waits for the process to end (after a signal that ends it). */
+  void awaitExit() throws InterruptedException {
+    proc.waitFor(30, TimeUnit.SECONDS);
+  }
+
+  /** Kills the server but keeps its directory, so that a new server may take over its segment. */
+  void kill() throws InterruptedException {
+    proc.destroyForcibly();
+    proc.waitFor(30, TimeUnit.SECONDS);
+  }
+
+  private static final Pattern METRICS = Pattern.compile("\"metrics\":\"[^\"]*:(\\d+)\"");
+
+  /** A counter from the server's metrics endpoint: {@code name{labels} value}, 0 when absent. */
+  long metric(String name, String labels) {
+    Matcher m = METRICS.matcher(logs());
+    if (!m.find()) {
+      throw new AssertionError("no metrics address in the log");
+    }
+    try {
+      String body = java.net.http.HttpClient.newHttpClient().send(
+          java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + m.group(1) + "/metrics")).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+      Matcher v = Pattern.compile(Pattern.quote(name + "{" + labels + "} ") + "(\\d+)").matcher(body);
+      return v.find() ? Long.parseLong(v.group(1)) : 0;
+    } catch (IOException | InterruptedException e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  String logs() {
+    synchronized (logs) {
+      return String.join("\n", logs);
+    }
+  }
+
   @Override
   public void close() throws IOException {
     proc.destroyForcibly();
@@ -110,4 +163,5 @@ final class CacheeServer implements AutoCloseable {
       paths.sorted(Collections.reverseOrder()).forEach(p -> p.toFile().delete());
     }
   }
+
 }
