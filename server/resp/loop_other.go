@@ -13,5 +13,8 @@ func (l *loop) drain()    {}
 // soon as it has nothing half-received.
 func peekInput(int) (int, error) { return -1, nil }
 
+// requestSweep does nothing: connections served by goroutines time out on their reads.
+func (l *loop) requestSweep() {}
+
 // serveInLoop reports false: without epoll every connection gets a goroutine.
 func (s *Server) serveInLoop(cl *client, c net.Conn) bool { return false }

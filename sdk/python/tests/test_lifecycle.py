@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import pathlib
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -322,7 +320,7 @@ async def test_cancellation(start_server, key):
     rec = AsyncAttempts()
     async with cachee.AsyncClient(s.sock, timeout=60, interceptors=[rec]) as c:
         assert await c.set(key, b"v")
-        os.kill(s.proc.pid, signal.SIGSTOP)
+        s.pause()
         try:
             task = asyncio.create_task(c.get(key))
             await asyncio.sleep(0.2)
@@ -331,7 +329,7 @@ async def test_cancellation(start_server, key):
             with pytest.raises(asyncio.CancelledError):
                 await task
         finally:
-            os.kill(s.proc.pid, signal.SIGCONT)
+            s.resume()
         assert await c.get(key) == b"v"
     # The cancelled attempt ended CANCELLED: the RPC itself was cancelled.
     assert ("Get", "CANCELLED") in {(m, code) for m, _, code in rec.log}
