@@ -100,7 +100,7 @@ test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then 
 	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: test-sdks
-test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+test-sdks: test-shm test-python test-typescript test-java test-rust package-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
@@ -164,6 +164,16 @@ SHM_CARGO_TARGET := $(TMP)/cargo-shm
 .PHONY: test-shm
 test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
+
+# The Rust crates as crates.io would take them: cachee-proto (gen/rust), cachee-shm and
+# cachee. cachee's verifying build takes the other two from their directories, since
+# they are not on crates.io yet; it shares sdk/rust's target directory with test-rust.
+.PHONY: package-rust
+package-rust: ## cargo package the Rust crates (cachee-proto, cachee-shm, cachee), each built from its package
+	cd gen/rust && CARGO_TARGET_DIR=$(CURDIR)/sdk/rust/target cargo package --quiet --allow-dirty
+	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo package --quiet --locked --allow-dirty
+	cd sdk/rust && cargo package --quiet --locked --allow-dirty \
+		--config 'patch.crates-io.cachee-proto.path="../../gen/rust"' --config 'patch.crates-io.cachee-shm.path="../shm"'
 
 .PHONY: test-crosslang
 test-crosslang: build install-python ## Check that every SDK (and RESP) reads what every other wrote
