@@ -32,7 +32,8 @@ PROTOC_GEN_TONIC_VERSION := 0.5.0
 # crates.io: cargo-fuzz, for the Rust segment reader's fuzz target (make fuzz-shm).
 CARGO_FUZZ_VERSION := 0.13.2
 # PyPI, into the venv $(VENV): grpcio-tools generates Python's gRPC stubs, mypy-protobuf
-# their .pyi; the rest are the Python SDK's runtime and test dependencies.
+# their .pyi; the rest are the Python SDK's runtime, test and bench dependencies (and
+# redis-py at REDIS_PY_VERSION, the reference of the SDK's bench runner).
 GRPCIO_TOOLS_VERSION := 1.85.1
 MYPY_PROTOBUF_VERSION := 5.1.0
 PY_GRPCIO_VERSION := 1.85.1
@@ -40,6 +41,12 @@ PY_PROTOBUF_VERSION := 7.36.2
 PY_GOOGLEAPIS_COMMON_PROTOS_VERSION := 1.76.0
 PY_PYTEST_VERSION := 9.2.0
 PY_PYTEST_ASYNCIO_VERSION := 1.5.0
+# PyPI: the Python package's build front end and checker (make package-python).
+PY_BUILD_VERSION := 1.6.1
+PY_TWINE_VERSION := 7.0.0
+# PyPI: builds the Python package's native extension (PyO3); keep it equal to
+# sdk/python/pyproject.toml's build requirement.
+PY_MATURIN_VERSION := 1.16.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
@@ -97,10 +104,43 @@ test-sdks: test-shm test-python test-typescript test-java test-rust test-crossla
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
-test-python: build $(VENV)/.installed ## Test sdk/python with pytest
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
-	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
+test-python: build install-python ## Test sdk/python with pytest
 	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
+
+# install-python puts the wheel package-python built into $(VENV), where the tests, the
+# cross-language test and bench/report's Python runner use it: maturin and cargo run
+# once, and again only when a file the package is built from changes.
+.PHONY: install-python
+install-python: package-python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_DIST)/cachee-*.whl
+	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
+
+# The Python package as it would be published, from the tracked files of the tree (as
+# a clean clone has them): an sdist, then from the unpacked sdist an abi3 wheel with
+# the native extension (maturin; cargo's output kept in $(PY_CARGO_TARGET) between
+# runs), twine's check of both, and the wheel installed in a fresh venv where no cargo
+# is on the PATH, which must load the extension. Into $(PY_DIST).
+PY_DIST := $(TMP)/dist/python
+PY_PACKAGE_PATHS := sdk/python gen/python sdk/shm
+PY_CARGO_TARGET = $(SHM_CARGO_TARGET)
+PY_PKG := $(TMP)/package-python
+.PHONY: package-python
+package-python: $(PY_DIST)/.built ## Build sdk/python's sdist and abi3 wheel from the tracked files; twine check; install the wheel without cargo
+
+$(PY_DIST)/.built: $(shell git ls-files $(PY_PACKAGE_PATHS)) Makefile $(VENV)/.installed
+	rm -rf $(PY_PKG) $(PY_DIST) && mkdir -p $(PY_PKG)/tree $(PY_PKG)/sdist $(PY_DIST)
+	git ls-files -z $(PY_PACKAGE_PATHS) | tar --null -T - -cf - | tar -x -C $(PY_PKG)/tree
+	$(VENV)/bin/python -m build --sdist --outdir $(PY_DIST) $(PY_PKG)/tree/sdk/python
+	tar -xzf $(PY_DIST)/cachee-*.tar.gz -C $(PY_PKG)/sdist
+	@# --compatibility pypi: the lowest manylinux tag the build allows, which PyPI takes.
+	CARGO_TARGET_DIR=$(PY_CARGO_TARGET) MATURIN_PEP517_ARGS="--compatibility pypi" \
+		$(VENV)/bin/python -m build --wheel --outdir $(PY_DIST) $(PY_PKG)/sdist/cachee-*
+	$(VENV)/bin/twine check --strict $(PY_DIST)/cachee-*
+	python3 -m venv $(PY_PKG)/venv
+	env PATH=/usr/bin:/bin sh -c '! command -v cargo && ! command -v rustc'
+	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(PY_DIST)/cachee-*.whl
+	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/python -c 'import cachee, cachee._native; print("package-python: the wheel loads", cachee._native.__name__, "without cargo")'
+	@touch $@
 
 .PHONY: test-typescript
 test-typescript: build ## Test sdk/typescript with node's test runner
@@ -126,8 +166,7 @@ test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
 .PHONY: test-crosslang
-test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) reads what every other wrote
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+test-crosslang: build install-python ## Check that every SDK (and RESP) reads what every other wrote
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
 		-Dmdep.outputFile=target/classpath.txt
@@ -315,7 +354,9 @@ $(VENV)/.installed: Makefile
 		grpcio-tools==$(GRPCIO_TOOLS_VERSION) mypy-protobuf==$(MYPY_PROTOBUF_VERSION) \
 		grpcio==$(PY_GRPCIO_VERSION) protobuf==$(PY_PROTOBUF_VERSION) \
 		googleapis-common-protos==$(PY_GOOGLEAPIS_COMMON_PROTOS_VERSION) \
-		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION)
+		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION) \
+		build==$(PY_BUILD_VERSION) twine==$(PY_TWINE_VERSION) maturin==$(PY_MATURIN_VERSION) \
+		redis==$(REDIS_PY_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile

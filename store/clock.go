@@ -22,16 +22,6 @@ func (s *Store) now() time.Time {
 // nowWrite is the store's clock in unix ms, for everything but lock-free reads.
 func (s *Store) nowWrite() int64 { return s.now().UnixMilli() }
 
-// readClock is the clock a lock-free read passes to view.get: the one the writer
-// publishes in the header, unless a test clock is set (then that clock, which the
-// header follows only at writes).
-func (s *Store) readClock() int64 {
-	if s.clock != nil {
-		return s.clock().UnixMilli()
-	}
-	return int64(s.v.m.load(hdrClock))
-}
-
 // publishClock moves the header clock forward to ms; it never moves it back.
 func (s *Store) publishClock(ms int64) {
 	if int64(s.v.m.load(hdrClock)) < ms {

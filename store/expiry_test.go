@@ -14,7 +14,7 @@ func readerAt(t *testing.T, dir string, now *int64, calls *int) *Reader {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	r.v.clock = func() time.Time {
+	r.v.wallClock = func() time.Time {
 		*calls++
 		return time.UnixMilli(*now)
 	}

@@ -125,7 +125,7 @@ func TestRESPOversizedValue(t *testing.T) {
 
 	for name, target := range targets {
 		t.Run("redis-cli/"+name, func(t *testing.T) {
-			cli := tool(t, "redis-cli", "redis-cli not installed (Debian: apt-get install redis-tools)")
+			cli := tool(t, "CACHEE_REDIS_CLI", "redis-cli") // make deps installs it (Debian: redis-tools)
 			f, err := os.Open(value)
 			if err != nil {
 				t.Fatal(err)
@@ -159,17 +159,6 @@ func TestRESPOversizedValue(t *testing.T) {
 	if err := c.Set(ctx(t), "small", "v", time.Minute).Err(); err != nil {
 		t.Fatalf("after the refusals: %v", err)
 	}
-}
-
-// tool finds an external program, failing when CACHEE_REQUIRE_TOOLS is set (make test
-// installs them all) and skipping otherwise.
-func tool(t *testing.T, name, why string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		missingTool(t, why)
-	}
-	return p
 }
 
 func missingTool(t *testing.T, why string) {
