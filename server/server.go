@@ -101,6 +101,7 @@ func (s *Server) registerMetrics() *latency {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(s.st),
+		newReadinessCollector(s),
 		lat.summary,
 	)
 	s.registerLimitMetrics()
