@@ -75,6 +75,7 @@ func newBackend(c *Conn) *Backend {
 		recvWindow:  backendConnWindow,
 	}
 	b.fr = http2.NewFramer(backendWriter{b}, &b.rd)
+	b.fr.SetReuseFrames()
 	b.fr.SetMaxReadFrameSize(maxFrameRead)
 	b.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	b.enc = hpack.NewEncoder(&b.hbuf)
@@ -258,8 +259,14 @@ func (c *Conn) proxy(s *stream) {
 // handOff relays a fast stream to the backend after all, with what it received so far
 // (whose window the client was credited already).
 func (c *Conn) handOff(s *stream) {
+	c.untime(s)
 	s.kind = proxiedStream
-	s.px = &proxy{b: c.current(), toBackend: s.body, credited: len(s.body), end: s.remoteDone}
+	body := s.body
+	if s.aliased {
+		body = append([]byte(nil), body...) // the frame it points into is about to be reused
+		s.aliased = false
+	}
+	s.px = &proxy{b: c.current(), toBackend: body, credited: len(body), end: s.remoteDone}
 	s.body = nil
 	s.px.b.open(s)
 }
