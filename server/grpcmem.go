@@ -246,14 +246,24 @@ func (g *readGate) read(ctx context.Context, m any, dec func(any) error) (held i
 	if err := g.enter(ctx); err != nil {
 		return 0, toStatus(err)
 	}
-	err = dec(m)
-	if pm, ok := m.(proto.Message); ok && err == nil {
-		held = int64(proto.Size(pm))
+	if err = dec(m); err == nil {
+		held = g.keep(m) // before the reservation goes, so the count never dips below what is held
 	}
-	g.budget.charge(held) // before the reservation goes, so the count never dips below what is held
 	g.reading.Add(-1)
 	g.budget.Release(g.maxRecv)
 	return held, err
+}
+
+// keep charges a request message just decoded into m, which stays held until its
+// handler returns; it reports the bytes, for the caller to release then.
+func (g *readGate) keep(m any) int64 {
+	pm, ok := m.(proto.Message)
+	if !ok || g.budget == nil {
+		return 0
+	}
+	n := int64(proto.Size(pm))
+	g.budget.charge(n)
+	return n
 }
 
 func (g *readGate) enter(ctx context.Context) error {

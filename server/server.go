@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,13 @@ import (
 // maxRecvSlack is what a request may hold besides one key and one value: field tags,
 // lengths, a TTL and a condition, with generous room.
 const maxRecvSlack = 4 << 10
+
+// closedChan is a channel that is closed.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// keepaliveMinTime is the shortest interval between a client's pings: pings more
+// often end the connection (grpc-go's keepalive enforcement, and the fast path's).
+const keepaliveMinTime = 5 * time.Second
 
 var errPanic = errors.New("server: internal error")
 
@@ -73,6 +81,7 @@ type Server struct {
 	conns   map[net.Conn]bool // connections being sniffed (false) or with the ConnHandler (true)
 	closing bool
 
+	fast      *fastPath              // nil: every gRPC connection goes to grpc-go
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
 	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
@@ -102,12 +111,19 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	// label lookup per call, and with Prometheus's default buckets (5 ms and up) every
 	// call of a microsecond-scale cache would land in the first bucket anyway.
 	grpcMetrics := grpcprom.NewServerMetrics()
+	var grpcCollector prometheus.Collector = grpcMetrics
+	var fm *fastMetrics
+	if cfg.FastPath {
+		// The fast path adds its own calls to these series (see fastmetrics.go).
+		fm = newFastMetrics(grpcMetrics, cacheev1.CacheService_ServiceDesc.ServiceName, unaryMethods(&cacheev1.CacheService_ServiceDesc))
+		grpcCollector = fm
+	}
 	s.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(st),
 		lat.summary,
-		grpcMetrics,
+		grpcCollector,
 	)
 
 	scfg := st.Config()
@@ -147,6 +163,15 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	pool := newBufferPool(cfg.Budget)
 	gate := &readGate{budget: cfg.Budget, maxRecv: int64(maxRecv), refused: func() { s.rejected.WithLabelValues("client_memory").Inc() }}
 	au := &auth{token: cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
+	// The fast path runs the same interceptors around its calls, but counts them in
+	// fm where grpcMetrics's interceptor stands (see fastpath.go).
+	beforeMetrics := []grpc.UnaryServerInterceptor{au.unary}
+	afterMetrics := []grpc.UnaryServerInterceptor{
+		logUnary,
+		recovery.UnaryServerInterceptor(recoverOpt),
+		validationUnary(lim),
+	}
+	unary := slices.Concat(beforeMetrics, []grpc.UnaryServerInterceptor{grpcMetrics.UnaryServerInterceptor()}, afterMetrics)
 	s.grpc = grpc.NewServer(
 		experimental.BufferPool(pool),
 		grpc.ForceServerCodecV2(codec{pool}),
@@ -155,20 +180,14 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		grpc.InitialWindowSize(grpcStreamWindow),
 		grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             5 * time.Second, // pings more often than this end the connection
-			PermitWithoutStream: true,            // SDKs keep idle connections alive
+			MinTime:             keepaliveMinTime, // pings more often than this end the connection
+			PermitWithoutStream: true,             // SDKs keep idle connections alive
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: cfg.IdleTimeout}),
 		// Outermost first: metrics and logs see the final code, which recovery makes
 		// INTERNAL on a panic; validation sits next to the handler. A unary request
 		// has been read (through the gate, see gatedRegistrar) before the first runs.
-		grpc.ChainUnaryInterceptor(
-			au.unary,
-			grpcMetrics.UnaryServerInterceptor(),
-			logUnary,
-			recovery.UnaryServerInterceptor(recoverOpt),
-			validationUnary(lim),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(
 			gate.stream,
 			au.stream,
@@ -193,6 +212,9 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		// A BatchGet answer is bounded as a request is: no message either way is
 		// larger than maxRecv.
 		maxBatchResp: maxRecv,
+	}
+	if cfg.FastPath {
+		s.fast = newFastPath(s, beforeMetrics, fm, afterMetrics, gate, maxRecv, cfg.Tier != nil)
 	}
 	reg := gatedRegistrar{s.grpc, gate}
 	cacheev1.RegisterCacheServiceServer(reg, s.svc)
@@ -460,6 +482,9 @@ func (s *Server) route(c net.Conn) {
 			c.Close()
 			return
 		}
+		if s.fast != nil && s.fast.serve(c, ac, buf[:n]) {
+			return
+		}
 		if !s.grpcLn.push(&replayConn{Conn: ac, pending: buf[:n]}) {
 			ac.Close()
 		}
@@ -520,6 +545,10 @@ func (s *Server) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	grpcDone := make(chan struct{})
+	var fastDone <-chan struct{} = closedChan
+	if s.fast != nil {
+		fastDone = s.fast.drain() // GOAWAY on every fast-path connection; calls in flight finish
+	}
 	go func() {
 		s.grpc.GracefulStop() // closes grpcLn, sends GOAWAY, waits for calls in flight
 		close(grpcDone)
@@ -534,7 +563,7 @@ func (s *Server) shutdown() {
 		s.routes.Wait()
 		close(connsDone)
 	}()
-	for _, done := range []chan struct{}{grpcDone, connsDone} {
+	for _, done := range []<-chan struct{}{fastDone, grpcDone, connsDone} {
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -542,6 +571,9 @@ func (s *Server) shutdown() {
 	}
 	if ctx.Err() != nil {
 		s.log.Warn("grace period over; closing connections still open")
+		if s.fast != nil {
+			s.fast.close()
+		}
 		s.grpc.Stop()
 		s.mu.Lock()
 		for c := range s.conns {
@@ -552,6 +584,9 @@ func (s *Server) shutdown() {
 		<-connsDone
 	}
 
+	if s.fast != nil {
+		s.fast.close() // stops its loops; its connections are gone by now
+	}
 	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
 	defer hcancel()
 	s.httpSrv.Shutdown(hctx)

@@ -38,6 +38,8 @@ type Config struct {
 	Memory Memory
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
+	// Relayed, when set, is told of each stream relayed to the backend.
+	Relayed func()
 }
 
 // Memory is a budget of bytes shared by connections.

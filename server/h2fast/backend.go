@@ -58,6 +58,7 @@ type proxy struct {
 	recvWindow  int64
 	recvUnacked int64
 	queued      bool
+	counted     bool // told to Config.Relayed
 }
 
 // backendConnWindow is the connection window a Backend gives the backend server.
@@ -274,6 +275,12 @@ func (c *Conn) handOff(s *stream) {
 // open starts s on the backend, or queues it while the backend's stream limit is
 // reached.
 func (b *Backend) open(s *stream) {
+	if s.px.bid == 0 && !s.px.counted {
+		s.px.counted = true
+		if r := b.conn.cfg.Relayed; r != nil {
+			r()
+		}
+	}
 	if uint32(b.active) >= b.maxStreams || !b.settings && b.active > 0 {
 		b.waiting = append(b.waiting, s)
 		return
