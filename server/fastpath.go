@@ -299,18 +299,19 @@ func (f *fastPath) close() {
 // fastConn is one client connection on a loop. Everything but the goroutines of
 // calls that may block (which Post their answers back) runs on its loop's goroutine.
 type fastConn struct {
-	f        *fastPath
-	fl       *fastLoop
-	fd       int
-	events   uint32
-	c        *h2fast.Conn
-	backs    map[int]*fastBackend
-	admitted net.Conn // its admission: closing it releases the connection's charge
-	base     context.Context
-	remote   net.Addr
-	lastBusy time.Time
-	timerAt  time.Time // when the armed deadline timer fires; zero when none is
-	closed   bool
+	f         *fastPath
+	fl        *fastLoop
+	fd        int
+	events    uint32
+	c         *h2fast.Conn
+	backs     map[int]*fastBackend
+	admitted  net.Conn // its admission: closing it releases the connection's charge
+	base      context.Context
+	remote    net.Addr
+	lastBusy  time.Time
+	timerAt   time.Time // when the armed deadline timer fires; zero when none is
+	lingering bool      // done: the write side is shut, input is read and dropped until the client closes
+	closed    bool
 }
 
 // fastBackend is a connection of fastConn to the grpc-go server.
@@ -347,6 +348,10 @@ func (fc *fastConn) Event(fd int, events uint32) {
 	}
 	if events&(evloop.Err|evloop.Hup) != 0 {
 		fc.close()
+		return
+	}
+	if fc.lingering {
+		fc.discard()
 		return
 	}
 	if events&(evloop.In|evloop.RdHup) != 0 && fc.c.WantsRead() {
@@ -424,7 +429,7 @@ func (fc *fastConn) sync() {
 	}
 	fc.armDeadline()
 	if fc.c.Done() && len(fc.c.Output()) == 0 {
-		fc.close()
+		fc.linger()
 		return
 	}
 	// Not reading, it watches neither for input nor for the client's end of it, which
@@ -540,6 +545,46 @@ func (fc *fastConn) dropBackend(fb *fastBackend) {
 	delete(fc.backs, fb.fd)
 	fc.fl.loop.Remove(fb.fd)
 	evloop.Close(fb.fd)
+}
+
+// lingerTime bounds how long a connection that is done waits for the client to close.
+const lingerTime = 2 * time.Second
+
+// linger ends a connection that is done without losing what was last written to it
+// (a GOAWAY, as a rule): closing a socket with unread input makes the kernel reset the
+// connection, and a reset can discard what the client had not read yet. So the write
+// side is shut (the client reads the end after the GOAWAY) and input is read and
+// dropped until the client closes, for lingerTime at most.
+func (fc *fastConn) linger() {
+	if fc.lingering || fc.closed {
+		return
+	}
+	fc.lingering = true
+	for _, fb := range fc.backs {
+		fb.b.Closed()
+		fc.dropBackend(fb)
+	}
+	if evloop.ShutdownWrite(fc.fd) != nil || fc.fl.loop.Watch(fc.fd, evloop.In|evloop.RdHup) != nil {
+		fc.close()
+		return
+	}
+	loop := fc.fl.loop
+	time.AfterFunc(lingerTime, func() { loop.Post(fc.close) })
+	fc.discard()
+}
+
+// discard reads and drops what a lingering connection receives, and closes it at its end.
+func (fc *fastConn) discard() {
+	for {
+		n, err := evloop.Read(fc.fd, fc.fl.buf)
+		if n > 0 {
+			continue
+		}
+		if n == 0 || err != evloop.EAGAIN && err != evloop.EINTR {
+			fc.close()
+		}
+		return
+	}
 }
 
 // close closes the connection and its backends and cancels its calls.

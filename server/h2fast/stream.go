@@ -75,6 +75,10 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		return
 	}
 	c.lastID = id
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		c.resetStream(id, http2.ErrCodeProtocol) // a stream cannot depend on itself (RFC 9113 §5.3.1)
+		return
+	}
 	if c.goAway == 2 && id > c.goAwayID {
 		return // after GOAWAY: ignored, the client retries it elsewhere
 	}

@@ -226,6 +226,10 @@ func Write(fd int, b []byte) (int, error) {
 // Close closes fd.
 func Close(fd int) error { return unix.Close(fd) }
 
+// ShutdownWrite ends what is written to a socket: the peer reads the end of the stream
+// after what was written before.
+func ShutdownWrite(fd int) error { return unix.Shutdown(fd, unix.SHUT_WR) }
+
 // EAGAIN and EINTR are the errors Read and Write return that are not failures.
 var (
 	EAGAIN error = unix.EAGAIN
