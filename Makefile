@@ -12,6 +12,7 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+GRPCURL_VERSION := v1.9.4
 # h2spec (the HTTP/2 conformance suite) has no go.mod: its version and its
 # dependencies' are pinned in $(H2SPEC_MOD)/go.mod, and it is built from there.
 H2SPEC_MOD := server/h2fast/testdata/h2spec
@@ -34,7 +35,8 @@ PROTOC_GEN_TONIC_VERSION := 0.5.0
 # crates.io: cargo-fuzz, for the Rust segment reader's fuzz target (make fuzz-shm).
 CARGO_FUZZ_VERSION := 0.13.2
 # PyPI, into the venv $(VENV): grpcio-tools generates Python's gRPC stubs, mypy-protobuf
-# their .pyi; the rest are the Python SDK's runtime and test dependencies.
+# their .pyi; the rest are the Python SDK's runtime, test and bench dependencies (and
+# redis-py at REDIS_PY_VERSION, the reference of the SDK's bench runner).
 GRPCIO_TOOLS_VERSION := 1.85.1
 MYPY_PROTOBUF_VERSION := 5.1.0
 PY_GRPCIO_VERSION := 1.85.1
@@ -42,6 +44,12 @@ PY_PROTOBUF_VERSION := 7.36.2
 PY_GOOGLEAPIS_COMMON_PROTOS_VERSION := 1.76.0
 PY_PYTEST_VERSION := 9.2.0
 PY_PYTEST_ASYNCIO_VERSION := 1.5.0
+# PyPI: the Python package's build front end and checker (make package-python).
+PY_BUILD_VERSION := 1.6.1
+PY_TWINE_VERSION := 7.0.0
+# PyPI: builds the Python package's native extension (PyO3); keep it equal to
+# sdk/python/pyproject.toml's build requirement.
+PY_MATURIN_VERSION := 1.16.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
@@ -88,7 +96,7 @@ run: build ## Build and start cachee with developer-machine defaults
 test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_H2SPEC=$(BIN)/h2spec CACHEE_REQUIRE_TOOLS=1 \
+	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_H2SPEC=$(BIN)/h2spec CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
 	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
@@ -99,18 +107,55 @@ test-sdks: test-shm test-python test-typescript test-java test-rust test-crossla
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
-test-python: build $(VENV)/.installed ## Test sdk/python with pytest
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
-	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
+test-python: build install-python ## Test sdk/python with pytest
 	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
+
+# install-python puts the wheel package-python built into $(VENV), where the tests, the
+# cross-language test and bench/report's Python runner use it: maturin and cargo run
+# once, and again only when a file the package is built from changes.
+.PHONY: install-python
+install-python: package-python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_DIST)/cachee-*.whl
+	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
+
+# The Python package as it would be published, from the tracked files of the tree (as
+# a clean clone has them): an sdist, then from the unpacked sdist an abi3 wheel with
+# the native extension (maturin; cargo's output kept in $(PY_CARGO_TARGET) between
+# runs), twine's check of both, and the wheel installed in a fresh venv where no cargo
+# is on the PATH, which must load the extension. Into $(PY_DIST).
+PY_DIST := $(TMP)/dist/python
+PY_PACKAGE_PATHS := sdk/python gen/python sdk/shm
+PY_CARGO_TARGET = $(SHM_CARGO_TARGET)
+PY_PKG := $(TMP)/package-python
+.PHONY: package-python
+package-python: $(PY_DIST)/.built ## Build sdk/python's sdist and abi3 wheel from the tracked files; twine check; install the wheel without cargo
+
+$(PY_DIST)/.built: $(shell git ls-files $(PY_PACKAGE_PATHS)) Makefile $(VENV)/.installed
+	rm -rf $(PY_PKG) $(PY_DIST) && mkdir -p $(PY_PKG)/tree $(PY_PKG)/sdist $(PY_DIST)
+	git ls-files -z $(PY_PACKAGE_PATHS) | tar --null -T - -cf - | tar -x -C $(PY_PKG)/tree
+	$(VENV)/bin/python -m build --sdist --outdir $(PY_DIST) $(PY_PKG)/tree/sdk/python
+	tar -xzf $(PY_DIST)/cachee-*.tar.gz -C $(PY_PKG)/sdist
+	@# --compatibility pypi: the lowest manylinux tag the build allows, which PyPI takes.
+	CARGO_TARGET_DIR=$(PY_CARGO_TARGET) MATURIN_PEP517_ARGS="--compatibility pypi" \
+		$(VENV)/bin/python -m build --wheel --outdir $(PY_DIST) $(PY_PKG)/sdist/cachee-*
+	$(VENV)/bin/twine check --strict $(PY_DIST)/cachee-*
+	python3 -m venv $(PY_PKG)/venv
+	env PATH=/usr/bin:/bin sh -c '! command -v cargo && ! command -v rustc'
+	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(PY_DIST)/cachee-*.whl
+	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/python -c 'import cachee, cachee._native; print("package-python: the wheel loads", cachee._native.__name__, "without cargo")'
+	@touch $@
 
 .PHONY: test-typescript
 test-typescript: build ## Test sdk/typescript with node's test runner
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
 
 .PHONY: test-java
-test-java: build ## Test sdk/java with JUnit 5 through Maven
+test-java: build package-java ## Test sdk/java with JUnit 5 through Maven
 	cd sdk/java && mvn -B -ntp test -Dcachee.bin=$(CACHEE)
+
+.PHONY: package-java
+package-java: ## Build sdk/java for Maven Central (jar, sources, javadoc) and check the pom's Central metadata (mvn verify)
+	cd sdk/java && mvn -B -ntp -q verify -DskipTests
 
 .PHONY: test-rust
 test-rust: build ## Test sdk/rust with cargo test
@@ -124,8 +169,7 @@ test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
 .PHONY: test-crosslang
-test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) reads what every other wrote
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+test-crosslang: build install-python ## Check that every SDK (and RESP) reads what every other wrote
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
 		-Dmdep.outputFile=target/classpath.txt
@@ -143,7 +187,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/h2spec ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/h2spec ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -313,11 +357,17 @@ $(VENV)/.installed: Makefile
 		grpcio-tools==$(GRPCIO_TOOLS_VERSION) mypy-protobuf==$(MYPY_PROTOBUF_VERSION) \
 		grpcio==$(PY_GRPCIO_VERSION) protobuf==$(PY_PROTOBUF_VERSION) \
 		googleapis-common-protos==$(PY_GOOGLEAPIS_COMMON_PROTOS_VERSION) \
-		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION)
+		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION) \
+		build==$(PY_BUILD_VERSION) twine==$(PY_TWINE_VERSION) maturin==$(PY_MATURIN_VERSION) \
+		redis==$(REDIS_PY_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile
 	go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION)
+	@touch $@
+
+$(BIN)/grpcurl: Makefile
+	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
 
 $(BIN)/h2spec: $(H2SPEC_MOD)/go.mod $(H2SPEC_MOD)/go.sum

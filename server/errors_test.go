@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -31,14 +33,23 @@ func TestToStatus(t *testing.T) {
 		{store.ErrCorrupt, codes.DataLoss, "SEGMENT_CORRUPT", nil},
 		{errNoPrewarmer, codes.FailedPrecondition, "PREWARM_NOT_CONFIGURED", nil},
 		{errPrewarmRunning, codes.Aborted, "PREWARM_RUNNING", nil},
-		{fmt.Errorf("%w: dial redis:6379: refused", ErrPrewarmSource), codes.Unavailable, "PREWARM_SOURCE_UNAVAILABLE", nil},
-		{fmt.Errorf("%w: dial redis:6379: refused", ErrL2Unavailable), codes.Unavailable, "L2_UNAVAILABLE", nil},
+		{fmt.Errorf("%w: dial redis:6379: refused", tier.ErrPrewarmSource), codes.Unavailable, "PREWARM_SOURCE_UNAVAILABLE", nil},
+		{fmt.Errorf("%w: dial redis:6379: refused", tier.ErrL2Unavailable), codes.Unavailable, "L2_UNAVAILABLE", nil},
 		{fmt.Errorf("loading: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "DEADLINE_EXCEEDED", nil},
 		{context.Canceled, codes.Canceled, "CANCELED", nil},
 		{errors.New("disk on fire"), codes.Internal, "INTERNAL", nil},
 		{&fieldError{field: "items[2].value", err: store.ErrValueTooLarge, size: 2000, limit: 1024},
 			codes.InvalidArgument, "VALUE_TOO_LARGE", map[string]string{"field": "items[2].value", "size": "2000", "limit": "1024"}},
 		{&fieldError{field: "keys", err: errInvalidField}, codes.InvalidArgument, "INVALID_FIELD", map[string]string{"field": "keys"}},
+		{&fieldError{field: "keys", err: errBatchTooLarge, size: 1001, limit: 1000}, codes.InvalidArgument, "BATCH_TOO_LARGE",
+			map[string]string{"field": "keys", "size": "1001", "limit": "1000"}},
+		{errUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED", nil},
+		{errOverloaded, codes.Unavailable, "OVERLOADED", nil},
+		{&fieldError{field: "keys", err: errResponseTooLarge, size: 3, limit: 2}, codes.ResourceExhausted, "RESPONSE_TOO_LARGE",
+			map[string]string{"field": "keys", "size": "3", "limit": "2"}},
+		{&messageTooLarge{size: 5000, limit: 4000, raise: "raise --x"}, codes.ResourceExhausted, "MESSAGE_TOO_LARGE",
+			map[string]string{"size": "5000", "limit": "4000"}},
+		{&messageTooLarge{limit: 4000, raise: "raise --x"}, codes.ResourceExhausted, "MESSAGE_TOO_LARGE", map[string]string{"limit": "4000"}},
 	} {
 		t.Run(tc.err.Error(), func(t *testing.T) {
 			err := toStatus(tc.err)
@@ -62,6 +73,28 @@ func TestToStatus(t *testing.T) {
 	orig := status.Error(codes.ResourceExhausted, "message too large")
 	if got := toStatus(orig); got != orig {
 		t.Fatalf("status rewritten: %v", got)
+	}
+}
+
+// TestEveryReasonIsMapped: the table gives every ErrorReason of the API, once, but
+// UNSPECIFIED (never sent) and INTERNAL (what toStatus gives anything not in it).
+func TestEveryReasonIsMapped(t *testing.T) {
+	seen := map[cacheev1.ErrorReason]int{}
+	for _, m := range errorCodes {
+		seen[m.reason]++
+	}
+	for v, name := range cacheev1.ErrorReason_name {
+		r := cacheev1.ErrorReason(v)
+		want := 1
+		if r == cacheev1.ErrorReason_ERROR_REASON_UNSPECIFIED || r == cacheev1.ErrorReason_ERROR_REASON_INTERNAL {
+			want = 0
+		}
+		if seen[r] != want {
+			t.Errorf("%s is in the table %d times, want %d", name, seen[r], want)
+		}
+	}
+	if got := reasonName(cacheev1.ErrorReason_ERROR_REASON_VALUE_TOO_LARGE); got != "VALUE_TOO_LARGE" {
+		t.Fatalf("reason name %q", got)
 	}
 }
 

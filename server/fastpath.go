@@ -76,10 +76,10 @@ type fastLoop struct {
 
 const fastReadBuf = 64 << 10
 
-// newFastPath sets the fast path up for s's service. before and after are the unary
-// interceptors outside and inside grpc-go's metrics interceptor, whose place fm takes.
-func newFastPath(s *Server, before []grpc.UnaryServerInterceptor, fm *fastMetrics, after []grpc.UnaryServerInterceptor,
-	gate *readGate, maxRecv int, l2 bool) *fastPath {
+// newFastPath sets the fast path up for s's service. unary is the interceptor chain,
+// whose metrics interceptor fm stands in for. Requests of more than maxRead bytes go
+// to grpc-go.
+func newFastPath(s *Server, unary unaryChain, fm *fastMetrics, gate *readGate, maxRead int) *fastPath {
 	f := &fastPath{
 		s:      s,
 		gate:   gate,
@@ -87,7 +87,7 @@ func newFastPath(s *Server, before []grpc.UnaryServerInterceptor, fm *fastMetric
 		conns:  map[*fastConn]struct{}{},
 		cfg: h2fast.Config{
 			MaxConcurrentStreams: s.cfg.MaxConcurrentStreams,
-			MaxRecvMsgSize:       maxRecv,
+			MaxRecvMsgSize:       maxRead,
 			ConnWindow:           grpcConnWindow,
 			MinPingInterval:      keepaliveMinTime,
 			PingWithoutStream:    true,
@@ -111,13 +111,13 @@ func newFastPath(s *Server, before []grpc.UnaryServerInterceptor, fm *fastMetric
 		full := "/" + sd.ServiceName + "/" + md.MethodName
 		info := &grpc.UnaryServerInfo{Server: s.svc, FullMethod: full}
 		req, final := generated(md, s.svc)
-		ics := slices.Concat(before, []grpc.UnaryServerInterceptor{fm.interceptor(fm.methods[md.MethodName])}, after)
+		ics := slices.Concat(unary.beforeMetrics, []grpc.UnaryServerInterceptor{fm.interceptor(fm.methods[md.MethodName])}, unary.afterMetrics)
 		f.routes[full] = i
 		f.methods = append(f.methods, fastMethod{
 			full:     full,
 			newReq:   func() proto.Message { return req.ProtoReflect().Type().New().Interface() },
 			call:     chainAt(ics, 0, info, final),
-			mayBlock: l2 && usesTier(md.MethodName),
+			mayBlock: s.cfg.Tier != nil && usesTier(md.MethodName),
 		})
 	}
 	return f
@@ -149,6 +149,9 @@ func unaryMethods(sd *grpc.ServiceDesc) []string {
 	}
 	return names
 }
+
+// closedChan is a channel that is closed.
+var closedChan = func() <-chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // usesTier reports the methods that go through the Tier, which may wait for L2.
 func usesTier(method string) bool {
@@ -311,6 +314,7 @@ type fastConn struct {
 	lastBusy  time.Time
 	timerAt   time.Time // when the armed deadline timer fires; zero when none is
 	lingering bool      // done: the write side is shut, input is read and dropped until the client closes
+	attached  bool      // a backend was attached (the connection's charge covers the first)
 	closed    bool
 }
 
@@ -486,18 +490,25 @@ func (fc *fastConn) armDeadline() {
 }
 
 // attach connects a backend the connection opened to the grpc-go server, over a
-// socketpair whose other end grpc-go serves as if a client had connected; it is
-// charged to the Budget as any gRPC connection.
+// socketpair whose other end grpc-go serves as if a client had connected. The
+// connection's own charge, GRPCConnCost, is what a grpc-go connection holds: it
+// covers the first backend (the fast path's own state is small beside it); any
+// further one, opened after grpc-go sent the first away, is charged as a connection
+// of its own.
 func (fc *fastConn) attach(b *h2fast.Backend) {
 	budget := fc.f.s.cfg.Budget
-	if !budget.TryAcquire(GRPCConnCost) {
+	cost := int64(GRPCConnCost)
+	if !fc.attached {
+		fc.attached, cost = true, 0
+	}
+	if !budget.TryAcquire(cost) {
 		fc.f.s.reject("client_memory", nil)
 		b.Closed()
 		return
 	}
 	loopEnd, goEnd, err := evloop.Socketpair()
 	if err != nil {
-		budget.Release(GRPCConnCost)
+		budget.Release(cost)
 		b.Closed()
 		return
 	}
@@ -509,12 +520,12 @@ func (fc *fastConn) attach(b *h2fast.Backend) {
 			nc.Close()
 		}
 		evloop.Close(loopEnd)
-		budget.Release(GRPCConnCost)
+		budget.Release(cost)
 		b.Closed()
 		return
 	}
 	fc.backs[loopEnd] = &fastBackend{b: b, fd: loopEnd, events: evloop.In | evloop.RdHup}
-	relay := &relayConn{admittedConn: admittedConn{Conn: nc, release: func() { budget.Release(GRPCConnCost) }}, remote: fc.remote}
+	relay := &relayConn{admittedConn: admittedConn{Conn: nc, release: func() { budget.Release(cost) }}, remote: fc.remote}
 	ln := fc.f.s.grpcLn
 	// grpc-go's accept loop takes it: not on the event loop, which must not wait.
 	go func() {
@@ -630,8 +641,13 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	fc.f.served.Inc()
 	req := m.newReq()
 	if err := proto.Unmarshal(call.Message, req); err != nil {
-		// As the generated handler fails, before any interceptor.
+		// As grpc-go fails, before any interceptor.
 		setStatus(call, status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err))
+		return true
+	}
+	held, err := fc.f.gate.decoded(req) // as a read through the gate ends
+	if err != nil {
+		setStatus(call, err)
 		return true
 	}
 	ctx := metadata.NewIncomingContext(fc.base, md)
@@ -644,7 +660,7 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	ts := &fastTransportStream{method: m.full}
 	ctx = grpc.NewContextWithServerTransportStream(ctx, ts)
 	if !m.mayBlock {
-		fc.f.run(ctx, m, req, call, ts)
+		fc.f.run(ctx, m, req, held, call, ts)
 		if cancel != nil {
 			cancel()
 		}
@@ -654,7 +670,7 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	call.Reply = nil // the call's own: the connection's scratch is for calls answered at once
 	loop := fc.fl.loop
 	go func() {
-		fc.f.run(ctx, m, req, call, ts)
+		fc.f.run(ctx, m, req, held, call, ts)
 		cancel()
 		loop.Post(func() {
 			fc.c.Finish(call)
@@ -678,9 +694,8 @@ func (fc *fastConn) Overloaded(call *h2fast.Call) {
 }
 
 // run runs one call: the interceptors and the service method, with the decoded
-// request charged to the Budget until they return, as grpc-go's reads are (readGate).
-func (f *fastPath) run(ctx context.Context, m *fastMethod, req proto.Message, call *h2fast.Call, ts *fastTransportStream) {
-	held := f.gate.keep(req)
+// request held charged to the Budget until they return, as grpc-go's reads are.
+func (f *fastPath) run(ctx context.Context, m *fastMethod, req proto.Message, held int64, call *h2fast.Call, ts *fastTransportStream) {
 	resp, err := m.call(ctx, req)
 	f.gate.budget.Release(held)
 	if err == nil {

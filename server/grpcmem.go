@@ -22,9 +22,9 @@ import (
 //
 //   - every buffer grpc-go takes for a frame it reads, a message it reads whole or a
 //     message it writes comes from bufferPool, which charges it until it comes back;
-//   - a request message is read through readGate, which reserves the largest message
-//     allowed while its bytes arrive (its size is not known before), then keeps it
-//     charged at its own size until its handler returns;
+//   - a request message is read through readGate, which reserves the most a read
+//     may bring in while its bytes arrive (its size is not known before), then keeps
+//     it charged at its own size until its handler returns;
 //   - the values an answer copies out of the store are reserved before it is built
 //     (service.go), and refused with OVERLOADED when they do not fit;
 //   - each connection is charged GRPCConnCost for grpc-go's own per-connection
@@ -222,9 +222,19 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 // is full of what others hold.
 const maxReadWait = 250 * time.Millisecond
 
+// readCap is the message size at which grpc-go stops reading a request, for a
+// message size limit of maxRecv. A request over maxRecv is refused by the server
+// with an ErrorInfo that says so and names the flag to raise (see readGate.read),
+// which it can give only once grpc-go has read the message: grpc-go refuses a
+// message over its own limit before reading it, but with a bare RESOURCE_EXHAUSTED,
+// written before any of the server's code sees the error. Reading up to twice the
+// limit gives the server's answer to a request that is somewhat too large, the usual
+// mistake, and keeps the bytes read for one bounded.
+func readCap(maxRecv int) int { return 2 * maxRecv }
+
 // readGate admits the reading of request messages against the Budget. gRPC gives a
 // message's size only just ahead of the message, and grpc-go then lets the client send
-// all of it, so a read reserves the largest message allowed (maxRecv) while its bytes
+// all of it, so a read reserves the most it may bring in (readCap) while its bytes
 // arrive; once it is in, the message stays charged at its own size until the handler
 // returns. A read that finds no room waits, not under any lock of grpc-go's, for
 // memory to be released; when no other read is in progress it goes ahead anyway
@@ -232,43 +242,54 @@ const maxReadWait = 250 * time.Millisecond
 // release).
 type readGate struct {
 	budget  *Budget
-	maxRecv int64
-	reading atomic.Int64 // reads holding a reservation
-	refused func()       // counts a read refused for want of memory
+	maxRecv int64  // the message size limit
+	reserve int64  // what a read reserves: readCap(maxRecv)
+	raise   string // how to raise maxRecv, for the error of a message over it
+	reading atomic.Int64
+	refused func() // counts a read refused for want of memory
+}
+
+func newReadGate(b *Budget, maxRecv int, raise string, refused func()) *readGate {
+	return &readGate{budget: b, maxRecv: int64(maxRecv), reserve: int64(readCap(maxRecv)), raise: raise, refused: refused}
 }
 
 // read reads one request into m with dec and reports the bytes it keeps charged, for
 // the caller to release when it is done with m.
 func (g *readGate) read(ctx context.Context, m any, dec func(any) error) (held int64, err error) {
-	if g.budget == nil {
-		return 0, dec(m)
-	}
-	if err := g.enter(ctx); err != nil {
-		return 0, toStatus(err)
+	if g.budget != nil {
+		if err := g.enter(ctx); err != nil {
+			return 0, toStatus(err)
+		}
 	}
 	if err = dec(m); err == nil {
-		held = g.keep(m) // before the reservation goes, so the count never dips below what is held
+		held, err = g.decoded(m) // before the reservation goes, so the count never dips below what is held
 	}
-	g.reading.Add(-1)
-	g.budget.Release(g.maxRecv)
+	if g.budget != nil {
+		g.reading.Add(-1)
+		g.budget.Release(g.reserve)
+	}
 	return held, err
 }
 
-// keep charges a request message just decoded into m, which stays held until its
-// handler returns; it reports the bytes, for the caller to release then.
-func (g *readGate) keep(m any) int64 {
-	pm, ok := m.(proto.Message)
-	if !ok || g.budget == nil {
-		return 0
+// decoded checks a request message just decoded into m against the message size
+// limit, and charges it to stay held until its handler returns; it reports the bytes
+// held, for the caller to release then. The gRPC fast path, which has a request's
+// bytes before it decodes them, calls it directly.
+func (g *readGate) decoded(m any) (held int64, err error) {
+	if pm, ok := m.(proto.Message); ok {
+		size := int64(proto.Size(pm))
+		if size > g.maxRecv {
+			return 0, toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise})
+		}
+		held = size
 	}
-	n := int64(proto.Size(pm))
-	g.budget.charge(n)
-	return n
+	g.budget.charge(held)
+	return held, nil
 }
 
 func (g *readGate) enter(ctx context.Context) error {
 	b := g.budget
-	if b.tryAcquire(g.maxRecv) {
+	if b.tryAcquire(g.reserve) {
 		g.reading.Add(1)
 		return nil
 	}
@@ -277,12 +298,12 @@ func (g *readGate) enter(ctx context.Context) error {
 	var timeout <-chan time.Time
 	for {
 		freed := b.waitFreed()
-		if b.tryAcquire(g.maxRecv) {
+		if b.tryAcquire(g.reserve) {
 			g.reading.Add(1)
 			return nil
 		}
 		if g.reading.CompareAndSwap(0, 1) {
-			b.charge(g.maxRecv)
+			b.charge(g.reserve)
 			return nil
 		}
 		if timeout == nil {

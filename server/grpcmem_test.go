@@ -68,12 +68,14 @@ func TestBufferPoolCreditsDroppedBuffers(t *testing.T) {
 	b := NewBudget(1 << 30)
 	p := newBufferPool(b)
 	kept := p.Get(8 << 10)
-	for range 10 {
-		p.Get(64 << 10) // dropped on the floor
+	dropped := make([]*[]byte, 10)
+	for i := range dropped {
+		dropped[i] = p.Get(64 << 10)
 	}
 	if b.Used() != 8<<10+10*64<<10 {
 		t.Fatalf("charged %d", b.Used())
 	}
+	dropped = nil // on the floor, never returned
 	deadline := time.Now().Add(30 * time.Second)
 	for b.Used() != 8<<10 || p.dropped.Load() != 10 {
 		if time.Now().After(deadline) {
@@ -111,18 +113,19 @@ func TestBufferPoolConcurrent(t *testing.T) {
 func TestReadGate(t *testing.T) {
 	const maxRecv = 1000
 	var refusals int
+	const reserve = 2 * maxRecv
 	newGate := func(limit int64) *readGate {
-		return &readGate{budget: NewBudget(limit), maxRecv: maxRecv, refused: func() { refusals++ }}
+		return newReadGate(NewBudget(limit), maxRecv, "raise it", func() { refusals++ })
 	}
 	req := &cacheev1.GetRequest{Key: []byte("0123456789")}
 	decode := func(m any) error { m.(*cacheev1.GetRequest).Key = req.Key; return nil }
 
 	t.Run("holds the message, not the reservation", func(t *testing.T) {
-		g := newGate(maxRecv)
+		g := newGate(reserve)
 		var m cacheev1.GetRequest
 		held, err := g.read(context.Background(), &m, func(m any) error {
-			if g.budget.Used() != maxRecv {
-				t.Errorf("while reading: %d reserved, want %d", g.budget.Used(), maxRecv)
+			if g.budget.Used() != reserve {
+				t.Errorf("while reading: %d reserved, want %d", g.budget.Used(), reserve)
 			}
 			return decode(m)
 		})
@@ -133,7 +136,7 @@ func TestReadGate(t *testing.T) {
 	})
 
 	t.Run("a failed read keeps nothing", func(t *testing.T) {
-		g := newGate(maxRecv)
+		g := newGate(reserve)
 		boom := errors.New("boom")
 		held, err := g.read(context.Background(), &cacheev1.GetRequest{}, func(any) error { return boom })
 		if err != boom || held != 0 || g.budget.Used() != 0 {
@@ -142,7 +145,7 @@ func TestReadGate(t *testing.T) {
 	})
 
 	t.Run("waits for room, then is refused", func(t *testing.T) {
-		g := newGate(2*maxRecv - 1)
+		g := newGate(2*reserve - 1)
 		refusals = 0
 		// One read in progress holds its reservation: a second cannot fit.
 		if err := g.enter(context.Background()); err != nil {
@@ -168,7 +171,7 @@ func TestReadGate(t *testing.T) {
 		}()
 		time.Sleep(10 * time.Millisecond)
 		g.reading.Add(-1)
-		g.budget.Release(maxRecv)
+		g.budget.Release(reserve)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
@@ -178,20 +181,31 @@ func TestReadGate(t *testing.T) {
 	})
 
 	t.Run("a read goes ahead when no other is in progress", func(t *testing.T) {
-		g := newGate(maxRecv)
-		g.budget.charge(maxRecv) // full of what others hold, none of it a read
+		g := newGate(reserve)
+		g.budget.charge(reserve) // full of what others hold, none of it a read
 		held, err := g.read(context.Background(), &cacheev1.GetRequest{}, decode)
 		if err != nil {
 			t.Fatal(err)
 		}
 		g.budget.Release(held)
-		if g.budget.Used() != maxRecv {
+		if g.budget.Used() != reserve {
 			t.Fatalf("%d charged", g.budget.Used())
 		}
 	})
 
+	t.Run("a message over the limit is refused and not kept", func(t *testing.T) {
+		g := newGate(reserve)
+		held, err := g.read(context.Background(), &cacheev1.GetRequest{}, func(m any) error {
+			m.(*cacheev1.GetRequest).Key = make([]byte, maxRecv)
+			return nil
+		})
+		if status.Code(err) != codes.ResourceExhausted || held != 0 || g.budget.Used() != 0 {
+			t.Fatalf("%v, held %d, charged %d", err, held, g.budget.Used())
+		}
+	})
+
 	t.Run("ends with the call's context", func(t *testing.T) {
-		g := newGate(maxRecv)
+		g := newGate(reserve)
 		if err := g.enter(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -156,9 +156,9 @@ func (b *Budget) Pressured() int64 {
 const GRPCConnCost = 96 << 10
 
 // MinBudget is the smallest Budget that serves gRPC calls of messages up to maxRecv
-// bytes: one connection, with a read of the largest message (its reservation and its
-// bytes as they arrive), or an answer of the largest value and its encoding.
-func MinBudget(maxRecv int) int64 { return GRPCConnCost + 2*int64(maxRecv) }
+// bytes: one connection, with a read's reservation, or an answer of the largest value
+// and its encoding.
+func MinBudget(maxRecv int) int64 { return GRPCConnCost + int64(max(readCap(maxRecv), 2*maxRecv)) }
 
 // Errors that access control and the Budget raise.
 var (

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 	"github.com/cachee/cachee/server"
@@ -371,6 +373,74 @@ func TestBatchGetAnswerBounded(t *testing.T) {
 	keys = append(keys, keys[0], keys[1]) // 7 MiB
 	_, err = c2.BatchGet(ctx, &cacheev1.BatchGetRequest{Keys: keys})
 	wantReason(t, err, codes.ResourceExhausted, "RESPONSE_TOO_LARGE")
+}
+
+// A request over the message size limit is refused with an ErrorInfo that gives the
+// sizes and a message that names the flag that raises the limit; on a unary call and
+// on a stream alike.
+func TestMessageTooLarge(t *testing.T) {
+	scfg := store.Config{MaxMemory: 8 << 20, MaxValueSize: 256 << 10}
+	const derived = 64<<10 + 256<<10 + 4<<10 // key + value + slack
+	for _, tc := range []struct {
+		name  string
+		cfg   server.Config
+		limit int
+		flag  string
+	}{
+		{"derived", server.Config{Budget: server.NewBudget(8 << 20)}, derived, "--max-value-size"},
+		{"set", server.Config{MaxRecvMsgSize: 400 << 10}, 400 << 10, "--grpc-max-msg-size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := serveLimited(t, tc.cfg, scfg)
+			cc := grpcConn(t, "unix://"+l.addrs.Socket)
+			c := cacheev1.NewCacheServiceClient(cc)
+			check := func(err error, size int) {
+				t.Helper()
+				info := wantReason(t, err, codes.ResourceExhausted, "MESSAGE_TOO_LARGE")
+				if got := info.GetMetadata()["limit"]; got != strconv.Itoa(tc.limit) {
+					t.Errorf("limit %q, want %d", got, tc.limit)
+				}
+				if got := info.GetMetadata()["size"]; got != strconv.Itoa(size) {
+					t.Errorf("size %q, want %d", got, size)
+				}
+				msg := status.Convert(err).Message()
+				if !strings.Contains(msg, strconv.Itoa(tc.limit)+" bytes") || !strings.Contains(msg, tc.flag) {
+					t.Errorf("message %q: want the limit in bytes and %s", msg, tc.flag)
+				}
+			}
+			// Up to twice the limit, the server reads the message to say so.
+			req := &cacheev1.SetRequest{Key: []byte("k"), Value: make([]byte, tc.limit*3/2)}
+			_, err := c.Set(bounded(t), req)
+			check(err, proto.Size(req))
+			// Beyond that grpc-go refuses it before reading it, without an ErrorInfo.
+			_, err = c.Set(bounded(t), &cacheev1.SetRequest{Key: []byte("k"), Value: make([]byte, 2*tc.limit)})
+			if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) != 0 {
+				t.Fatalf("a message over twice the limit: %v", err)
+			}
+			// A stream's message: a reflection request over the limit.
+			stream, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(bounded(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rreq := &reflectionpb.ServerReflectionRequest{Host: strings.Repeat("h", tc.limit+1),
+				MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}
+			if err := stream.Send(rreq); err != nil {
+				t.Fatal(err)
+			}
+			_, err = stream.Recv()
+			check(err, proto.Size(rreq))
+			// The connection serves on, and what the message held is released.
+			if _, err := c.Set(bounded(t), &cacheev1.SetRequest{Key: []byte("k"), Value: []byte("v")}); err != nil {
+				t.Fatal(err)
+			}
+			if b := tc.cfg.Budget; b != nil {
+				eventually(t, "the refused messages' charges to end", func() bool {
+					runtime.GC() // frames of the refused messages that grpc-go dropped
+					return b.Used() == server.GRPCConnCost
+				})
+			}
+		})
+	}
 }
 
 func TestIdleTimeoutClosesGRPCConnections(t *testing.T) {

@@ -43,8 +43,8 @@ type Config struct {
 	// in entries. Zero bounds by memory alone.
 	MaxEntries int
 
-	// Clock, when set, replaces the wall clock for expiry (tests). With the wall clock,
-	// reads compare expiry against a clock the store advances every millisecond.
+	// Clock, when set, replaces the wall clock for expiry (tests). The store reads it
+	// whenever it decides by the time (see docs/store.md, "The clock").
 	Clock func() time.Time
 
 	// Logger receives recovery and maintenance events. Default slog.Default().

@@ -81,7 +81,7 @@ func (x *index) find(h uint64, key []byte) (slot, e uint64, ok bool) {
 			}
 			e := s & 0xffffffff * unit
 			w0 := m.load(e)
-			if w0Klen(w0) == len(key) && m.equal(e+entryHeader, key) {
+			if w0Klen(w0) == len(key) && equalKey(m.base, e+entryHeader, key) {
 				return so, e, true
 			}
 		}

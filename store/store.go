@@ -44,12 +44,8 @@ type Store struct {
 	sets, deletes, evictions, expirations, sdk atomic.Uint64
 	used                                       atomic.Uint64
 
-	idle   atomic.Bool // the clock advances at the idle rate (see background)
-	idleMu sync.Mutex  // orders idle decisions with wakes
-	woken  bool        // a wake since the last decision; under idleMu
-	wakeCh chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	stop chan struct{}
+	done chan struct{}
 }
 
 // Hash returns the hash the segment files key under, for a Reader's refs and tests.

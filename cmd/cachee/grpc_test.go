@@ -252,9 +252,17 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("item of a rejected batch was stored: %v %v", r, err)
 	}
 
-	// A message over MaxRecvMsgSize (max value + max key + slack) is refused by gRPC
-	// itself before it is decoded.
-	_, err := c.Set(cx, &cacheev1.SetRequest{Key: []byte("k"), Value: make([]byte, 1<<20)})
+	// A message over the message size limit (max value + max key + slack) is refused
+	// with MESSAGE_TOO_LARGE, naming the limit and the flag that raises it; one over
+	// twice the limit by gRPC itself, before it is read.
+	_, err := c.Set(cx, &cacheev1.SetRequest{Key: []byte("k"), Value: make([]byte, 100<<10)})
+	info := wantError(t, err, codes.ResourceExhausted, "MESSAGE_TOO_LARGE")
+	const limit = 1<<10 + 64<<10 + 4<<10
+	if msg := status.Convert(err).Message(); info.GetMetadata()["limit"] != fmt.Sprint(limit) ||
+		!strings.Contains(msg, fmt.Sprint(limit)+" bytes") || !strings.Contains(msg, "--max-value-size") {
+		t.Fatalf("oversized message: %v %v: want the limit, %d bytes, and --max-value-size", err, info, limit)
+	}
+	_, err = c.Set(cx, &cacheev1.SetRequest{Key: []byte("k"), Value: make([]byte, 1<<20)})
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("oversized message: %v, want ResourceExhausted", err)
 	}

@@ -105,7 +105,7 @@ func TestSetConditions(t *testing.T) {
 }
 
 // TestTTL checks that an expired entry is a miss on both paths: the segment reader
-// judges expiry by the sidecar's clock, and then asks the sidecar.
+// judges expiry by the segment's expiry rule, and then asks the sidecar.
 func TestTTL(t *testing.T) {
 	s := startSidecar(t, true)
 	modes(t, s, func(t *testing.T, c *cachee.Client) {
@@ -207,7 +207,8 @@ func TestErrors(t *testing.T) {
 			{"get key too large", func() error { _, _, err := c.Get(cx, bigKey); return err }, []error{cachee.ErrKeyTooLarge, cachee.ErrInvalidArgument}},
 			{"set empty key", func() error { _, err := c.Set(cx, "", []byte("v")); return err }, []error{cachee.ErrKeyEmpty}},
 			{"set value too large", func() error { _, err := c.Set(cx, "big", make([]byte, 1<<20+1)); return err }, []error{cachee.ErrValueTooLarge, cachee.ErrInvalidArgument}},
-			{"set value over the message limit", func() error { _, err := c.Set(cx, "big", make([]byte, 3<<20)); return err }, []error{cachee.ErrMessageTooLarge, cachee.ErrInvalidArgument}},
+			{"set value over the message limit", func() error { _, err := c.Set(cx, "big", make([]byte, 3<<19)); return err }, []error{cachee.ErrMessageTooLarge, cachee.ErrInvalidArgument}},
+			{"set value far over the message limit", func() error { _, err := c.Set(cx, "big", make([]byte, 3<<20)); return err }, []error{cachee.ErrMessageTooLarge, cachee.ErrInvalidArgument}},
 			{"set negative ttl", func() error { _, err := c.Set(cx, "k", nil, cachee.WithTTL(-time.Second)); return err }, []error{cachee.ErrInvalidTTL}},
 			{"set bad condition", func() error { _, err := c.Set(cx, "k", nil, cachee.Condition(7)); return err }, []error{cachee.ErrInvalidArgument}},
 			{"batch get too many", func() error { _, err := c.BatchGet(cx, tooMany); return err }, []error{cachee.ErrBatchTooLarge}},
@@ -236,6 +237,11 @@ func TestErrors(t *testing.T) {
 		}
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("status.Code: %v", status.Code(err))
+		}
+		_, err = c.Set(cx, "big", make([]byte, 3<<19))
+		if e, ok := errors.AsType[*cachee.Error](err); !ok || e.Reason != "MESSAGE_TOO_LARGE" || e.Metadata["limit"] != fmt.Sprint(1<<20+64<<10+4<<10) ||
+			!strings.Contains(e.Message, "--max-value-size") {
+			t.Errorf("message too large: %#v", err)
 		}
 	})
 }

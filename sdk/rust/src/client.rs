@@ -15,6 +15,7 @@ use tonic::Code;
 
 use crate::address::Address;
 use crate::error::{Error, ErrorKind};
+use crate::shm::{Shm, ShmOptions, ShmStatus};
 
 /// The deadline of a call when the client was given none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -165,6 +166,7 @@ pub struct Builder {
     address: Option<String>,
     timeout: Option<Duration>,
     retry: RetryPolicy,
+    shm: ShmOptions,
 }
 
 impl Builder {
@@ -183,6 +185,41 @@ impl Builder {
     /// How UNAVAILABLE is retried.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The directory of the sidecar's shared-memory segment (its `--shm`). Unset:
+    /// `CACHEE_SHM` (set and empty turns shared memory off), else `/dev/shm/cachee`. An
+    /// empty path turns shared memory off. The client reads the segment only while it
+    /// is there, valid, written by a live sidecar, and the very one the gRPC address
+    /// serves (its generation equals the one Stats reports); otherwise every get goes
+    /// over gRPC.
+    pub fn shm_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.shm.dir = Some(dir.into());
+        self.shm.off = false;
+        self
+    }
+
+    /// Turns shared-memory reads off: every call goes over gRPC.
+    pub fn without_shm(mut self) -> Self {
+        self.shm.off = true;
+        self
+    }
+
+    /// How the client decides that a mapped segment no longer reflects a live sidecar:
+    /// it checks every `interval` (default 20 ms) that the sidecar still holds the
+    /// segment's lock, still has it at the same path and generation, and that its clock
+    /// lags real time by at most `max_lag` (default 500 ms).
+    pub fn shm_staleness(mut self, interval: Duration, max_lag: Duration) -> Self {
+        self.shm.check_interval = interval;
+        self.shm.max_lag = max_lag;
+        self
+    }
+
+    /// How often hits served from shared memory are reported to the sidecar (default
+    /// 50 ms), so that they count in its statistics and eviction policy.
+    pub fn shm_flush_interval(mut self, interval: Duration) -> Self {
+        self.shm.flush_interval = interval;
         self
     }
 
@@ -213,7 +250,9 @@ impl Builder {
             // local and bounds what it accepts itself.
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        Ok(Client { rpc, address, timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT), retry: self.retry })
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let shm = Shm::start(&self.shm, rpc.clone(), timeout).await;
+        Ok(Client { rpc, address, timeout, retry: self.retry, shm })
     }
 }
 
@@ -225,6 +264,7 @@ pub struct Client {
     address: Address,
     timeout: Duration,
     retry: RetryPolicy,
+    shm: Option<Arc<Shm>>,
 }
 
 fn duration(d: Duration) -> prost_types::Duration {
@@ -291,6 +331,11 @@ impl Client {
             }
             let err = match tokio::time::timeout(remaining, attempt_once(self.rpc.clone(), remaining)).await {
                 Ok(Ok(r)) => return Ok(r.into_inner()),
+                // tonic ends a call whose grpc-timeout ran out as CANCELLED: it is this
+                // call's deadline, not a cancellation.
+                Ok(Err(status)) if status.code() == Code::Cancelled && Instant::now() >= deadline => {
+                    Error::new(Code::DeadlineExceeded, "deadline exceeded")
+                }
                 Ok(Err(status)) => Error::from_status(&status),
                 Err(_) => Error::new(Code::DeadlineExceeded, "deadline exceeded"),
             };
@@ -306,11 +351,57 @@ impl Client {
         }
     }
 
-    /// The value under `key`, or `None` when it is absent or expired.
+    /// The value under `key`, or `None` when it is absent or expired. A hit in the
+    /// shared-memory segment returns without a round trip; anything else goes over gRPC.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
-        let m = GetRequest { key: key.as_ref().to_vec() };
+        self.get_with(key, <[u8]>::to_vec).await
+    }
+
+    /// The value under `key`, passed to `f`, whose result is returned; `None` when the
+    /// key is absent or expired. A hit in the shared-memory segment allocates nothing:
+    /// `f` gets a copy of the value on the stack (values up to 512 bytes) or in a buffer
+    /// kept per thread.
+    pub async fn get_with<R>(&self, key: impl AsRef<[u8]>, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Error> {
+        let key = key.as_ref();
+        let mut f = Some(f);
+        if let Some(shm) = &self.shm {
+            if let Ok(r) = shm.reader.get_with(key, |v| f.take().expect("called once")(v)) {
+                return Ok(Some(r));
+            }
+        }
+        let f = f.expect("not called on a fallback");
+        Ok(self.get_rpc(key).await?.map(|v| f(&v)))
+    }
+
+    /// Appends the value under `key` to `out` and returns true, or returns false when it
+    /// is absent or expired. A hit in the shared-memory segment allocates only when out
+    /// is short of room: reuse one buffer and hits allocate nothing.
+    pub async fn get_into(&self, key: impl AsRef<[u8]>, out: &mut Vec<u8>) -> Result<bool, Error> {
+        let key = key.as_ref();
+        if let Some(shm) = &self.shm {
+            if shm.reader.get_into(key, out).is_ok() {
+                return Ok(true);
+            }
+        }
+        match self.get_rpc(key).await? {
+            Some(v) => {
+                out.extend_from_slice(&v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn get_rpc(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let m = GetRequest { key: key.to_vec() };
         let r = self.call(true, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.get(req).await } }).await?;
         Ok(r.found.then_some(r.value))
+    }
+
+    /// What the shared-memory reader is doing (the segment's generation while one is
+    /// read, why none is, hits served), or `None` when shared memory is off.
+    pub fn shm_status(&self) -> Option<ShmStatus> {
+        self.shm.as_ref().map(|s| s.reader.status())
     }
 
     /// Stores `value`; `false` only when a condition was not met.

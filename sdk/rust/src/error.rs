@@ -55,7 +55,12 @@ impl Error {
     }
 
     pub(crate) fn from_status(status: &tonic::Status) -> Self {
-        let mut err = Error::new(status.code(), status.message());
+        // A connection that broke mid-call reaches tonic as UNKNOWN with the transport
+        // error as its source: the sidecar went away, which is UNAVAILABLE.
+        let transport = std::error::Error::source(status)
+            .is_some_and(|e| e.is::<tonic::transport::Error>());
+        let code = if status.code() == Code::Unknown && transport { Code::Unavailable } else { status.code() };
+        let mut err = Error::new(code, status.message());
         if let Some(info) = status.get_details_error_info() {
             if info.domain == ERROR_DOMAIN {
                 err.reason = Some(info.reason);

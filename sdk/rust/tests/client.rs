@@ -15,6 +15,7 @@ fn key(name: &str) -> String {
 async fn client(s: &Server) -> Client {
     Client::builder()
         .address(format!("unix://{}", s.sock.display()))
+        .shm_dir(&s.shm)
         .timeout(Duration::from_secs(10))
         .connect()
         .await
@@ -161,10 +162,10 @@ async fn retries_until_the_server_is_up() {
     let dir = TempDir::new();
     let sock = dir.0.join("late.sock");
     let retry = RetryPolicy { max_attempts: 1000, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_millis(200), multiplier: 2.0 };
-    let c = Client::builder().address(sock.to_str().unwrap()).retry(retry).timeout(Duration::from_secs(60)).connect().await.unwrap();
+    let c = Client::builder().address(sock.to_str().unwrap()).retry(retry).timeout(Duration::from_secs(60)).without_shm().connect().await.unwrap();
     let late = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));
-        Server::start_at(dir, sock)
+        Server::start_at(dir, sock, &[])
     });
     let stored = c.set("late", "v", SetOptions::default()).await;
     drop(late.join().unwrap());
@@ -176,7 +177,7 @@ async fn retries_stop_at_the_deadline() {
     let dir = TempDir::new();
     // Uncapped, these retries would wait about 1000 x 0.5 s.
     let retry = RetryPolicy { max_attempts: 1000, initial_backoff: Duration::from_millis(500), max_backoff: Duration::from_millis(500), multiplier: 1.0 };
-    let c = Client::builder().address(dir.0.join("absent.sock").to_str().unwrap()).retry(retry).connect().await.unwrap();
+    let c = Client::builder().address(dir.0.join("absent.sock").to_str().unwrap()).retry(retry).without_shm().connect().await.unwrap();
     let t0 = Instant::now();
     let e = c.with_timeout(Duration::from_secs(1)).get("k").await.unwrap_err();
     // The last attempt's UNAVAILABLE, or DEADLINE_EXCEEDED if the deadline ran out during

@@ -115,7 +115,7 @@ func (l *limitOptions) check(o *serveOptions) error {
 	maxKey, maxValue := storeLimits(scfg)
 	plan := planMemory(scfg.MaxMemory, containerMemoryLimit("/"))
 	l.plan, l.maxValue = plan, maxValue
-	l.grpcMs = maxKey + maxValue + 4<<10
+	l.grpcMs = server.DefaultMaxRecvMsgSize(maxKey, maxValue)
 	if n := l.grpcMaxMsgSize.n; n != 0 {
 		if n < int64(l.grpcMs) || n > 1<<31-1 {
 			return usagef("invalid --grpc-max-msg-size %s: want %d (a Set of the largest key and value) to 2gb", l.grpcMaxMsgSize, l.grpcMs)
@@ -198,7 +198,9 @@ func storeLimits(c store.Config) (maxKey, maxValue int) {
 // applyServer puts the resolved limits and access controls into the server's
 // configuration.
 func (l *limitOptions) applyServer(cfg *server.Config) {
-	cfg.MaxRecvMsgSize = l.grpcMs
+	if l.grpcMaxMsgSize.n != 0 {
+		cfg.MaxRecvMsgSize = l.grpcMs // otherwise the server derives it, and names --max-value-size when it refuses a message
+	}
 	cfg.MaxConcurrentStreams = l.streams
 	cfg.MaxConns = l.maxClients
 	cfg.IdleTimeout = l.idleTimeout

@@ -20,6 +20,7 @@ import (
 	"github.com/cachee/cachee/server"
 	"github.com/cachee/cachee/server/l2"
 	"github.com/cachee/cachee/server/resp"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -220,7 +221,7 @@ func (o *serveOptions) serverConfig(log *slog.Logger) server.Config {
 	cfg.MetricsAddr = ":" + strconv.Itoa(o.metricsPort)
 	cfg.GracePeriod = o.gracePeriod
 	cfg.FastPath = o.grpcFastPath
-	cfg.Prewarm = server.PrewarmOptions{Source: o.prewarmSource, Keys: o.prewarmKeys, Timeout: o.prewarmTimeout}
+	cfg.Prewarm = tier.PrewarmOptions{Source: o.prewarmSource, Keys: o.prewarmKeys, Timeout: o.prewarmTimeout}
 	cfg.PrewarmAtStart = o.l2 != "" || o.prewarmSource != ""
 	cfg.ReadyHitRate = o.readyHitRate
 	cfg.ReadyMaxWait = o.readyMaxWait
@@ -307,19 +308,18 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		if err := rcfg.Validate(); err != nil {
 			return usageError{err}
 		}
-		rs := resp.New(st, rcfg)
-		defer rs.Close()
-		cfg.ConnHandler = rs
+		cfg.ConnHandler = resp.New(st, rcfg) // Serve drains and closes it (ConnHandler.Shutdown)
 	}
 	srv, err := server.New(cfg, st)
 	if err != nil {
 		return err
 	}
+	srv.Registry().MustRegister(buildInfo().collector())
 	if tier != nil {
 		srv.Registry().MustRegister(tier.Collectors()...)
 	}
 	if err := srv.Listen(); err != nil {
-		return err
+		return listenHint(err)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -121,6 +121,9 @@ public final class CacheeClient implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
+    // Connect now, in the background, so that the first call does not pay for it within
+    // its deadline; a sidecar that is not there yet only makes calls fail Unavailable.
+    channel.getState(true);
     watchChannel();
     Path shmDir = SharedMemory.dir(b.shmDir, System.getenv());
     this.shm = shmDir == null ? null
@@ -711,7 +714,7 @@ public final class CacheeClient implements AutoCloseable {
    * prewarm source within {@code sourceTimeout} (null: its --prewarm-timeout), passing
    * each progress message to {@code onProgress}, and returns the final counts. Not
    * retried: a prewarm that failed part-way is not restarted behind the caller's back.
-   * Without a prewarm source the server fails it with {@link CacheeException.FailedPrecondition}.
+   * Without a prewarm source the server fails it with {@link CacheeException.PrewarmNotConfigured}.
    *
    * @param timeout the call's deadline; null: {@link #DEFAULT_PREWARM_TIMEOUT}
    */

@@ -33,10 +33,19 @@ class ReadmeTest {
       pb.environment().keySet().removeIf(k -> k.startsWith("CACHE_") || k.startsWith("CACHEE_"));
       pb.environment().put("CACHEE_SOCKET", server.sock.toString());
       pb.redirectErrorStream(true);
-      Process p = pb.start();
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      p.waitFor(60, TimeUnit.SECONDS);
-      assertEquals(0, p.exitValue(), out);
+      String out = "";
+      // A fresh JVM's first call loads grpc-java and Netty and connects within the 1 s
+      // default deadline; on a loaded machine that can run out. Run it again then, at
+      // most twice: a broken example fails every time.
+      for (int run = 0; run < 3; run++) {
+        Process p = pb.start();
+        out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        p.waitFor(60, TimeUnit.SECONDS);
+        if (p.exitValue() == 0 || !out.contains("the client's default deadline")) {
+          assertEquals(0, p.exitValue(), out);
+          break;
+        }
+      }
       assertEquals("{\"name\":\"Ada\"}\n", out);
     }
   }
