@@ -13,6 +13,9 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
 GRPCURL_VERSION := v1.9.4
+# h2spec (the HTTP/2 conformance suite) has no go.mod: its version and its
+# dependencies' are pinned in $(H2SPEC_MOD)/go.mod, and it is built from there.
+H2SPEC_MOD := server/h2fast/testdata/h2spec
 # redis-py for the RESP tests; keep it equal to redisPyVersion in server/resp/clients_test.go.
 REDIS_PY_VERSION := 8.1.0
 # Generators for the other languages' stubs, each from its own ecosystem's registry.
@@ -32,7 +35,8 @@ PROTOC_GEN_TONIC_VERSION := 0.5.0
 # crates.io: cargo-fuzz, for the Rust segment reader's fuzz target (make fuzz-shm).
 CARGO_FUZZ_VERSION := 0.13.2
 # PyPI, into the venv $(VENV): grpcio-tools generates Python's gRPC stubs, mypy-protobuf
-# their .pyi; the rest are the Python SDK's runtime and test dependencies.
+# their .pyi; the rest are the Python SDK's runtime, test and bench dependencies (and
+# redis-py at REDIS_PY_VERSION, the reference of the SDK's bench runner).
 GRPCIO_TOOLS_VERSION := 1.85.1
 MYPY_PROTOBUF_VERSION := 5.1.0
 PY_GRPCIO_VERSION := 1.85.1
@@ -92,23 +96,27 @@ run: build ## Build and start cachee with developer-machine defaults
 test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_REQUIRE_TOOLS=1 \
+	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_H2SPEC=$(BIN)/h2spec CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
 	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
 	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: test-sdks
-test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+test-sdks: test-shm test-python test-typescript test-java test-rust package-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
-# test-python installs the wheel package-python built, so that maturin and cargo run
-# once per make.
 .PHONY: test-python
-test-python: build package-python ## Test sdk/python with pytest
+test-python: build install-python ## Test sdk/python with pytest
+	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
+
+# install-python puts the wheel package-python built into $(VENV), where the tests, the
+# cross-language test and bench/report's Python runner use it: maturin and cargo run
+# once, and again only when a file the package is built from changes.
+.PHONY: install-python
+install-python: package-python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_DIST)/cachee-*.whl
 	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
-	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
 
 # The Python package as it would be published, from the tracked files of the tree (as
 # a clean clone has them): an sdist, then from the unpacked sdist an abi3 wheel with
@@ -120,7 +128,9 @@ PY_PACKAGE_PATHS := sdk/python gen/python sdk/shm
 PY_CARGO_TARGET = $(SHM_CARGO_TARGET)
 PY_PKG := $(TMP)/package-python
 .PHONY: package-python
-package-python: $(VENV)/.installed ## Build sdk/python's sdist and abi3 wheel from the tracked files; twine check; install the wheel without cargo
+package-python: $(PY_DIST)/.built ## Build sdk/python's sdist and abi3 wheel from the tracked files; twine check; install the wheel without cargo
+
+$(PY_DIST)/.built: $(shell git ls-files $(PY_PACKAGE_PATHS)) Makefile $(VENV)/.installed
 	rm -rf $(PY_PKG) $(PY_DIST) && mkdir -p $(PY_PKG)/tree $(PY_PKG)/sdist $(PY_DIST)
 	git ls-files -z $(PY_PACKAGE_PATHS) | tar --null -T - -cf - | tar -x -C $(PY_PKG)/tree
 	$(VENV)/bin/python -m build --sdist --outdir $(PY_DIST) $(PY_PKG)/tree/sdk/python
@@ -128,11 +138,12 @@ package-python: $(VENV)/.installed ## Build sdk/python's sdist and abi3 wheel fr
 	@# --compatibility pypi: the lowest manylinux tag the build allows, which PyPI takes.
 	CARGO_TARGET_DIR=$(PY_CARGO_TARGET) MATURIN_PEP517_ARGS="--compatibility pypi" \
 		$(VENV)/bin/python -m build --wheel --outdir $(PY_DIST) $(PY_PKG)/sdist/cachee-*
-	$(VENV)/bin/twine check --strict $(PY_DIST)/*
+	$(VENV)/bin/twine check --strict $(PY_DIST)/cachee-*
 	python3 -m venv $(PY_PKG)/venv
 	env PATH=/usr/bin:/bin sh -c '! command -v cargo && ! command -v rustc'
 	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(PY_DIST)/cachee-*.whl
 	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/python -c 'import cachee, cachee._native; print("package-python: the wheel loads", cachee._native.__name__, "without cargo")'
+	@touch $@
 
 .PHONY: test-typescript
 test-typescript: build ## Test sdk/typescript with node's test runner
@@ -157,9 +168,18 @@ SHM_CARGO_TARGET := $(TMP)/cargo-shm
 test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
+# The Rust crates as crates.io would take them: cachee-proto (gen/rust), cachee-shm and
+# cachee. cachee's verifying build takes the other two from their directories, since
+# they are not on crates.io yet; it shares sdk/rust's target directory with test-rust.
+.PHONY: package-rust
+package-rust: ## cargo package the Rust crates (cachee-proto, cachee-shm, cachee), each built from its package
+	cd gen/rust && CARGO_TARGET_DIR=$(CURDIR)/sdk/rust/target cargo package --quiet --allow-dirty
+	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo package --quiet --locked --allow-dirty
+	cd sdk/rust && cargo package --quiet --locked --allow-dirty \
+		--config 'patch.crates-io.cachee-proto.path="../../gen/rust"' --config 'patch.crates-io.cachee-shm.path="../shm"'
+
 .PHONY: test-crosslang
-test-crosslang: build package-python ## Check that every SDK (and RESP) reads what every other wrote
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_DIST)/cachee-*.whl
+test-crosslang: build install-python ## Check that every SDK (and RESP) reads what every other wrote
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
 		-Dmdep.outputFile=target/classpath.txt
@@ -177,7 +197,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/h2spec ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -348,7 +368,8 @@ $(VENV)/.installed: Makefile
 		grpcio==$(PY_GRPCIO_VERSION) protobuf==$(PY_PROTOBUF_VERSION) \
 		googleapis-common-protos==$(PY_GOOGLEAPIS_COMMON_PROTOS_VERSION) \
 		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION) \
-		build==$(PY_BUILD_VERSION) twine==$(PY_TWINE_VERSION) maturin==$(PY_MATURIN_VERSION)
+		build==$(PY_BUILD_VERSION) twine==$(PY_TWINE_VERSION) maturin==$(PY_MATURIN_VERSION) \
+		redis==$(REDIS_PY_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile
@@ -358,3 +379,6 @@ $(BIN)/grpc-health-probe: Makefile
 $(BIN)/grpcurl: Makefile
 	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
+
+$(BIN)/h2spec: $(H2SPEC_MOD)/go.mod $(H2SPEC_MOD)/go.sum
+	cd $(H2SPEC_MOD) && go build -o $@ github.com/summerwind/h2spec/cmd/h2spec

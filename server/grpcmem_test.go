@@ -68,12 +68,14 @@ func TestBufferPoolCreditsDroppedBuffers(t *testing.T) {
 	b := NewBudget(1 << 30)
 	p := newBufferPool(b)
 	kept := p.Get(8 << 10)
-	for range 10 {
-		p.Get(64 << 10) // dropped on the floor
+	dropped := make([]*[]byte, 10)
+	for i := range dropped {
+		dropped[i] = p.Get(64 << 10)
 	}
 	if b.Used() != 8<<10+10*64<<10 {
 		t.Fatalf("charged %d", b.Used())
 	}
+	dropped = nil // on the floor, never returned
 	deadline := time.Now().Add(30 * time.Second)
 	for b.Used() != 8<<10 || p.dropped.Load() != 10 {
 		if time.Now().After(deadline) {

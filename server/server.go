@@ -12,36 +12,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
-	grpcprom "github.com/grpc-ecosystem/go-grpc-prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
-
-// maxRecvSlack is what a request may hold besides one key and one value: field tags,
-// lengths, a TTL and a condition, with generous room.
-const maxRecvSlack = 4 << 10
-
-var errPanic = errors.New("server: internal error")
 
 // Server serves one store. Create it with New, bind with Listen, then Serve until the
 // context ends; Serve drains and returns.
@@ -67,12 +51,13 @@ type Server struct {
 	httpSrv, metricsSrv *http.Server
 
 	acceptors sync.WaitGroup // accept loops
-	routes    sync.WaitGroup // one per accepted connection until gRPC takes it or its handler returns
+	routes    sync.WaitGroup // one per accepted connection until gRPC takes it or ServeConn returns
 
 	mu      sync.Mutex
-	conns   map[net.Conn]bool // connections being sniffed (false) or with the ConnHandler (true)
+	sniffed map[net.Conn]struct{} // connections whose protocol is not known yet
 	closing bool
 
+	fast      *fastPath              // nil: every gRPC connection goes to grpc-go
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
 	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
@@ -84,6 +69,15 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	s := newServer(cfg, st)
+	lat := s.registerMetrics()
+	s.buildGRPC(lat) // grpc.go
+	return s, nil
+}
+
+// newServer is the first phase of New: the Server and its readiness, which starts
+// held ("starting") until Serve releases it.
+func newServer(cfg Config, st *store.Store) *Server {
 	s := &Server{
 		cfg:      cfg,
 		st:       st,
@@ -91,130 +85,28 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		started:  time.Now(),
 		health:   health.NewServer(),
 		registry: prometheus.NewRegistry(),
-		conns:    make(map[net.Conn]bool),
+		sniffed:  make(map[net.Conn]struct{}),
 	}
 	// notify first, so that grpc.health.v1 (SERVING when created) follows the first hold.
 	s.ready.notify = s.followReadiness
 	s.ready.Hold("serving", "starting")
+	return s
+}
 
+// registerMetrics registers what /metrics shows besides gRPC's own counters: the Go
+// runtime, the process, the store, its latency and the limits. It returns the
+// latency the service times the store with.
+func (s *Server) registerMetrics() *latency {
 	lat := newLatency()
-	// Counters only: the handling-time histogram would cost a clock read and another
-	// label lookup per call, and with Prometheus's default buckets (5 ms and up) every
-	// call of a microsecond-scale cache would land in the first bucket anyway.
-	grpcMetrics := grpcprom.NewServerMetrics()
 	s.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStoreCollector(st),
+		newStoreCollector(s.st),
+		newReadinessCollector(s),
 		lat.summary,
-		grpcMetrics,
 	)
-
-	scfg := st.Config()
-	lim := limits{maxKey: scfg.MaxKeySize, maxValue: scfg.MaxValueSize}
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithLevels(func(c codes.Code) logging.Level {
-			if c == codes.OK {
-				return logging.LevelDebug
-			}
-			return logging.DefaultServerCodeToLevel(c)
-		}),
-	}
-	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		s.log.ErrorContext(ctx, "panic in gRPC handler", "panic", p, "stack", string(debug.Stack()))
-		return toStatus(errPanic)
-	})
-
-	// The logging interceptor costs about 5 µs and 44 allocations a call, measured,
-	// more than the whole 10% budget of a Get. Unless debug logging asks for every
-	// call, the data-path RPCs skip it (their outcomes are counted per code in
-	// grpc_server_handled_total; panics are logged by recovery); the others keep it,
-	// so their failures are logged.
-	logUnary := logging.UnaryServerInterceptor(logger, logOpts...)
-	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
-		logUnary = selector.UnaryServerInterceptor(logUnary, selector.MatchFunc(
-			func(_ context.Context, c interceptors.CallMeta) bool { return !isDataPath(c.Service, c.Method) }))
-	}
-	maxRecv := cfg.MaxRecvMsgSize
-	raise := "raise --grpc-max-msg-size"
-	if maxRecv == 0 {
-		maxRecv = scfg.MaxKeySize + scfg.MaxValueSize + maxRecvSlack
-		raise = fmt.Sprintf("it follows --max-value-size (%d bytes) and --max-key-size (%d bytes): raise --max-value-size, or set --grpc-max-msg-size", scfg.MaxValueSize, scfg.MaxKeySize)
-	}
 	s.registerLimitMetrics()
-	pool := newBufferPool(cfg.Budget)
-	gate := newReadGate(cfg.Budget, maxRecv, raise, func() { s.rejected.WithLabelValues("client_memory").Inc() })
-	au := &auth{token: cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
-	s.grpc = grpc.NewServer(
-		experimental.BufferPool(pool),
-		grpc.ForceServerCodecV2(codec{pool}),
-		grpc.MaxRecvMsgSize(readCap(maxRecv)), // the server's own limit is maxRecv: see readCap
-		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
-		grpc.InitialWindowSize(grpcStreamWindow),
-		grpc.InitialConnWindowSize(grpcConnWindow),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             5 * time.Second, // pings more often than this end the connection
-			PermitWithoutStream: true,            // SDKs keep idle connections alive
-		}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: cfg.IdleTimeout}),
-		// Outermost first: metrics and logs see the final code, which recovery makes
-		// INTERNAL on a panic; validation sits next to the handler. A unary request
-		// has been read (through the gate, see gatedRegistrar) before the first runs.
-		grpc.ChainUnaryInterceptor(
-			au.unary,
-			grpcMetrics.UnaryServerInterceptor(),
-			logUnary,
-			recovery.UnaryServerInterceptor(recoverOpt),
-			validationUnary(lim),
-		),
-		grpc.ChainStreamInterceptor(
-			gate.stream,
-			au.stream,
-			grpcMetrics.StreamServerInterceptor(),
-			logging.StreamServerInterceptor(logger, logOpts...),
-			recovery.StreamServerInterceptor(recoverOpt),
-			validationStream(lim),
-		),
-	)
-	tier := cfg.Tier
-	if tier == nil {
-		tier = storeTier{st}
-	}
-	s.svc = &service{
-		st:        st,
-		tier:      tier,
-		lat:       lat,
-		started:   s.started,
-		prewarmer: cfg.Prewarmer,
-		prewarm:   cfg.Prewarm,
-		budget:    cfg.Budget,
-		// A BatchGet answer is bounded as a request is: no message either way is
-		// larger than maxRecv.
-		maxBatchResp: maxRecv,
-	}
-	reg := gatedRegistrar{s.grpc, gate}
-	cacheev1.RegisterCacheServiceServer(reg, s.svc)
-	healthpb.RegisterHealthServer(reg, s.health)
-	reflection.Register(reg)
-	grpcMetrics.InitializeMetrics(s.grpc)
-	return s, nil
-}
-
-// isDataPath reports whether a method is one of the cache's per-key RPCs, which
-// applications call at high rates.
-func isDataPath(service, method string) bool {
-	if service != cacheev1.CacheService_ServiceDesc.ServiceName {
-		return false
-	}
-	switch method {
-	case "Get", "Set", "Delete", "BatchGet", "BatchSet", "RecordAccess":
-		return true
-	}
-	return false
+	return lat
 }
 
 // Readiness is the gate behind /ready, for other parts to hold (prewarm, hit rate).
@@ -345,7 +237,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		close(done)
 		return done
 	}
-	src := RedactURL(opts.Source)
+	src := tier.RedactURL(opts.Source)
 	if src == "" {
 		src = "L2"
 	}
@@ -356,7 +248,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		defer s.svc.warming.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		defer cancel()
-		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(PrewarmCounts) {})
+		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(tier.PrewarmCounts) {})
 		attrs := []any{"source", src, "requested", c.Requested, "loaded", c.Loaded,
 			"skipped", c.Skipped, "failed", c.Failed, "elapsed", c.Elapsed}
 		switch {
@@ -369,16 +261,6 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		}
 	}()
 	return done
-}
-
-// RedactURL hides the user information of a URL (a password) for logs and errors.
-func RedactURL(u string) string {
-	if at := strings.LastIndexByte(u, '@'); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "xxxxx" + u[at:]
-		}
-	}
-	return u
 }
 
 // phase names the server's state for /health.
@@ -408,7 +290,7 @@ func (s *Server) accept(ln net.Listener) {
 			continue
 		}
 		delay = 0
-		if !s.track(c, false) {
+		if !s.track(c) {
 			c.Close()
 			continue
 		}
@@ -417,21 +299,25 @@ func (s *Server) accept(ln net.Listener) {
 	}
 }
 
-// track records c as being sniffed or handled; false means the server is closing.
-func (s *Server) track(c net.Conn, handled bool) bool {
+// track records c as being sniffed, for shutdown to close; false means the server is
+// closing.
+func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.conns[c] = handled
+	s.sniffed[c] = struct{}{}
 	return true
 }
 
-func (s *Server) untrack(c net.Conn) {
+// untrack hands c, whose protocol is known, to the caller; false means shutdown has
+// closed it meanwhile.
+func (s *Server) untrack(c net.Conn) bool {
 	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	delete(s.sniffed, c)
+	return !s.closing
 }
 
 // route tells gRPC from everything else by the first bytes, in the connection's own
@@ -462,6 +348,9 @@ func (s *Server) route(c net.Conn) {
 			c.Close()
 			return
 		}
+		if s.fast != nil && s.fast.serve(c, ac, buf[:n]) {
+			return
+		}
 		if !s.grpcLn.push(&replayConn{Conn: ac, pending: buf[:n]}) {
 			ac.Close()
 		}
@@ -477,16 +366,9 @@ func (s *Server) route(c net.Conn) {
 		s.log.Warn("closed a connection that is not gRPC: "+why, "remote", remote(c), "first_bytes", string(buf[:n]))
 		return
 	}
-	if !s.track(c, true) {
-		s.untrack(c)
-		c.Close()
-		return
+	if s.untrack(c) {
+		s.cfg.ConnHandler.ServeConn(c, buf[:n]) // c is the handler's now
 	}
-	defer func() {
-		s.untrack(c)
-		c.Close()
-	}()
-	s.cfg.ConnHandler.ServeConn(c, buf[:n])
 }
 
 // remote names a peer for logs; Unix socket peers have no address.
@@ -512,15 +394,17 @@ func (s *Server) shutdown() {
 
 	s.mu.Lock()
 	s.closing = true
-	for c, handled := range s.conns {
-		if !handled {
-			c.Close() // still sniffing: nothing in flight yet
-		}
+	for c := range s.sniffed {
+		c.Close() // nothing in flight yet
 	}
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	fastDone := closedChan
+	if s.fast != nil {
+		fastDone = s.fast.drain() // GOAWAY on every fast-path connection; calls in flight finish
+	}
 	grpcDone := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop() // closes grpcLn, sends GOAWAY, waits for calls in flight
@@ -528,15 +412,16 @@ func (s *Server) shutdown() {
 	}()
 	connsDone := make(chan struct{})
 	go func() {
-		if sh, ok := s.cfg.ConnHandler.(interface{ Shutdown(context.Context) error }); ok {
-			if err := sh.Shutdown(ctx); err != nil {
-				s.log.Warn("RESP handler shutdown", "err", err)
+		if h := s.cfg.ConnHandler; h != nil {
+			// Returns by the end of the grace period, its connections closed.
+			if err := h.Shutdown(ctx); err != nil {
+				s.log.Warn("RESP connections still open at the end of the grace period were closed", "err", err)
 			}
 		}
 		s.routes.Wait()
 		close(connsDone)
 	}()
-	for _, done := range []chan struct{}{grpcDone, connsDone} {
+	for _, done := range []<-chan struct{}{fastDone, grpcDone, connsDone} {
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -544,16 +429,17 @@ func (s *Server) shutdown() {
 	}
 	if ctx.Err() != nil {
 		s.log.Warn("grace period over; closing connections still open")
-		s.grpc.Stop()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.Close()
+		if s.fast != nil {
+			s.fast.close()
 		}
-		s.mu.Unlock()
+		s.grpc.Stop()
 		<-grpcDone
 		<-connsDone
 	}
 
+	if s.fast != nil {
+		s.fast.close() // stops its loops; its connections are gone by now
+	}
 	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
 	defer hcancel()
 	s.httpSrv.Shutdown(hctx)

@@ -52,7 +52,7 @@ func OpenReader(dir string) (*Reader, error) {
 		seg:  segment{mem: mem{base: base, size: size}, path: path, f: f},
 		path: path,
 		ino:  st.Ino,
-		dev:  st.Dev,
+		dev:  uint64(st.Dev), // int32 on darwin
 	}
 	if err := r.validate(); err != nil {
 		r.seg.close()
@@ -149,7 +149,7 @@ func (r *Reader) Check(maxLag time.Duration) error {
 		return fmt.Errorf("%w: writer restarted", ErrStale)
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(r.path, &st); err != nil || st.Ino != r.ino || st.Dev != r.dev {
+	if err := unix.Stat(r.path, &st); err != nil || st.Ino != r.ino || uint64(st.Dev) != r.dev {
 		return fmt.Errorf("%w: segment file replaced", ErrStale)
 	}
 	// Holding the lock shared succeeds only if no writer holds it.

@@ -19,6 +19,13 @@
 // goroutine per connection pays for the scheduler parking and waking a goroutine on
 // every request. Run `go run ./bench/resp -modes loop,goroutine` to measure again.
 //
+// The Server owns every connection given to ServeConn, also after ServeConn returns.
+// Shutdown drains them (package server calls it at SIGTERM, as server.ConnHandler
+// requires): no new clients are admitted; each connection is served until it has
+// nothing in flight, then its sending side is closed and what the client still sends
+// is dropped until it closes (see lingerQuiet), so replies already sent are never lost
+// to a reset. Close stops at once.
+//
 // Requests are parsed in place in the read buffer, run in order, and all replies to one
 // read leave in one write. Pipelined SETs without options are stored with one
 // store.SetMany per read (one lock, clock read and read-buffer drain for the lot); GET

@@ -1,9 +1,13 @@
-"""Client for cachee, the Kubernetes cache sidecar, over gRPC on its Unix socket or TCP.
+"""Client for cachee, the Kubernetes cache sidecar: reads from its shared-memory
+segment, and gRPC on its Unix socket or TCP.
 
     import cachee
     with cachee.Client() as c:
         c.set("user:42", b"hello", ttl=300)
-        c.get("user:42")  # b"hello"
+        c.get("user:42")  # b"hello", from shared memory when the segment is mounted
+
+    cache = cachee.SharedMemoryCache("/dev/shm/cachee")
+    cache.get("user:42")  # from the segment alone: bytes, or None
 
 :class:`Client` blocks; :class:`AsyncClient` is the asyncio twin. Both follow the SDK
 contract every cachee SDK follows (docs/sdk-contract.md): where the sidecar is, the

@@ -188,7 +188,9 @@ class Client:
         try:
             stream = self._stub.Prewarm(req, timeout=attempts.remaining(), metadata=self._metadata)
         except ValueError as e:
-            raise c.closed_error() from e
+            if self._closed:  # closed under the call, as in _call
+                raise c.closed_error() from e
+            raise
         last: c.PrewarmProgress | None = None
         while True:
             try:

@@ -6,17 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /** The SDK contract end to end, against the real binary: prewarm, cancellation, close, the token. */
@@ -69,23 +63,9 @@ class LifecycleTest {
     }
   }
 
-  private static final Pattern METRICS = Pattern.compile("\"metrics\":\"[^\"]*:(\\d+)\"");
-
-  /** cachee_prewarm_runs_total{outcome} from the sidecar's metrics endpoint. */
+  /** cachee_prewarm_runs_total{outcome}. */
   static long runs(CacheeServer s, String outcome) {
-    Matcher m = METRICS.matcher(s.logs());
-    if (!m.find()) {
-      throw new AssertionError("no metrics address in the log");
-    }
-    try {
-      String body = HttpClient.newHttpClient().send(
-          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + m.group(1) + "/metrics")).build(),
-          HttpResponse.BodyHandlers.ofString()).body();
-      Matcher v = Pattern.compile("cachee_prewarm_runs_total\\{outcome=\"" + outcome + "\"} (\\d+)").matcher(body);
-      return v.find() ? Long.parseLong(v.group(1)) : 0;
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
+    return s.metric("cachee_prewarm_runs_total", "outcome=\"" + outcome + "\"");
   }
 
   @Test
