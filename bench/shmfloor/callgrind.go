@@ -154,7 +154,8 @@ func callgrind(bin string, args []string, nflag string) (float64, string, error)
 		if err != nil {
 			return 0, "", fmt.Errorf("%w\n%s", err, b)
 		}
-		if nflag == "-test.benchtime" && !bytes.Contains(b, []byte("Benchmark")) {
+		bench := strings.Trim(strings.TrimPrefix(args[1], "-test.bench="), "^$")
+		if nflag == "-test.benchtime" && !bytes.Contains(b, []byte(bench)) {
 			return 0, "", errNotCounted // no such benchmark in this build
 		}
 		if total[i], self[i], err = readCallgrind(out); err != nil {
