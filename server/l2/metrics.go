@@ -21,6 +21,12 @@ type metrics struct {
 	hotsetPublished                             *prometheus.CounterVec // by result
 }
 
+// Why the invalidation stream broke, the reason label of cachee_l2_stream_breaks_total.
+const (
+	breakConnClosed    = "connection-closed" // a tracking connection closed
+	breakCanaryMissing = "canary-missing"    // the canary's invalidation never came
+)
+
 // latencyBuckets span a loopback round trip (tens of µs) to a timeout (50 ms) and
 // beyond: 25 µs doubling up to about 1.6 s.
 var latencyBuckets = prometheus.ExponentialBuckets(25e-6, 2, 17)
@@ -55,6 +61,10 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		prewarmRuns:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cachee_prewarm_runs_total", Help: "Prewarms run, by outcome: done, timeout or failed."}, []string{"outcome"}),
 		prewarmSeconds:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "cachee_prewarm_last_duration_seconds", Help: "How long the last prewarm took."}),
 		hotsetPublished: cv("hotset_publishes_total", "Publications of this sidecar's hottest keys into the hotset, by result.", "result"),
+	}
+	// Every reason starts at 0, so that the first break is an increase an alert sees.
+	for _, why := range []string{breakConnClosed, breakCanaryMissing} {
+		m.breaks.WithLabelValues(why)
 	}
 	if r != nil {
 		r.MustRegister(m.collectors()...)
