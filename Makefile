@@ -186,7 +186,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/promtool ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -266,10 +266,10 @@ POD_L2 ?= auto
 POD_ARGS ?=
 
 .PHONY: test-deploy
-test-deploy: deps $(BIN)/grpc-health-probe image-binary ## Render every manifest and chart, decode strictly, check invariants; run the pod briefly
+test-deploy: deps $(BIN)/grpc-health-probe $(BIN)/promtool image-binary ## Render every manifest and chart, decode strictly, check invariants and the alerts (promtool); build and run this platform's release; run the pod briefly
 	@test -z "$$(gofmt -l deploy examples)" || { echo "gofmt needed:"; gofmt -l deploy examples; exit 1; }
 	cd deploy && go vet ./...
-	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe \
+	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe PROMTOOL=$(BIN)/promtool \
 		IMAGE_OUT=$(IMAGE_OUT) go test -race -timeout 10m ./...
 
 # make release: deploy/cmd/release builds the binaries, archives, SBOMs, checksums and
@@ -388,3 +388,17 @@ $(BIN)/grpcurl: Makefile
 $(BIN)/cyclonedx-gomod: Makefile
 	go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
 	@touch $@
+
+# promtool checks and unit-tests the alert rules (make test-deploy). It comes from
+# Debian's prometheus package (bookworm: Prometheus 2.42), downloaded and unpacked into
+# .tmp rather than installed, which would start a Prometheus server on :9090; a
+# download takes seconds, where building promtool from the Go module proxy compiles
+# Prometheus's service discovery and its cloud SDKs.
+$(BIN)/promtool: Makefile
+	rm -rf $(TMP)/promtool && mkdir -p $(TMP)/promtool $(BIN)
+	cd $(TMP)/promtool && { apt-get download -q -o APT::Sandbox::User=root prometheus || \
+		{ apt-get update -qq && apt-get download -q -o APT::Sandbox::User=root prometheus; }; }
+	dpkg-deb -x $(TMP)/promtool/prometheus_*.deb $(TMP)/promtool/root
+	ln -sf $(TMP)/promtool/root/usr/bin/promtool $@
+	@touch $@ # the binary's own date is the package's, older than the Makefile
+	@$@ --version | head -1
