@@ -15,6 +15,9 @@ GRPC_HEALTH_PROBE_VERSION := v0.4.62
 # Go module proxy: writes the CycloneDX SBOM of each release binary (make release).
 CYCLONEDX_GOMOD_VERSION := v1.10.0
 GRPCURL_VERSION := v1.9.4
+# h2spec (the HTTP/2 conformance suite) has no go.mod: its version and its
+# dependencies' are pinned in $(H2SPEC_MOD)/go.mod, and it is built from there.
+H2SPEC_MOD := server/h2fast/testdata/h2spec
 # redis-py for the RESP tests; keep it equal to redisPyVersion in server/resp/clients_test.go.
 REDIS_PY_VERSION := 8.1.0
 # Generators for the other languages' stubs, each from its own ecosystem's registry.
@@ -95,14 +98,14 @@ run: build ## Build and start cachee with developer-machine defaults
 test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_REQUIRE_TOOLS=1 \
+	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_H2SPEC=$(BIN)/h2spec CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
 	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
 	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: test-sdks
-test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+test-sdks: test-shm test-python test-typescript test-java test-rust package-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
@@ -167,6 +170,16 @@ SHM_CARGO_TARGET := $(TMP)/cargo-shm
 test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
+# The Rust crates as crates.io would take them: cachee-proto (gen/rust), cachee-shm and
+# cachee. cachee's verifying build takes the other two from their directories, since
+# they are not on crates.io yet; it shares sdk/rust's target directory with test-rust.
+.PHONY: package-rust
+package-rust: ## cargo package the Rust crates (cachee-proto, cachee-shm, cachee), each built from its package
+	cd gen/rust && CARGO_TARGET_DIR=$(CURDIR)/sdk/rust/target cargo package --quiet --allow-dirty
+	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo package --quiet --locked --allow-dirty
+	cd sdk/rust && cargo package --quiet --locked --allow-dirty \
+		--config 'patch.crates-io.cachee-proto.path="../../gen/rust"' --config 'patch.crates-io.cachee-shm.path="../shm"'
+
 .PHONY: test-crosslang
 test-crosslang: build install-python ## Check that every SDK (and RESP) reads what every other wrote
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
@@ -186,7 +199,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/promtool ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/h2spec $(BIN)/promtool ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -402,3 +415,6 @@ $(BIN)/promtool: Makefile
 	ln -sf $(TMP)/promtool/root/usr/bin/promtool $@
 	@touch $@ # the binary's own date is the package's, older than the Makefile
 	@$@ --version | head -1
+
+$(BIN)/h2spec: $(H2SPEC_MOD)/go.mod $(H2SPEC_MOD)/go.sum
+	cd $(H2SPEC_MOD) && go build -o $@ github.com/summerwind/h2spec/cmd/h2spec

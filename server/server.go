@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -57,6 +57,7 @@ type Server struct {
 	sniffed map[net.Conn]struct{} // connections whose protocol is not known yet
 	closing bool
 
+	fast      *fastPath              // nil: every gRPC connection goes to grpc-go
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
 	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
@@ -236,7 +237,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		close(done)
 		return done
 	}
-	src := RedactURL(opts.Source)
+	src := tier.RedactURL(opts.Source)
 	if src == "" {
 		src = "L2"
 	}
@@ -247,7 +248,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		defer s.svc.warming.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		defer cancel()
-		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(PrewarmCounts) {})
+		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(tier.PrewarmCounts) {})
 		attrs := []any{"source", src, "requested", c.Requested, "loaded", c.Loaded,
 			"skipped", c.Skipped, "failed", c.Failed, "elapsed", c.Elapsed}
 		switch {
@@ -260,16 +261,6 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		}
 	}()
 	return done
-}
-
-// RedactURL hides the user information of a URL (a password) for logs and errors.
-func RedactURL(u string) string {
-	if at := strings.LastIndexByte(u, '@'); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "xxxxx" + u[at:]
-		}
-	}
-	return u
 }
 
 // phase names the server's state for /health.
@@ -357,6 +348,9 @@ func (s *Server) route(c net.Conn) {
 			c.Close()
 			return
 		}
+		if s.fast != nil && s.fast.serve(c, ac, buf[:n]) {
+			return
+		}
 		if !s.grpcLn.push(&replayConn{Conn: ac, pending: buf[:n]}) {
 			ac.Close()
 		}
@@ -407,6 +401,10 @@ func (s *Server) shutdown() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	fastDone := closedChan
+	if s.fast != nil {
+		fastDone = s.fast.drain() // GOAWAY on every fast-path connection; calls in flight finish
+	}
 	grpcDone := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop() // closes grpcLn, sends GOAWAY, waits for calls in flight
@@ -423,7 +421,7 @@ func (s *Server) shutdown() {
 		s.routes.Wait()
 		close(connsDone)
 	}()
-	for _, done := range []chan struct{}{grpcDone, connsDone} {
+	for _, done := range []<-chan struct{}{fastDone, grpcDone, connsDone} {
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -431,11 +429,17 @@ func (s *Server) shutdown() {
 	}
 	if ctx.Err() != nil {
 		s.log.Warn("grace period over; closing connections still open")
+		if s.fast != nil {
+			s.fast.close()
+		}
 		s.grpc.Stop()
 		<-grpcDone
 		<-connsDone
 	}
 
+	if s.fast != nil {
+		s.fast.close() // stops its loops; its connections are gone by now
+	}
 	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
 	defer hcancel()
 	s.httpSrv.Shutdown(hctx)

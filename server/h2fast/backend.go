@@ -58,6 +58,7 @@ type proxy struct {
 	recvWindow  int64
 	recvUnacked int64
 	queued      bool
+	counted     bool // told to Config.Relayed
 }
 
 // backendConnWindow is the connection window a Backend gives the backend server.
@@ -75,6 +76,7 @@ func newBackend(c *Conn) *Backend {
 		recvWindow:  backendConnWindow,
 	}
 	b.fr = http2.NewFramer(backendWriter{b}, &b.rd)
+	b.fr.SetReuseFrames()
 	b.fr.SetMaxReadFrameSize(maxFrameRead)
 	b.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	b.enc = hpack.NewEncoder(&b.hbuf)
@@ -258,8 +260,14 @@ func (c *Conn) proxy(s *stream) {
 // handOff relays a fast stream to the backend after all, with what it received so far
 // (whose window the client was credited already).
 func (c *Conn) handOff(s *stream) {
+	c.untime(s)
 	s.kind = proxiedStream
-	s.px = &proxy{b: c.current(), toBackend: s.body, credited: len(s.body), end: s.remoteDone}
+	body := s.body
+	if s.aliased {
+		body = append([]byte(nil), body...) // the frame it points into is about to be reused
+		s.aliased = false
+	}
+	s.px = &proxy{b: c.current(), toBackend: body, credited: len(body), end: s.remoteDone}
 	s.body = nil
 	s.px.b.open(s)
 }
@@ -267,6 +275,12 @@ func (c *Conn) handOff(s *stream) {
 // open starts s on the backend, or queues it while the backend's stream limit is
 // reached.
 func (b *Backend) open(s *stream) {
+	if s.px.bid == 0 && !s.px.counted {
+		s.px.counted = true
+		if r := b.conn.cfg.Relayed; r != nil {
+			r()
+		}
+	}
 	if uint32(b.active) >= b.maxStreams || !b.settings && b.active > 0 {
 		b.waiting = append(b.waiting, s)
 		return

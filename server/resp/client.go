@@ -34,7 +34,9 @@ type client struct {
 	ri, wi int
 	p      parser
 	w      writer
-	db     db
+	// db is what commands read and write: the store, or inside EXEC the transaction
+	// that the queued commands share (whose lock the store's own methods would wait for).
+	db store.DB
 
 	authed  bool
 	closing bool // close after writing what is in w.b
@@ -81,7 +83,7 @@ func newClient(s *Server, c net.Conn) *client {
 		fd:      -1,
 		p:       newParser(s.maxBulk, s.cfg.MaxArgs),
 		w:       writer{proto: 2},
-		db:      db{st: s.st},
+		db:      s.st,
 		authed:  s.cfg.RequirePass == "",
 		proto:   2,
 		multiN:  -1,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 
 START_TIMEOUT = 60.0
 
@@ -48,6 +50,23 @@ class Server:
         """SIGKILL, as an OOM kill or a node failure would."""
         self.proc.kill()
         self.proc.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP, returning once the process is stopped (state T), so that nothing
+        sent after this is answered until resume()."""
+        self.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                # The state follows the command name in parentheses.
+                if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("cachee did not stop")
+            time.sleep(0.001)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
 
     def _read(self, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import pathlib
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +22,8 @@ TOKEN = "py-test-token-0123456789"
 
 
 def every_call(c):
-    """One call of each method of the contract's after_close cases, on a sync client."""
+    """One call of each method of the contract's after_close cases (coroutines, on an
+    AsyncClient)."""
     return {
         "Get": lambda: c.get("k"),
         "BatchGet": lambda: c.get_many(["k"]),
@@ -85,15 +84,7 @@ async def test_async_after_close(server):
     c = cachee.AsyncClient(server.sock)
     assert await c.set("after-close", b"v")
     await c.close()
-    calls = {
-        "Get": lambda: c.get("k"),
-        "BatchGet": lambda: c.get_many(["k"]),
-        "Set": lambda: c.set("k", b"v"),
-        "BatchSet": lambda: c.set_many([("k", b"v")]),
-        "Delete": lambda: c.delete("k"),
-        "Stats": lambda: c.stats(),
-        "Prewarm": lambda: c.prewarm(),
-    }
+    calls = every_call(c)
     for case in LIFECYCLE["after_close"]:
         with pytest.raises(getattr(cachee, case["class"] + "Error")):
             await calls[case["method"]]()
@@ -322,7 +313,7 @@ async def test_cancellation(start_server, key):
     rec = AsyncAttempts()
     async with cachee.AsyncClient(s.sock, timeout=60, interceptors=[rec]) as c:
         assert await c.set(key, b"v")
-        os.kill(s.proc.pid, signal.SIGSTOP)
+        s.pause()
         try:
             task = asyncio.create_task(c.get(key))
             await asyncio.sleep(0.2)
@@ -331,7 +322,7 @@ async def test_cancellation(start_server, key):
             with pytest.raises(asyncio.CancelledError):
                 await task
         finally:
-            os.kill(s.proc.pid, signal.SIGCONT)
+            s.resume()
         assert await c.get(key) == b"v"
     # The cancelled attempt ended CANCELLED: the RPC itself was cancelled.
     assert ("Get", "CANCELLED") in {(m, code) for m, _, code in rec.log}

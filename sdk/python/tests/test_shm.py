@@ -4,12 +4,10 @@ or wrong value, and work in forked processes."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
-import multiprocessing
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -251,71 +249,42 @@ def test_sidecar_stalled(sidecar, client, key):
     with its own deadline; after SIGCONT it maps the segment again."""
     client.set(key, b"v")
     maps = client.shm_status()["maps"]
-    os.kill(sidecar.proc.pid, signal.SIGSTOP)
+    sidecar.pause()
     try:
         eventually("the stalled segment to be dropped", lambda: not reading(client))
         with pytest.raises(cachee.SidecarTimeoutError) as e:
             client.get(key, timeout=None)
         assert isinstance(e.value, cachee.UnavailableError)
     finally:
-        os.kill(sidecar.proc.pid, signal.SIGCONT)
+        sidecar.resume()
     eventually("shared memory again", lambda: reading(client) and client.shm_status()["maps"] > maps)
     assert client.get(key) == b"v"
 
 
-def _child_reads(keys: list[str], n: int, q) -> None:
-    try:
-        cache = shared_cache[0]
-        eventually("the child to read the segment", lambda: cache.active)
-        hits = 0
-        for i in range(n):
-            k = keys[i % len(keys)]
-            v = cache.get(k)
-            if v is not None:
-                check(k, v)
-                hits += 1
-        # The child has its own reader and thread: its hits are its own.
-        st = cache.status()
-        cache.close()
-        q.put(("ok", os.getpid(), hits, st["hits"]))
-    except BaseException as e:  # noqa: BLE001 - sent to the parent, which fails
-        q.put(("error", os.getpid(), repr(e), 0))
-
-
-shared_cache: list[cachee.SharedMemoryCache] = []
-
-
-def test_four_forked_processes(sidecar, client, monkeypatch):
+def test_four_forked_processes(sidecar, client):
     """A SharedMemoryCache made before fork (as a preloading server does) keeps working
-    in four children reading at once: each remaps and starts its own reporter."""
+    in four children reading at once: each maps the segment again and reports its hits
+    through its own thread and channel."""
     keys = [f"fork:{i}" for i in range(100)]
     client.set_many((k, self_checking(k, 1)) for k in keys)
-    monkeypatch.setenv("CACHEE_SOCKET", sidecar.sock)
-    cache = cachee.SharedMemoryCache(sidecar.shm)
-    shared_cache[:] = [cache]
-    try:
-        eventually("the parent to read the segment", lambda: cache.active)
-        assert cache.get(keys[0]) is not None
-        before = client.stats().hits
-        ctx = multiprocessing.get_context("fork")
-        q = ctx.Queue()
-        procs = [ctx.Process(target=_child_reads, args=(keys, 20000, q)) for _ in range(4)]
-        for p in procs:
-            p.start()
-        results = [q.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join(60)
-            assert p.exitcode == 0
-        assert all(r[0] == "ok" for r in results), results
-        assert len({r[1] for r in results}) == 4
-        for _, _, hits, reader_hits in results:
-            assert hits == 20000 == reader_hits
-        # The children's hits reached the sidecar through their own reporters.
-        eventually("the children's hits in the sidecar's stats", lambda: client.stats().hits >= before + 4 * 20000)
-        assert cache.get(keys[1]) is not None  # the parent goes on reading
-    finally:
-        cache.close()
-        shared_cache.clear()
+    before = client.stats().hits
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "CACHEE_"))}
+    env["CACHEE_SOCKET"] = sidecar.sock
+    script = os.path.join(os.path.dirname(__file__), "forked_readers.py")
+    out = subprocess.run(
+        [sys.executable, script, sidecar.shm, "20000", str(len(keys))], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    children = [r for r in results if "hits" in r or "error" in r]
+    assert len(children) == 4 and all("error" not in r for r in children), results
+    assert len({r["pid"] for r in children}) == 4
+    for r in children:
+        assert r["hits"] == 20000 == r["reader_hits"], r
+    assert [r["exitcode"] for r in results if "exitcode" in r] == [0] * 4
+    assert {"parent_reads": True} in results
+    # The children's hits reached the sidecar through their own reporters.
+    eventually(f"the children's hits in the sidecar's stats {results}", lambda: client.stats().hits >= before + 4 * 20000)
 
 
 NO_NATIVE = """

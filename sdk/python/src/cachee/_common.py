@@ -53,13 +53,19 @@ RECONNECT_INITIAL_MS = 20
 RECONNECT_MULTIPLIER = 1.6
 RECONNECT_MAX_MS = 1000
 
+# The time a connection attempt gets to complete (the sidecar's HTTP/2 SETTINGS
+# included), as sdk/go's MinConnectTimeout: a local sidecar that takes longer is not
+# going to answer. gRPC core reads it from grpc.min_reconnect_backoff_ms; set as low
+# as the first backoff, attempts to a sidecar on a busy machine time out.
+MIN_CONNECT_TIMEOUT_MS = 1000
+
 # BatchGet of many large values easily exceeds gRPC's 4 MiB default receive limit;
 # the sidecar is local and trusted, so the limit is the sidecar's.
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
     ("grpc.initial_reconnect_backoff_ms", RECONNECT_INITIAL_MS),
-    ("grpc.min_reconnect_backoff_ms", RECONNECT_INITIAL_MS),
+    ("grpc.min_reconnect_backoff_ms", MIN_CONNECT_TIMEOUT_MS),
     ("grpc.max_reconnect_backoff_ms", RECONNECT_MAX_MS),
 ]
 
