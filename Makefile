@@ -189,9 +189,10 @@ test-crosslang: build install-python ## Check that every SDK (and RESP) reads wh
 	CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -rs -p no:cacheprovider sdk/crosslang
 
 .PHONY: deps
-deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server and redis-tools (apt), redis-py (a venv)
-	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools)
+deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server, redis-tools and curl (apt), redis-py (a venv)
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null && \
+		command -v curl >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools curl)
 
 # redis-py, the Python client the RESP tests run against the server.
 $(TMP)/redispy/bin/python:
