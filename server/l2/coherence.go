@@ -87,7 +87,7 @@ func (t *Tier) end(o op) bool {
 // only deletes and returns.
 func (t *Tier) invalidate(keys []rueidis.RedisMessage) {
 	if keys == nil {
-		t.flush("l2-flushed")
+		t.flush(flushL2Flushed)
 		return
 	}
 	now := time.Now()
@@ -172,7 +172,7 @@ func (t *Tier) resyncIfNeeded() {
 	t.resync = false
 	t.mu.Unlock()
 	if need {
-		t.flush("stream-break")
+		t.flush(flushStreamBreak)
 	}
 }
 
