@@ -204,7 +204,13 @@ export class Client {
 
   private sidecar() {
     return {
-      generation: async (timeoutMs: number) => (await this.ownRpc.stats({}, { timeoutMs })).generation,
+      generation: async (timeoutMs: number) => {
+        try {
+          return (await this.ownRpc.stats({}, { timeoutMs })).generation;
+        } catch (e) {
+          throw toCacheeError(e); // named as the contract names it: "UNAUTHENTICATED ..."
+        }
+      },
       recordAccess: async (refs: bigint[], unreportedHits: bigint, timeoutMs: number) => {
         await this.ownRpc.recordAccess(create(RecordAccessRequestSchema, { refs, unreportedHits }), { timeoutMs });
       },

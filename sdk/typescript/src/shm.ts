@@ -126,7 +126,9 @@ export class Shm {
   }
 
   status(): ShmStatus {
-    return { ...this.reader.status(), dir: this.dir };
+    const s = this.reader.status();
+    // The addon leaves an absent field out; the status names it null.
+    return { ...s, generation: s.generation ?? null, reason: s.reason ?? null, dir: this.dir };
   }
 
   /** Stops the timer, reports the last hits (best effort), stops reading. Final; idempotent. */
