@@ -298,7 +298,7 @@ export class Client {
         if (this.closed) {
           throw this.closedError(e);
         }
-        err = toCacheeError(e, own);
+        err = toCacheeError(e, { ownDeadline: own, aborted: o.signal?.aborted ?? false });
       }
       const down = this.knownDown();
       if (down) {
@@ -449,7 +449,7 @@ export class Client {
         try {
           next = await stream.next();
         } catch (e) {
-          throw this.closed ? this.closedError(e) : toCacheeError(e, own);
+          throw this.closed ? this.closedError(e) : toCacheeError(e, { ownDeadline: own, aborted: o.signal?.aborted ?? false });
         }
         if (next.done) {
           break;

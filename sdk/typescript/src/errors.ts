@@ -157,12 +157,20 @@ export function codeName(code: Code): string {
   return code === Code.Canceled ? "CANCELLED" : Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
-/**
- * Turns what a connect call threw into a typed error that keeps it as its cause.
- * `ownDeadline`: the deadline was the client's default, not the caller's, so running
- * out of it is a SidecarTimeoutError.
- */
-export function toCacheeError(err: unknown, ownDeadline = false): CacheeError {
+/** What the caller of toCacheeError knows about the call that failed. */
+export interface CallContext {
+  /** The deadline was the client's default, not the caller's: running out of it is a SidecarTimeoutError. */
+  ownDeadline?: boolean;
+  /**
+   * Whether the call's own signal aborted (default true). A CANCELLED that no signal
+   * asked for is the HTTP/2 session dying under the stream (connect-node closes its
+   * streams with CANCEL when the connection drops): a lost connection, UNAVAILABLE.
+   */
+  aborted?: boolean;
+}
+
+/** Turns what a connect call threw into a typed error that keeps it as its cause. */
+export function toCacheeError(err: unknown, ctx: CallContext = {}): CacheeError {
   if (err instanceof CacheeError) {
     return err;
   }
@@ -178,24 +186,34 @@ export function toCacheeError(err: unknown, ownDeadline = false): CacheeError {
       }
     }
   }
-  const code = ce.code === Code.Internal && socketMissing(err) ? Code.Unavailable : ce.code;
+  const code = connectionLost(ce, err, ctx) ? Code.Unavailable : ce.code;
   let Cls = errorClass(code, reason);
-  if (Cls === DeadlineExceededError && ownDeadline) {
+  if (Cls === DeadlineExceededError && ctx.ownDeadline) {
     Cls = SidecarTimeoutError;
   }
   return new Cls(codeName(code), ce.rawMessage, reason || undefined, metadata, { cause: err });
 }
 
+/** Errors of the socket under the connection: the sidecar is gone, restarting, or not up yet. */
+const LOST = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "ECONNABORTED", "ENOENT"]);
+
 /**
- * Whether connecting failed because the Unix socket's file does not exist (yet).
- * connect-node maps ECONNREFUSED to UNAVAILABLE but leaves this Unix-socket case
- * INTERNAL; gRPC's other clients call it UNAVAILABLE, and so it must be for a sidecar
- * that is still starting.
+ * Whether the call failed because the connection to the sidecar failed or dropped,
+ * which gRPC's other clients report as UNAVAILABLE. connect-node reports it as
+ * UNAVAILABLE only for ECONNREFUSED: a Unix socket whose file does not exist (yet) is
+ * INTERNAL, a connection reset mid-call ABORTED, and a stream the dying session closed
+ * CANCELLED. The sidecar's own codes carry no socket error, and so are left as they are.
  */
-function socketMissing(err: unknown): boolean {
+function connectionLost(ce: ConnectError, err: unknown, ctx: CallContext): boolean {
+  if (ce.code === Code.Unavailable || ce.details.length > 0) {
+    return false;
+  }
+  if (ce.code === Code.Canceled && ctx.aborted === false) {
+    return true;
+  }
   for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     const { code, syscall } = e as NodeJS.ErrnoException;
-    if (code === "ENOENT" && syscall === "connect") {
+    if (code !== undefined && LOST.has(code) && (code !== "ENOENT" || syscall === "connect")) {
       return true;
     }
   }

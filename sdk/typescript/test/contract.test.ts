@@ -108,8 +108,8 @@ describe("error classes", () => {
     const bySituation = new Map<string, { class: string; also: string[] }>(ERRORS.client_cases.map((x: { situation: string }) => [x.situation, x]));
     const errs = new Map<string, Error>([
       ["a call on a closed client", new cachee.ClosedError("CLOSED", "client closed")],
-      ["the SDK's default deadline ran out (the caller gave none)", toCacheeError(statusError("DEADLINE_EXCEEDED", null), true)],
-      ["the caller's own deadline ran out", toCacheeError(statusError("DEADLINE_EXCEEDED", null), false)],
+      ["the SDK's default deadline ran out (the caller gave none)", toCacheeError(statusError("DEADLINE_EXCEEDED", null), { ownDeadline: true })],
+      ["the caller's own deadline ran out", toCacheeError(statusError("DEADLINE_EXCEEDED", null), { ownDeadline: false })],
     ]);
     assert.deepEqual(new Set(errs.keys()), new Set(bySituation.keys()));
     for (const [situation, err] of errs) {
