@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cachee_shm::{Fallback, OpenError, ReaderOptions, Step};
+use cachee_shm::{OpenError, ReaderOptions, Step};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
