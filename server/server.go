@@ -95,8 +95,11 @@ func newServer(cfg Config, st *store.Store) *Server {
 // registerMetrics registers what /metrics shows besides gRPC's own counters: the Go
 // runtime, the process, the store, its latency and the limits. It returns the
 // latency the service times the store with.
-func (s *Server) registerMetrics() *latency {
-	lat := newLatency()
+func (s *Server) registerMetrics() *Latency {
+	lat := s.cfg.Latency
+	if lat == nil {
+		lat = NewLatency()
+	}
 	s.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
