@@ -66,6 +66,7 @@ type serveOptions struct {
 	readyMaxWait   time.Duration
 	shm            string
 	gracePeriod    time.Duration
+	grpcFastPath   bool
 	logLevel       *choiceValue
 	logFormat      *choiceValue
 	limits         limitOptions // limits_flags.go
@@ -110,6 +111,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.prewarmTimeout, "prewarm-timeout", server.DefaultPrewarmTimeout, "how long a prewarm may take")
 	fs.StringVar(&o.shm, "shm", DefaultShm, "directory of the shared-memory segment; the default falls back to private memory when absent, \"\" forces private memory")
 	fs.DurationVar(&o.gracePeriod, "grace-period", server.DefaultGracePeriod, "on SIGTERM, how long in-flight calls may take to finish")
+	fs.BoolVar(&o.grpcFastPath, "grpc-fast-path", false, "answer CacheService's unary gRPC calls on event loops, relaying other gRPC calls to grpc-go (false: grpc-go serves all of gRPC)")
 	fs.Var(o.logLevel, "log-level", "debug, info, warn or error (debug logs every gRPC call)")
 	fs.Var(o.logFormat, "log-format", "text or json")
 	o.limits.register(fs)
@@ -219,6 +221,7 @@ func (o *serveOptions) serverConfig(log *slog.Logger) server.Config {
 	cfg.HTTPAddr = ":" + strconv.Itoa(o.httpPort)
 	cfg.MetricsAddr = ":" + strconv.Itoa(o.metricsPort)
 	cfg.GracePeriod = o.gracePeriod
+	cfg.FastPath = o.grpcFastPath
 	cfg.Prewarm = tier.PrewarmOptions{Source: o.prewarmSource, Keys: o.prewarmKeys, Timeout: o.prewarmTimeout}
 	cfg.PrewarmAtStart = o.l2 != "" || o.prewarmSource != ""
 	cfg.ReadyHitRate = o.readyHitRate
