@@ -12,7 +12,12 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+# Go module proxy: writes the CycloneDX SBOM of each release binary (make release).
+CYCLONEDX_GOMOD_VERSION := v1.10.0
 GRPCURL_VERSION := v1.9.4
+# h2spec (the HTTP/2 conformance suite) has no go.mod: its version and its
+# dependencies' are pinned in $(H2SPEC_MOD)/go.mod, and it is built from there.
+H2SPEC_MOD := server/h2fast/testdata/h2spec
 # redis-py for the RESP tests; keep it equal to redisPyVersion in server/resp/clients_test.go.
 REDIS_PY_VERSION := 8.1.0
 # Generators for the other languages' stubs, each from its own ecosystem's registry.
@@ -93,14 +98,14 @@ run: build ## Build and start cachee with developer-machine defaults
 test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_REQUIRE_TOOLS=1 \
+	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_H2SPEC=$(BIN)/h2spec CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
 	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
 	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: test-sdks
-test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+test-sdks: test-shm test-python test-typescript test-java test-rust package-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
@@ -193,6 +198,16 @@ SHM_CARGO_TARGET := $(TMP)/cargo-shm
 test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
+# The Rust crates as crates.io would take them: cachee-proto (gen/rust), cachee-shm and
+# cachee. cachee's verifying build takes the other two from their directories, since
+# they are not on crates.io yet; it shares sdk/rust's target directory with test-rust.
+.PHONY: package-rust
+package-rust: ## cargo package the Rust crates (cachee-proto, cachee-shm, cachee), each built from its package
+	cd gen/rust && CARGO_TARGET_DIR=$(CURDIR)/sdk/rust/target cargo package --quiet --allow-dirty
+	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo package --quiet --locked --allow-dirty
+	cd sdk/rust && cargo package --quiet --locked --allow-dirty \
+		--config 'patch.crates-io.cachee-proto.path="../../gen/rust"' --config 'patch.crates-io.cachee-shm.path="../shm"'
+
 .PHONY: test-crosslang
 test-crosslang: build install-python install-typescript ## Check that every SDK (and RESP) reads what every other wrote
 	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
@@ -201,9 +216,10 @@ test-crosslang: build install-python install-typescript ## Check that every SDK 
 	CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -rs -p no:cacheprovider sdk/crosslang
 
 .PHONY: deps
-deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server and redis-tools (apt), redis-py (a venv)
-	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools)
+deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server, redis-tools and curl (apt), redis-py (a venv)
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null && \
+		command -v curl >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools curl)
 
 # redis-py, the Python client the RESP tests run against the server.
 $(TMP)/redispy/bin/python:
@@ -211,7 +227,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/h2spec $(BIN)/promtool ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -291,11 +307,27 @@ POD_L2 ?= auto
 POD_ARGS ?=
 
 .PHONY: test-deploy
-test-deploy: deps $(BIN)/grpc-health-probe image-binary ## Render every manifest and chart, decode strictly, check invariants; run the pod briefly
+test-deploy: deps $(BIN)/grpc-health-probe $(BIN)/promtool image-binary ## Render every manifest and chart, decode strictly, check invariants and the alerts (promtool); build and run this platform's release; run the pod briefly
 	@test -z "$$(gofmt -l deploy examples)" || { echo "gofmt needed:"; gofmt -l deploy examples; exit 1; }
 	cd deploy && go vet ./...
-	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe \
+	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe PROMTOOL=$(BIN)/promtool \
 		IMAGE_OUT=$(IMAGE_OUT) go test -race -timeout 10m ./...
+
+# make release: deploy/cmd/release builds the binaries, archives, SBOMs, checksums and
+# Homebrew formula into dist/ (docs/releasing.md); then each SDK's packaging target,
+# which that SDK's own Makefile section defines, builds and checks its package.
+DIST := $(CURDIR)/dist
+RELEASE_ARGS ?=
+SDK_PACKAGES := package-python package-typescript package-java package-rust
+
+.PHONY: release
+release: $(BIN)/cyclonedx-gomod ## Build a release into dist/: static binaries for linux and darwin (amd64, arm64), archives, SBOMs, checksums, a Homebrew formula; then the SDKs' packages
+	cd deploy && go run ./cmd/release -root $(CURDIR) -out $(DIST) -sbom-tool $(BIN)/cyclonedx-gomod $(RELEASE_ARGS)
+	@missing=""; for t in $(SDK_PACKAGES); do \
+		if grep -qE "^$$t:" $(MAKEFILE_LIST); then $(MAKE) --no-print-directory $$t; \
+		else echo "release: there is no make $$t yet (its SDK adds it): that package is NOT in this release" >&2; missing="$$missing $$t"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then echo "release: incomplete, without$$missing" >&2; exit 1; fi
 
 .PHONY: image-binary
 image-binary: ## Run deploy/docker/Dockerfile's build steps without Docker, into .tmp/image; check the binaries are static
@@ -318,7 +350,7 @@ pod: build deps $(BIN)/grpc-health-probe ## Run the L1/L2 manifest's pod locally
 
 .PHONY: clean
 clean: ## Remove build outputs and installed tools
-	rm -rf bin $(TMP)
+	rm -rf bin dist $(TMP)
 
 $(BIN)/buf: Makefile
 	go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -393,3 +425,24 @@ $(BIN)/grpc-health-probe: Makefile
 $(BIN)/grpcurl: Makefile
 	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
+
+$(BIN)/cyclonedx-gomod: Makefile
+	go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
+	@touch $@
+
+# promtool checks and unit-tests the alert rules (make test-deploy). It comes from
+# Debian's prometheus package (bookworm: Prometheus 2.42), downloaded and unpacked into
+# .tmp rather than installed, which would start a Prometheus server on :9090; a
+# download takes seconds, where building promtool from the Go module proxy compiles
+# Prometheus's service discovery and its cloud SDKs.
+$(BIN)/promtool: Makefile
+	rm -rf $(TMP)/promtool && mkdir -p $(TMP)/promtool $(BIN)
+	cd $(TMP)/promtool && { apt-get download -q -o APT::Sandbox::User=root prometheus || \
+		{ apt-get update -qq && apt-get download -q -o APT::Sandbox::User=root prometheus; }; }
+	dpkg-deb -x $(TMP)/promtool/prometheus_*.deb $(TMP)/promtool/root
+	ln -sf $(TMP)/promtool/root/usr/bin/promtool $@
+	@touch $@ # the binary's own date is the package's, older than the Makefile
+	@$@ --version | head -1
+
+$(BIN)/h2spec: $(H2SPEC_MOD)/go.mod $(H2SPEC_MOD)/go.sum
+	cd $(H2SPEC_MOD) && go build -o $@ github.com/summerwind/h2spec/cmd/h2spec

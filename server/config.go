@@ -83,6 +83,11 @@ type Config struct {
 	// level (errors at info or above). Default slog.Default().
 	Logger *slog.Logger
 
+	// FastPath serves gRPC connections on event loops, answering CacheService's unary
+	// calls there and relaying every other stream to grpc-go (see fastpath.go). False
+	// serves every gRPC connection from grpc-go alone.
+	FastPath bool
+
 	// Limits and access control (see docs/security.md).
 
 	// MaxRecvMsgSize bounds one gRPC request message. Zero: the store's largest key

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -66,11 +67,22 @@ func (s *Server) buildGRPC(lat *latency) {
 	// label lookup per call, and with Prometheus's default buckets (5 ms and up) every
 	// call of a microsecond-scale cache would land in the first bucket anyway.
 	metrics := grpcprom.NewServerMetrics()
-	s.registry.MustRegister(metrics)
-	opts := append(s.transportOptions(pool, lim), s.interceptors(gate, metrics)...)
-	s.grpc = grpc.NewServer(opts...)
+	var fm *fastMetrics
+	if s.cfg.FastPath {
+		// The fast path adds its own calls to these series (see fastmetrics.go).
+		fm = newFastMetrics(metrics, cacheev1.CacheService_ServiceDesc.ServiceName, unaryMethods(&cacheev1.CacheService_ServiceDesc))
+		s.registry.MustRegister(fm)
+	} else {
+		s.registry.MustRegister(metrics)
+	}
+	ics, unary := s.interceptors(gate, metrics)
+	s.grpc = grpc.NewServer(append(s.transportOptions(pool, lim), ics...)...)
 	s.registerServices(gatedRegistrar{s.grpc, gate}, lat, lim)
 	metrics.InitializeMetrics(s.grpc)
+	if s.cfg.FastPath {
+		// Requests over readCap go to grpc-go, which refuses them as it refuses any.
+		s.fast = newFastPath(s, unary, fm, gate, readCap(lim.maxRecv))
+	}
 }
 
 // grpcLimits derives the message size limit from the store's, unless the Config sets
@@ -98,11 +110,21 @@ func (s *Server) transportOptions(pool *bufferPool, lim grpcLimits) []grpc.Serve
 		grpc.InitialWindowSize(grpcStreamWindow),
 		grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             5 * time.Second, // pings more often than this end the connection
-			PermitWithoutStream: true,            // SDKs keep idle connections alive
+			MinTime:             keepaliveMinTime, // pings more often than this end the connection
+			PermitWithoutStream: true,             // SDKs keep idle connections alive
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: s.cfg.IdleTimeout}),
 	}
+}
+
+// keepaliveMinTime is the shortest interval between a client's pings: pings more
+// often end the connection (grpc-go's keepalive enforcement, and the fast path's).
+const keepaliveMinTime = 5 * time.Second
+
+// unaryChain is the unary interceptor chain in the two parts around the metrics
+// interceptor, whose place the fast path gives to its own counting (fastmetrics.go).
+type unaryChain struct {
+	beforeMetrics, afterMetrics []grpc.UnaryServerInterceptor
 }
 
 // interceptors are the unary and stream interceptor chains. Outermost first: metrics
@@ -110,7 +132,7 @@ func (s *Server) transportOptions(pool *bufferPool, lim grpcLimits) []grpc.Serve
 // sits next to the handler. A unary request has been read (through the gate, see
 // gatedRegistrar) before the first runs; a stream's messages are read through it by
 // the first stream interceptor.
-func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) []grpc.ServerOption {
+func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) ([]grpc.ServerOption, unaryChain) {
 	scfg := s.st.Config()
 	lim := limits{maxKey: scfg.MaxKeySize, maxValue: scfg.MaxValueSize}
 	au := &auth{token: s.cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
@@ -140,14 +162,17 @@ func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) [
 		logUnary = selector.UnaryServerInterceptor(logUnary, selector.MatchFunc(
 			func(_ context.Context, c interceptors.CallMeta) bool { return !isDataPath(c.Service, c.Method) }))
 	}
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(
-			au.unary,
-			metrics.UnaryServerInterceptor(),
+	unary := unaryChain{
+		beforeMetrics: []grpc.UnaryServerInterceptor{au.unary},
+		afterMetrics: []grpc.UnaryServerInterceptor{
 			logUnary,
 			recovery.UnaryServerInterceptor(recoverOpt),
 			validationUnary(lim),
-		),
+		},
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(slices.Concat(unary.beforeMetrics,
+			[]grpc.UnaryServerInterceptor{metrics.UnaryServerInterceptor()}, unary.afterMetrics)...),
 		grpc.ChainStreamInterceptor(
 			gate.stream,
 			au.stream,
@@ -156,7 +181,7 @@ func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) [
 			recovery.StreamServerInterceptor(recoverOpt),
 			validationStream(lim),
 		),
-	}
+	}, unary
 }
 
 // registerServices registers cachee.v1.CacheService, grpc.health.v1 and reflection.

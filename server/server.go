@@ -57,6 +57,7 @@ type Server struct {
 	sniffed map[net.Conn]struct{} // connections whose protocol is not known yet
 	closing bool
 
+	fast      *fastPath              // nil: every gRPC connection goes to grpc-go
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
 	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
@@ -101,6 +102,7 @@ func (s *Server) registerMetrics() *latency {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(s.st),
+		newReadinessCollector(s),
 		lat.summary,
 	)
 	s.registerLimitMetrics()
@@ -346,6 +348,9 @@ func (s *Server) route(c net.Conn) {
 			c.Close()
 			return
 		}
+		if s.fast != nil && s.fast.serve(c, ac, buf[:n]) {
+			return
+		}
 		if !s.grpcLn.push(&replayConn{Conn: ac, pending: buf[:n]}) {
 			ac.Close()
 		}
@@ -396,6 +401,10 @@ func (s *Server) shutdown() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	fastDone := closedChan
+	if s.fast != nil {
+		fastDone = s.fast.drain() // GOAWAY on every fast-path connection; calls in flight finish
+	}
 	grpcDone := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop() // closes grpcLn, sends GOAWAY, waits for calls in flight
@@ -412,7 +421,7 @@ func (s *Server) shutdown() {
 		s.routes.Wait()
 		close(connsDone)
 	}()
-	for _, done := range []chan struct{}{grpcDone, connsDone} {
+	for _, done := range []<-chan struct{}{fastDone, grpcDone, connsDone} {
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -420,11 +429,17 @@ func (s *Server) shutdown() {
 	}
 	if ctx.Err() != nil {
 		s.log.Warn("grace period over; closing connections still open")
+		if s.fast != nil {
+			s.fast.close()
+		}
 		s.grpc.Stop()
 		<-grpcDone
 		<-connsDone
 	}
 
+	if s.fast != nil {
+		s.fast.close() // stops its loops; its connections are gone by now
+	}
 	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
 	defer hcancel()
 	s.httpSrv.Shutdown(hctx)

@@ -57,6 +57,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// fastPath is whether the tests' servers answer gRPC on the fast path: yes, unless
+// CACHEE_GRPC_FAST_PATH=false (the flag's variable) asks for grpc-go alone, which
+// make test runs too, so that both give the same results.
+var fastPath = os.Getenv("CACHEE_GRPC_FAST_PATH") != "false"
+
 func serve(t *testing.T, cfg server.Config) *running {
 	t.Helper()
 	return serveAt(t, cfg, slog.LevelInfo)
@@ -93,6 +98,7 @@ func serveHooked(t *testing.T, cfg server.Config, level slog.Level, hook func(*s
 	cfg.Socket = filepath.Join(dir, "c.sock")
 	cfg.Addr, cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), &slog.HandlerOptions{Level: level}))
+	cfg.FastPath = fastPath
 	srv, err := server.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)

@@ -212,12 +212,14 @@ func run(cacheeBin string, kinds []string, runs, calls, warmup int, tpTime time.
 		}
 	}
 	if cacheeBin != "" {
-		ts, stop, err := cacheeTargets(ctx, cacheeBin, dir)
-		if err != nil {
-			return err
+		for _, fast := range []bool{false, true} {
+			ts, stop, err := cacheeTargets(ctx, cacheeBin, dir, fast)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			targets = append(targets, ts...)
 		}
-		defer stop()
-		targets = append(targets, ts...)
 	}
 	rows := make([]*row, len(targets))
 	for i := range rows {
@@ -280,8 +282,19 @@ func loadFunc(call func() error) func(n int, d time.Duration) (int, error) {
 }
 
 // cacheeTargets starts cachee and returns its gRPC Get and RESP GET rows.
-func cacheeTargets(ctx context.Context, bin, dir string) ([]*target, func(), error) {
-	c, err := procs.StartCachee(procs.CacheeOptions{Bin: bin, Dir: dir, MaxMemory: "64mb"})
+func cacheeTargets(ctx context.Context, bin, dir string, fast bool) ([]*target, func(), error) {
+	name := "cachee"
+	if fast {
+		name = "cachee, fast path"
+		if ok, err := procs.HasFlag(bin, "--grpc-fast-path"); err != nil || !ok {
+			return nil, func() {}, err // a build without it: no such rows
+		}
+	}
+	sub, err := os.MkdirTemp(dir, "cachee-")
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := procs.StartCachee(procs.CacheeOptions{Bin: bin, Dir: sub, MaxMemory: "64mb", Extra: []string{"--grpc-fast-path=" + strconv.FormatBool(fast)}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -319,8 +332,8 @@ func cacheeTargets(ctx context.Context, bin, dir string) ([]*target, func(), err
 	}
 	mallocs := func() (uint64, error) { return scrapeMallocs(c.Metrics) }
 	return []*target{
-		{name: "cachee: gRPC Get", pid: c.Pid(), call: get, mallocs: mallocs, load: loadFunc(get)},
-		{name: "cachee: RESP GET", pid: c.Pid(), call: respGet, mallocs: mallocs, load: respLoadFunc(c.Socket, string(key), len(value))},
+		{name: name + ": gRPC Get", pid: c.Pid(), call: get, mallocs: mallocs, load: loadFunc(get)},
+		{name: name + ": RESP GET", pid: c.Pid(), call: respGet, mallocs: mallocs, load: respLoadFunc(c.Socket, string(key), len(value))},
 	}, func() { rc.Close(); stop() }, nil
 }
 

@@ -38,6 +38,8 @@ type Config struct {
 	Memory Memory
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
+	// Relayed, when set, is told of each stream relayed to the backend.
+	Relayed func()
 }
 
 // Memory is a budget of bytes shared by connections.
@@ -83,8 +85,9 @@ type Handler interface {
 	// "/cachee.v1.CacheService/Get"), and a number the Call will carry for it.
 	Route(path string) (method int, ok bool)
 	// Serve answers call, filling its status and reply. It reports true when the
-	// answer is ready, or false when it will come later: the Handler then calls the
-	// connection's Finish(call) on the goroutine that feeds the connection, once.
+	// answer is ready (or the call is relayed, see Call.Relay), or false when it will
+	// come later: the Handler then calls the connection's Finish(call) on the goroutine
+	// that feeds the connection, once.
 	Serve(c *Conn, call *Call) bool
 	// Cancel tells that the client reset a call that Serve left pending; Finish is
 	// still due.
@@ -102,15 +105,17 @@ type Call struct {
 	// Timeout is the grpc-timeout the client sent, and HasTimeout whether it sent one.
 	Timeout    time.Duration
 	HasTimeout bool
-	// Message is the request message, without its 5-byte prefix. It stays valid
-	// until the call is answered.
+	// Message is the request message, without its 5-byte prefix. It is valid only
+	// during Serve: a Handler that answers later decodes it first.
 	Message []byte
 
 	// The answer. Code is a gRPC status code; StatusMessage is sent in grpc-message
 	// (percent-encoded here); Details, when set, is a marshaled google.rpc.Status sent
 	// in grpc-status-details-bin. Reply is the response message, sent when Code is 0.
 	// Headers and Trailers are extra metadata fields (lowercase names, binary values
-	// already base64-encoded).
+	// already base64-encoded). Reply starts as an empty buffer of the connection's
+	// that a Handler answering in Serve may append the message to; one answering
+	// later must set a buffer of its own.
 	Code          uint32
 	StatusMessage string
 	Details       []byte
@@ -124,7 +129,12 @@ type Call struct {
 	st       *stream
 	subtype  string // content-type's subtype: "" or "proto", echoed in the answer
 	canceled bool
+	relay    bool
 }
 
 // Canceled reports whether the client reset the call.
 func (c *Call) Canceled() bool { return c.canceled }
+
+// Relay declines the call, from Serve (which then reports true): the backend answers
+// it, as it answers the streams the Handler does not route.
+func (c *Call) Relay() { c.relay = true }

@@ -58,6 +58,7 @@ type proxy struct {
 	recvWindow  int64
 	recvUnacked int64
 	queued      bool
+	counted     bool // told to Config.Relayed
 }
 
 // backendConnWindow is the connection window a Backend gives the backend server.
@@ -75,6 +76,7 @@ func newBackend(c *Conn) *Backend {
 		recvWindow:  backendConnWindow,
 	}
 	b.fr = http2.NewFramer(backendWriter{b}, &b.rd)
+	b.fr.SetReuseFrames()
 	b.fr.SetMaxReadFrameSize(maxFrameRead)
 	b.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	b.enc = hpack.NewEncoder(&b.hbuf)
@@ -124,10 +126,10 @@ func (b *Backend) Wrote(n int) {
 
 func (b *Backend) pending() int { return len(b.out) - b.outPos }
 
-// Done reports whether the owner should close the backend's socket: it failed, or it
-// went away (or its Conn closed) and no stream uses it any more.
+// Done reports whether the owner should close the backend's socket: it failed, its
+// Conn closed, or it went away and no stream uses it any more.
 func (b *Backend) Done() bool {
-	return b.err != nil || (b.goneAway || b.conn == nil) && b.active == 0 && len(b.waiting) == 0
+	return b.err != nil || b.conn == nil || b.goneAway && b.active == 0 && len(b.waiting) == 0
 }
 
 // Feed processes bytes read from the backend.
@@ -258,8 +260,14 @@ func (c *Conn) proxy(s *stream) {
 // handOff relays a fast stream to the backend after all, with what it received so far
 // (whose window the client was credited already).
 func (c *Conn) handOff(s *stream) {
+	c.untime(s)
 	s.kind = proxiedStream
-	s.px = &proxy{b: c.current(), toBackend: s.body, credited: len(s.body), end: s.remoteDone}
+	body := s.body
+	if s.aliased {
+		body = append([]byte(nil), body...) // the frame it points into is about to be reused
+		s.aliased = false
+	}
+	s.px = &proxy{b: c.current(), toBackend: body, credited: len(body), end: s.remoteDone}
 	s.body = nil
 	s.px.b.open(s)
 }
@@ -267,7 +275,13 @@ func (c *Conn) handOff(s *stream) {
 // open starts s on the backend, or queues it while the backend's stream limit is
 // reached.
 func (b *Backend) open(s *stream) {
-	if uint32(b.active) >= b.maxStreams || !b.settings && b.active > 0 {
+	if s.px.bid == 0 && !s.px.counted {
+		s.px.counted = true
+		if r := b.conn.cfg.Relayed; r != nil {
+			r()
+		}
+	}
+	if !b.canOpen() {
 		b.waiting = append(b.waiting, s)
 		return
 	}
@@ -289,9 +303,15 @@ func (b *Backend) open(s *stream) {
 	b.flush(s)
 }
 
+// canOpen reports whether the backend takes another stream now: within its limit,
+// which is known once its SETTINGS arrive (until then, one stream at a time).
+func (b *Backend) canOpen() bool {
+	return !b.goneAway && uint32(b.active) < b.maxStreams && (b.settings || b.active == 0)
+}
+
 // openWaiting starts queued streams as far as the backend's limit allows.
 func (b *Backend) openWaiting() {
-	for len(b.waiting) > 0 && uint32(b.active) < b.maxStreams && !b.goneAway {
+	for len(b.waiting) > 0 && b.canOpen() {
 		s := b.waiting[0]
 		b.waiting = b.waiting[1:]
 		if !s.closed {
@@ -403,7 +423,7 @@ func (b *Backend) flushBlocked() {
 // reset here.
 func (c *Conn) proxyReset(s *stream) {
 	px := s.px
-	if px == nil {
+	if px == nil || px.b.conn == nil {
 		return
 	}
 	b := px.b

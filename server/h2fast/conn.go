@@ -37,7 +37,7 @@ type Conn struct {
 	enc     *hpack.Encoder
 	hbuf    bytes.Buffer
 	hf      []hpack.HeaderField // scratch for building header lists
-	scratch []byte              // scratch for answer messages
+	scratch []byte              // scratch for answer messages: a prefix's room, then the message
 
 	preface, settings bool // the client preface, and the client's first SETTINGS, were read
 	streams           map[uint32]*stream
@@ -45,6 +45,7 @@ type Conn struct {
 	recent            [32]closedID // streams closed lately, to tell closed from never opened
 	recentPos         int
 	active            int // streams open in the client's view
+	timed             int // fast streams with a deadline, not yet complete
 	zombies           int // calls the client reset whose handler has not finished
 	running           int // calls given to the Handler and not finished (zombies included)
 
@@ -106,6 +107,7 @@ func NewConn(cfg Config, h Handler) *Conn {
 		recvWindow:   int64(cfg.ConnWindow),
 	}
 	c.fr = http2.NewFramer(outWriter{c}, &c.rd)
+	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(maxFrameRead)
 	c.fr.MaxHeaderListSize = cfg.MaxHeaderListSize
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
@@ -169,6 +171,9 @@ func (c *Conn) Err() error { return c.err }
 func (c *Conn) Done() bool {
 	return c.err != nil || c.goAway == 2 && c.active == 0 && c.running == 0
 }
+
+// Busy reports whether a stream is open or a call is with the Handler.
+func (c *Conn) Busy() bool { return c.active > 0 || c.running > 0 }
 
 // Feed processes bytes read from the client. An error means the connection is over;
 // its output (a GOAWAY, as a rule) should still be written before closing.
@@ -455,13 +460,13 @@ func (c *Conn) Close() {
 		return
 	}
 	c.closed = true
+	for _, b := range c.backends {
+		b.conn, b.waiting = nil, nil // its socket closes with the connection's
+	}
 	for _, s := range c.streams {
 		c.dropStream(s)
 	}
 	c.blocked = nil
-	for _, b := range c.backends {
-		b.conn = nil
-	}
 	c.backends = nil
 	c.out, c.in = nil, nil
 }

@@ -2,6 +2,7 @@ package h2fast
 
 import (
 	"encoding/binary"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -32,9 +33,12 @@ type stream struct {
 
 	fields  []hpack.HeaderField // the request's header list
 	body    []byte              // fast: the request so far, with gRPC prefixes
+	aliased bool                // body is the Framer's buffer of the current frame, not a copy
+	callv   Call                // call points here: one allocation for both
 	held    int64               // bytes charged to the memory budget
 	call    *Call
-	serving bool // call is with the Handler
+	serving bool      // call is with the Handler
+	expires time.Time // a fast request's deadline while it is incomplete; zero otherwise
 
 	// The answer, as far as it is not written yet: data waits for window; the final
 	// header block (trailers) waits for the data, and is encoded only when written,
@@ -71,6 +75,10 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		return
 	}
 	c.lastID = id
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		c.resetStream(id, http2.ErrCodeProtocol) // a stream cannot depend on itself (RFC 9113 §5.3.1)
+		return
+	}
 	if c.goAway == 2 && id > c.goAwayID {
 		return // after GOAWAY: ignored, the client retries it elsewhere
 	}
@@ -101,6 +109,10 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		c.proxy(s)
 	} else {
 		s.kind = fastStream
+		if req.hasTimeout && !f.StreamEnded() {
+			s.expires = c.cfg.Now().Add(req.timeout)
+			c.timed++
+		}
 	}
 	if f.StreamEnded() {
 		c.endOfRequest(s)
@@ -191,7 +203,16 @@ func (c *Conn) fastData(s *stream, data []byte) {
 		c.refuse(s)
 		return
 	}
-	s.body = append(s.body, data...)
+	if len(s.body) == 0 && len(data) >= prefixLen && len(data) == prefixLen+int(binary.BigEndian.Uint32(data[1:prefixLen])) {
+		// The whole request in one frame, as usual: dispatched before the frame's
+		// buffer is reused, it need not be copied.
+		s.body, s.aliased = data, true
+	} else {
+		if s.aliased {
+			s.body, s.aliased = append([]byte(nil), s.body...), false
+		}
+		s.body = append(s.body, data...)
+	}
 	c.credit(s, int64(len(data)))
 	if len(s.body) >= prefixLen {
 		size := int(binary.BigEndian.Uint32(s.body[1:prefixLen]))
@@ -244,26 +265,79 @@ func (c *Conn) endOfRequest(s *stream) {
 	}
 }
 
+// untime forgets a fast request's deadline: it is complete, relayed or over.
+func (c *Conn) untime(s *stream) {
+	if !s.expires.IsZero() {
+		s.expires = time.Time{}
+		c.timed--
+	}
+}
+
+// NextDeadline reports the earliest deadline of the fast requests that have not
+// arrived whole, if any: the owner calls Expire then.
+func (c *Conn) NextDeadline() (time.Time, bool) {
+	if c.timed == 0 {
+		return time.Time{}, false
+	}
+	var next time.Time
+	for _, s := range c.streams {
+		if !s.expires.IsZero() && (next.IsZero() || s.expires.Before(next)) {
+			next = s.expires
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// Expire relays to the backend the fast requests whose deadline passed before they
+// arrived whole: the backend answers them as it answers a request whose deadline
+// passes while it is read (DEADLINE_EXCEEDED).
+func (c *Conn) Expire(now time.Time) {
+	if c.timed == 0 || c.err != nil || c.closed {
+		return
+	}
+	for _, s := range c.streams {
+		if !s.expires.IsZero() && !s.expires.After(now) && s.kind == fastStream {
+			c.handOff(s)
+		}
+	}
+}
+
 // dispatch gives a complete fast request to the Handler.
 func (c *Conn) dispatch(s *stream) {
+	c.untime(s)
 	if len(s.body) < prefixLen || len(s.body) != prefixLen+int(binary.BigEndian.Uint32(s.body[1:prefixLen])) {
 		c.handOff(s) // no message, or a partial one: the backend says what that is
 		return
 	}
 	call := c.newCall(s)
 	call.Message = s.body[prefixLen:]
+	if cap(c.scratch) < maxScratch/16 {
+		c.scratch = make([]byte, maxScratch/16)
+	}
+	call.Reply = c.scratch[prefixLen:prefixLen]
 	c.running++
 	s.serving = true
-	if c.h.Serve(c, call) {
-		s.serving = false
-		c.running--
-		c.answer(s)
+	done := c.h.Serve(c, call)
+	call.Message = nil
+	if !done {
+		// Decoded by now: the request's bytes are the Handler's no more.
+		s.body, s.aliased = nil, false
+		c.uncharge(s, s.held)
+		return
 	}
+	s.serving = false
+	c.running--
+	if call.relay {
+		s.call = nil
+		c.handOff(s)
+		return
+	}
+	c.answer(s)
 }
 
 func (c *Conn) newCall(s *stream) *Call {
 	m, _ := c.h.Route(s.req.path)
-	call := &Call{
+	s.callv = Call{
 		Method:     m,
 		Path:       s.req.path,
 		Header:     s.fields,
@@ -272,8 +346,8 @@ func (c *Conn) newCall(s *stream) *Call {
 		st:         s,
 		subtype:    s.req.subtype,
 	}
-	s.call = call
-	return call
+	s.call = &s.callv
+	return s.call
 }
 
 // refuse answers a fast request the memory budget would not hold, before it ends.
@@ -335,13 +409,22 @@ func (c *Conn) answer(s *stream) {
 	if call.Code == 0 {
 		// The message goes out from a scratch buffer when the windows let all of it
 		// through at once, as they do for small answers; what they hold back is copied.
-		msg := append(c.scratch[:0], 0, 0, 0, 0, 0)
+		// A message the Handler appended to the scratch buffer is in place already,
+		// after the room left for its prefix.
+		var msg []byte
+		if r := call.Reply; cap(r) > 0 && cap(c.scratch) > prefixLen && &r[:1][0] == &c.scratch[:prefixLen+1][prefixLen] {
+			msg = c.scratch[:prefixLen+len(r)]
+		} else {
+			msg = append(c.scratch[:0], 0, 0, 0, 0, 0)
+			msg = append(msg, call.Reply...)
+		}
+		msg[0] = 0
 		binary.BigEndian.PutUint32(msg[1:], uint32(len(call.Reply)))
-		msg = append(msg, call.Reply...)
+		call.Reply = nil
 		s.data = msg
 		done := c.emitData(s)
 		if cap(msg) <= maxScratch {
-			c.scratch = msg[:0]
+			c.scratch = msg[:cap(msg)] // kept whole: its prefix room and capacity
 		}
 		if !done {
 			s.data = append([]byte(nil), s.data[s.dataPos:]...)
@@ -421,28 +504,22 @@ func (c *Conn) block(s *stream) {
 	}
 }
 
-// flushBlocked writes what the windows now let through of answers that waited.
+// flushBlocked writes what the windows now let through of answers that waited, in
+// the order they began to wait.
 func (c *Conn) flushBlocked() {
-	if len(c.blocked) == 0 {
-		return
-	}
-	blocked := c.blocked
-	c.blocked = nil
-	for i, s := range blocked {
-		s.queued = false
-		if s.closed {
-			continue
-		}
+	i, n := 0, len(c.blocked) // those emit queues again go after n
+	for ; i < n; i++ {
 		if c.sendWindow <= 0 || c.pending() > c.cfg.MaxPending {
-			for _, rest := range blocked[i:] {
-				if !rest.closed {
-					rest.queued = true
-					c.blocked = append(c.blocked, rest)
-				}
-			}
-			return
+			break
 		}
-		c.emit(s)
+		s := c.blocked[i]
+		s.queued = false
+		if !s.closed {
+			c.emit(s) // which queues s again at the end if it is still blocked
+		}
+	}
+	if i > 0 {
+		c.blocked = c.blocked[:copy(c.blocked, c.blocked[i:])]
 	}
 }
 
@@ -479,7 +556,11 @@ func (c *Conn) onReset(f *http2.RSTStreamFrame) {
 	if s == nil {
 		if f.StreamID > c.lastID {
 			c.fail(http2.ErrCodeProtocol, "RST_STREAM on an idle stream")
+			return
 		}
+		// Closed here already, perhaps by a RST_STREAM that crossed the client's: the
+		// client closed it too, so what it sends on it from now on is its error.
+		c.closedByClient(f.StreamID)
 		return
 	}
 	c.dropStream(s)
@@ -514,6 +595,7 @@ func (c *Conn) closeStream(s *stream) {
 	if s.closed {
 		return
 	}
+	c.untime(s)
 	s.closed = true
 	delete(c.streams, s.id)
 	c.active--
@@ -536,6 +618,15 @@ func (c *Conn) remember(id uint32, reset bool) {
 	}
 	c.recent[c.recentPos] = closedID{id, reset}
 	c.recentPos = (c.recentPos + 1) % len(c.recent)
+}
+
+// closedByClient records that the client reset a stream closed already.
+func (c *Conn) closedByClient(id uint32) {
+	for i := range c.recent {
+		if c.recent[i].id == id {
+			c.recent[i].reset = false
+		}
+	}
 }
 
 type closedID struct {
