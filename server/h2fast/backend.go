@@ -126,10 +126,10 @@ func (b *Backend) Wrote(n int) {
 
 func (b *Backend) pending() int { return len(b.out) - b.outPos }
 
-// Done reports whether the owner should close the backend's socket: it failed, or it
-// went away (or its Conn closed) and no stream uses it any more.
+// Done reports whether the owner should close the backend's socket: it failed, its
+// Conn closed, or it went away and no stream uses it any more.
 func (b *Backend) Done() bool {
-	return b.err != nil || (b.goneAway || b.conn == nil) && b.active == 0 && len(b.waiting) == 0
+	return b.err != nil || b.conn == nil || b.goneAway && b.active == 0 && len(b.waiting) == 0
 }
 
 // Feed processes bytes read from the backend.
@@ -281,7 +281,7 @@ func (b *Backend) open(s *stream) {
 			r()
 		}
 	}
-	if uint32(b.active) >= b.maxStreams || !b.settings && b.active > 0 {
+	if !b.canOpen() {
 		b.waiting = append(b.waiting, s)
 		return
 	}
@@ -303,9 +303,15 @@ func (b *Backend) open(s *stream) {
 	b.flush(s)
 }
 
+// canOpen reports whether the backend takes another stream now: within its limit,
+// which is known once its SETTINGS arrive (until then, one stream at a time).
+func (b *Backend) canOpen() bool {
+	return !b.goneAway && uint32(b.active) < b.maxStreams && (b.settings || b.active == 0)
+}
+
 // openWaiting starts queued streams as far as the backend's limit allows.
 func (b *Backend) openWaiting() {
-	for len(b.waiting) > 0 && uint32(b.active) < b.maxStreams && !b.goneAway {
+	for len(b.waiting) > 0 && b.canOpen() {
 		s := b.waiting[0]
 		b.waiting = b.waiting[1:]
 		if !s.closed {
@@ -417,7 +423,7 @@ func (b *Backend) flushBlocked() {
 // reset here.
 func (c *Conn) proxyReset(s *stream) {
 	px := s.px
-	if px == nil {
+	if px == nil || px.b.conn == nil {
 		return
 	}
 	b := px.b

@@ -460,13 +460,13 @@ func (c *Conn) Close() {
 		return
 	}
 	c.closed = true
+	for _, b := range c.backends {
+		b.conn, b.waiting = nil, nil // its socket closes with the connection's
+	}
 	for _, s := range c.streams {
 		c.dropStream(s)
 	}
 	c.blocked = nil
-	for _, b := range c.backends {
-		b.conn = nil
-	}
 	c.backends = nil
 	c.out, c.in = nil, nil
 }

@@ -458,3 +458,31 @@ func TestAnswerFlowControl(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseWithRelayedStreamsWaiting: streams queued for a backend that has not sent
+// its SETTINGS yet (one stream at a time until then) are dropped when the connection
+// closes, and closing ends.
+func TestCloseWithRelayedStreamsWaiting(t *testing.T) {
+	r := newRaw(t, h2fast.Config{}, &checkHandler{})
+	for range 5 {
+		r.request("/other.Service/Method", nil, false)
+	}
+	r.flush()
+	bs := r.c.Unattached()
+	if len(bs) != 1 {
+		t.Fatalf("%d backends", len(bs))
+	}
+	done := make(chan struct{})
+	go func() {
+		r.c.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if !bs[0].Done() {
+		t.Fatal("the backend of a closed connection is not done")
+	}
+}

@@ -556,7 +556,11 @@ func (c *Conn) onReset(f *http2.RSTStreamFrame) {
 	if s == nil {
 		if f.StreamID > c.lastID {
 			c.fail(http2.ErrCodeProtocol, "RST_STREAM on an idle stream")
+			return
 		}
+		// Closed here already, perhaps by a RST_STREAM that crossed the client's: the
+		// client closed it too, so what it sends on it from now on is its error.
+		c.closedByClient(f.StreamID)
 		return
 	}
 	c.dropStream(s)
@@ -614,6 +618,15 @@ func (c *Conn) remember(id uint32, reset bool) {
 	}
 	c.recent[c.recentPos] = closedID{id, reset}
 	c.recentPos = (c.recentPos + 1) % len(c.recent)
+}
+
+// closedByClient records that the client reset a stream closed already.
+func (c *Conn) closedByClient(id uint32) {
+	for i := range c.recent {
+		if c.recent[i].id == id {
+			c.recent[i].reset = false
+		}
+	}
 }
 
 type closedID struct {

@@ -28,7 +28,7 @@ class SegmentFuzzTest {
   @BeforeAll
   static void start() throws Exception {
     server = CacheeServer.start("--max-memory=256kb");
-    try (var c = CacheeClient.builder().address("unix://" + server.sock).withoutShm().build()) {
+    try (var c = CacheeClient.builder().address("unix://" + server.sock).withoutShm().timeout(Duration.ofSeconds(10)).build()) {
       Random rnd = new Random(3);
       for (int i = 0; i < KEYS; i++) {
         byte[] v = new byte[rnd.nextInt(600)];
