@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,42 +133,19 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	set := func(p *string, v string) {
-		if *p == "" {
-			*p = v
-		}
-	}
-	set(&c.Socket, d.Socket)
-	set(&c.Addr, d.Addr)
-	set(&c.HTTPAddr, d.HTTPAddr)
-	set(&c.MetricsAddr, d.MetricsAddr)
-	if c.GracePeriod == 0 {
-		c.GracePeriod = d.GracePeriod
-	}
-	if c.DetectTimeout == 0 {
-		c.DetectTimeout = d.DetectTimeout
-	}
-	if c.MaxConcurrentStreams == 0 {
-		c.MaxConcurrentStreams = d.MaxConcurrentStreams
-	}
-	if c.Prewarm.Keys == 0 {
-		c.Prewarm.Keys = d.Prewarm.Keys
-	}
-	if c.Prewarm.Timeout == 0 {
-		c.Prewarm.Timeout = d.Prewarm.Timeout
-	}
-	if c.ReadyWindow == 0 {
-		c.ReadyWindow = DefaultReadyWindow
-	}
-	if c.ReadyMinReads == 0 {
-		c.ReadyMinReads = DefaultReadyMinReads
-	}
-	if c.ReadyMaxWait == 0 {
-		c.ReadyMaxWait = DefaultReadyMaxWait
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Socket = cmp.Or(c.Socket, d.Socket)
+	c.Addr = cmp.Or(c.Addr, d.Addr)
+	c.HTTPAddr = cmp.Or(c.HTTPAddr, d.HTTPAddr)
+	c.MetricsAddr = cmp.Or(c.MetricsAddr, d.MetricsAddr)
+	c.GracePeriod = cmp.Or(c.GracePeriod, d.GracePeriod)
+	c.DetectTimeout = cmp.Or(c.DetectTimeout, d.DetectTimeout)
+	c.MaxConcurrentStreams = cmp.Or(c.MaxConcurrentStreams, d.MaxConcurrentStreams)
+	c.Prewarm.Keys = cmp.Or(c.Prewarm.Keys, d.Prewarm.Keys)
+	c.Prewarm.Timeout = cmp.Or(c.Prewarm.Timeout, d.Prewarm.Timeout)
+	c.ReadyWindow = cmp.Or(c.ReadyWindow, DefaultReadyWindow)
+	c.ReadyMinReads = cmp.Or(c.ReadyMinReads, DefaultReadyMinReads)
+	c.ReadyMaxWait = cmp.Or(c.ReadyMaxWait, DefaultReadyMaxWait)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
 

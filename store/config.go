@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
@@ -65,22 +66,14 @@ func DefaultConfig() Config {
 // limits the store will apply, for whoever must know them before opening it.
 func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
-	if c.MaxMemory == 0 {
-		c.MaxMemory = d.MaxMemory
-	}
-	if c.MaxKeySize == 0 {
-		c.MaxKeySize = d.MaxKeySize
-	}
+	c.MaxMemory = cmp.Or(c.MaxMemory, d.MaxMemory)
+	c.MaxKeySize = cmp.Or(c.MaxKeySize, d.MaxKeySize)
 	if c.MaxValueSize == 0 {
 		// A small store keeps values to a quarter of itself.
 		c.MaxValueSize = int(min(int64(d.MaxValueSize), c.MaxMemory/4))
 	}
-	if c.Eviction == "" {
-		c.Eviction = d.Eviction
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Eviction = cmp.Or(c.Eviction, d.Eviction)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
 

@@ -83,28 +83,20 @@ func (s *Store) findEntries() []recovered {
 	m := &s.seg.mem
 	var found []recovered
 	now := s.nowWrite()
-	nb := s.idx.nb()
 	for ti := range s.idx.tables {
 		t := &s.idx.tables[ti]
-		for j := uint64(0); j < nb; j++ {
-			b := t.off + j*bucketBytes
+		s.idx.forTable(t, func(so, sl uint64) {
+			b := so &^ (bucketBytes - 1)
 			if m.load(b)&ctrlSeqOne != 0 {
-				continue // the writer stopped inside this bucket: trust none of it
+				return // the writer stopped inside this bucket: trust none of it
 			}
-			for i := uint64(0); i < slotsPerBucket; i++ {
-				so := b + 8 + i*8
-				sl := m.load(so)
-				if sl == 0 {
-					continue
-				}
-				e := sl & 0xffffffff * unit
-				h, ok := s.validEntry(e, sl)
-				if !ok || s.idx.tableOf(h) != t || !inWindow(h, j, s.v.nbLog2) || s.expired(e, now) {
-					continue
-				}
-				found = append(found, recovered{e, h, w0Size(m.load(e)) * unit, so})
+			e := sl & 0xffffffff * unit
+			h, ok := s.validEntry(e, sl)
+			if !ok || s.idx.tableOf(h) != t || !inWindow(h, (b-t.off)/bucketBytes, s.v.nbLog2) || s.expired(e, now) {
+				return
 			}
-		}
+			found = append(found, recovered{e, h, w0Size(m.load(e)) * unit, so})
+		})
 	}
 	slices.SortFunc(found, func(a, b recovered) int { return cmpU64(a.e, b.e) })
 	return found

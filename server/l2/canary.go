@@ -23,26 +23,16 @@ const canaryMissAfter = 5 * time.Second
 // is gone), and a canary invalidation that does not come within canaryMissAfter is
 // treated as a break.
 func (t *Tier) canary() {
-	defer t.wg.Done()
-	tick := time.NewTicker(t.cfg.CanaryInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case <-tick.C:
+	if sent := t.canarySent.Load(); sent != 0 {
+		if time.Since(time.Unix(0, sent)) < canaryMissAfter {
+			return // still waiting for the last one
 		}
-		if sent := t.canarySent.Load(); sent != 0 {
-			if time.Since(time.Unix(0, sent)) < canaryMissAfter {
-				continue // still waiting for the last one
-			}
-			if t.canarySent.CompareAndSwap(sent, 0) {
-				t.streamBroke(breakCanaryMissing, nil)
-			}
-			continue
+		if t.canarySent.CompareAndSwap(sent, 0) {
+			t.streamBroke(breakCanaryMissing, nil)
 		}
-		t.CanaryOnce()
+		return
 	}
+	t.CanaryOnce()
 }
 
 // CanaryOnce tracks and writes the canary once (see canary); the invalidation, when

@@ -1,6 +1,7 @@
 package l2
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,33 +75,15 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.L1TTL == 0 {
-		c.L1TTL = DefaultL1TTL
-	}
-	if c.Write == "" {
-		c.Write = WriteThrough
-	}
-	if c.Invalidate == "" {
-		c.Invalidate = InvalidateTracking
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.HotsetInterval == 0 {
-		c.HotsetInterval = DefaultHotsetInterval
-	}
-	if c.HotsetSize == 0 {
-		c.HotsetSize = DefaultHotsetSize
-	}
-	if c.CanaryInterval == 0 {
-		c.CanaryInterval = DefaultCanaryInterval
-	}
-	if c.ProbeInterval == 0 {
-		c.ProbeInterval = DefaultProbeInterval
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.L1TTL = cmp.Or(c.L1TTL, DefaultL1TTL)
+	c.Write = cmp.Or(c.Write, WriteThrough)
+	c.Invalidate = cmp.Or(c.Invalidate, InvalidateTracking)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.HotsetInterval = cmp.Or(c.HotsetInterval, DefaultHotsetInterval)
+	c.HotsetSize = cmp.Or(c.HotsetSize, DefaultHotsetSize)
+	c.CanaryInterval = cmp.Or(c.CanaryInterval, DefaultCanaryInterval)
+	c.ProbeInterval = cmp.Or(c.ProbeInterval, DefaultProbeInterval)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
 

@@ -330,18 +330,8 @@ func (t *Tier) load(ctx context.Context, src source, keys []string, c *tier.Prew
 // capped at ten publications' worth, and it expires three intervals after the last
 // publication, so it empties once no sidecar runs.
 func (t *Tier) publishHotset() {
-	defer t.wg.Done()
-	tick := time.NewTicker(t.cfg.HotsetInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case <-tick.C:
-		}
-		if err := t.PublishHotset(); err != nil {
-			t.log.Debug("hotset publication failed", "err", err)
-		}
+	if err := t.PublishHotset(); err != nil {
+		t.log.Debug("hotset publication failed", "err", err)
 	}
 }
 

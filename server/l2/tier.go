@@ -93,14 +93,30 @@ func New(cfg Config, st *store.Store) (*Tier, error) {
 	t.wg.Add(1)
 	go t.keep()
 	if t.tracking() && cfg.CanaryInterval > 0 {
-		t.wg.Add(1)
-		go t.canary()
+		t.every(cfg.CanaryInterval, t.canary)
 	}
 	if cfg.HotsetKey != "" && cfg.HotsetSize > 0 {
-		t.wg.Add(1)
-		go t.publishHotset()
+		t.every(cfg.HotsetInterval, t.publishHotset)
 	}
 	return t, nil
+}
+
+// every runs fn every d, on a goroutine of its own, until the tier closes.
+func (t *Tier) every(d time.Duration, fn func()) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		tick := time.NewTicker(d)
+		defer tick.Stop()
+		for {
+			select {
+			case <-t.stop:
+				return
+			case <-tick.C:
+			}
+			fn()
+		}
+	}()
 }
 
 var cryptoRand = crand.Read

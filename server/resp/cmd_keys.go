@@ -17,15 +17,10 @@ func cmdDel(c *client, args [][]byte) {
 	if len(args) == 2 {
 		// One key: the store's own Delete, which (unlike Update) does not allocate.
 		ok, err := c.db.Delete(args[1])
-		switch {
-		case err != nil && !keyErr(err):
-			c.storeErr(err)
-		case ok:
-			c.touched(args[1])
-			c.w.int(1)
-		default:
-			c.w.int(0)
+		if keyErr(err) {
+			err = nil // a key the store cannot hold is not there to delete
 		}
+		c.wrote(args[1], ok, err)
 		return
 	}
 	var n int64
@@ -87,12 +82,8 @@ func cmdPExpireAt(c *client, args [][]byte) { expireGeneric(c, args, false, fals
 // expireGeneric is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT with NX, XX, GT and LT,
 // checked in Redis's order so that each bad input gets Redis's error.
 func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
-	if c.l2Writes() && c.l2Forward(args, l2.Drop, c.replyInt) {
-		return
-	}
-	when, ok := parseInt(args[2])
+	when, ok := c.localIntArg(args, l2.Drop)
 	if !ok {
-		c.w.err(errNotInt)
 		return
 	}
 	var nx, xx, gt, lt bool
@@ -199,36 +190,23 @@ func (c *client) ttlMillis(key []byte) (int64, int64, error) {
 }
 
 func cmdTTL(c *client, args [][]byte) {
-	if c.l2Writes() && c.l2Forward(args, l2.None, c.replyInt) {
-		return
-	}
-	ms, _, err := c.ttlMillis(args[1])
-	switch {
-	case err != nil:
-		c.storeErr(err)
-	case ms < 0:
-		c.w.int(ms)
-	default:
-		c.w.int((ms + 500) / 1000)
-	}
+	ttlReply(c, args, func(ms, _ int64) int64 { return (ms + 500) / 1000 })
 }
 
-func cmdPTTL(c *client, args [][]byte) {
-	if c.l2Writes() && c.l2Forward(args, l2.None, c.replyInt) {
-		return
-	}
-	ms, _, err := c.ttlMillis(args[1])
-	if err != nil {
-		c.storeErr(err)
-		return
-	}
-	c.w.int(ms)
+func cmdPTTL(c *client, args [][]byte) { ttlReply(c, args, func(ms, _ int64) int64 { return ms }) }
+
+func cmdExpireTime(c *client, args [][]byte) {
+	ttlReply(c, args, func(ms, now int64) int64 { return (now + ms + 500) / 1000 })
 }
 
-func cmdExpireTime(c *client, args [][]byte)  { expireTime(c, args, true) }
-func cmdPExpireTime(c *client, args [][]byte) { expireTime(c, args, false) }
+func cmdPExpireTime(c *client, args [][]byte) {
+	ttlReply(c, args, func(ms, now int64) int64 { return now + ms })
+}
 
-func expireTime(c *client, args [][]byte, seconds bool) {
+// ttlReply answers TTL, PTTL, EXPIRETIME and PEXPIRETIME: with write-through, L2's
+// answer (L2's expiry is the key's); otherwise -2 for a missing key, -1 for one without
+// expiry, or conv of the milliseconds the key has left and the clock they count from.
+func ttlReply(c *client, args [][]byte, conv func(ms, now int64) int64) {
 	if c.l2Writes() && c.l2Forward(args, l2.None, c.replyInt) {
 		return
 	}
@@ -238,10 +216,8 @@ func expireTime(c *client, args [][]byte, seconds bool) {
 		c.storeErr(err)
 	case ms < 0:
 		c.w.int(ms)
-	case seconds:
-		c.w.int((now + ms + 500) / 1000)
 	default:
-		c.w.int(now + ms)
+		c.w.int(conv(ms, now))
 	}
 }
 
@@ -258,16 +234,7 @@ func cmdPersist(c *client, args [][]byte) {
 		}
 		return err
 	})
-	if err != nil {
-		c.storeErr(err)
-		return
-	}
-	if ok {
-		c.touched(args[1])
-		c.w.int(1)
-	} else {
-		c.w.int(0)
-	}
+	c.wrote(args[1], ok, err)
 }
 
 func cmdType(c *client, args [][]byte) {

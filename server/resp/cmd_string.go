@@ -114,6 +114,24 @@ type setArgs struct {
 	expire                        []byte
 }
 
+// expireOptions are the expiry options of SET and GETEX, by name.
+var expireOptions = [...]struct {
+	name string
+	unit expireUnit
+}{{"ex", unitEX}, {"px", unitPX}, {"exat", unitEXAT}, {"pxat", unitPXAT}}
+
+// expireOption sets o.unit if opt is an expiry option that agrees with the one given
+// before, if any (Redis accepts "EX 1 EX 2", not "EX 1 PX 2").
+func (o *setArgs) expireOption(opt []byte) bool {
+	for _, e := range expireOptions {
+		if eqFold(opt, e.name) && (o.unit == noExpire || o.unit == e.unit) {
+			o.unit = e.unit
+			return true
+		}
+	}
+	return false
+}
+
 // parseSetArgs reads the options of SET (from args[3]) or GETEX (from args[2]) with
 // Redis's rules: which options exclude which, and "syntax error" for the rest.
 func parseSetArgs(args [][]byte, isSet bool) (setArgs, bool) {
@@ -137,17 +155,8 @@ func parseSetArgs(args [][]byte, isSet bool) (setArgs, bool) {
 			o.keepTTL = true
 		case !isSet && eqFold(opt, "persist") && !timed && !o.keepTTL:
 			o.persist = true
-		case eqFold(opt, "ex") && !o.keepTTL && !o.persist && (o.unit == noExpire || o.unit == unitEX) && hasNext:
-			o.unit, o.expire = unitEX, args[j+1]
-			j++
-		case eqFold(opt, "px") && !o.keepTTL && !o.persist && (o.unit == noExpire || o.unit == unitPX) && hasNext:
-			o.unit, o.expire = unitPX, args[j+1]
-			j++
-		case eqFold(opt, "exat") && !o.keepTTL && !o.persist && (o.unit == noExpire || o.unit == unitEXAT) && hasNext:
-			o.unit, o.expire = unitEXAT, args[j+1]
-			j++
-		case eqFold(opt, "pxat") && !o.keepTTL && !o.persist && (o.unit == noExpire || o.unit == unitPXAT) && hasNext:
-			o.unit, o.expire = unitPXAT, args[j+1]
+		case !o.keepTTL && !o.persist && hasNext && o.expireOption(opt):
+			o.expire = args[j+1]
 			j++
 		default:
 			return o, false
@@ -251,16 +260,7 @@ func cmdSetNX(c *client, args [][]byte) {
 		return
 	}
 	stored, err := c.db.Set(args[1], args[2], store.SetOptions{Cond: store.IfAbsent})
-	if err != nil {
-		c.storeErr(err)
-		return
-	}
-	if stored {
-		c.touched(args[1])
-		c.w.int(1)
-	} else {
-		c.w.int(0)
-	}
+	c.wrote(args[1], stored, err)
 }
 
 func cmdSetEX(c *client, args [][]byte)  { setWithExpire(c, args, unitEX) }
@@ -314,28 +314,10 @@ func cmdGetDel(c *client, args [][]byte) {
 	if c.l2Writes() && c.l2Forward(args, l2.Drop, c.replyBulk) {
 		return
 	}
-	var v []byte
-	var found bool
-	err := c.db.Update(func(tx *store.Tx) error {
-		var err error
-		v, found, err = tx.Get(args[1], c.scratch[:0])
-		if err != nil || !found {
-			return err
-		}
-		_, err = tx.Delete(args[1])
-		return err
+	c.getAnd(args[1], func(tx *store.Tx) (bool, string, error) {
+		_, err := tx.Delete(args[1])
+		return true, "", err
 	})
-	switch {
-	case err != nil && keyErr(err):
-		c.w.null()
-	case err != nil:
-		c.storeErr(err)
-	case !found:
-		c.w.null()
-	default:
-		c.touched(args[1])
-		c.w.bulk(v)
-	}
 }
 
 func cmdGetEX(c *client, args [][]byte) {
@@ -352,18 +334,10 @@ func cmdGetEX(c *client, args [][]byte) {
 		c.l2Forward(args, l2.StoreReply, c.replyBulk)
 		return
 	}
-	var v []byte
-	var found, changed bool
-	var msg string
-	err := c.db.Update(func(tx *store.Tx) error {
-		var err error
-		v, found, err = tx.Get(args[1], c.scratch[:0])
-		if err != nil || !found {
-			return err
-		}
+	c.getAnd(args[1], func(tx *store.Tx) (changed bool, msg string, err error) {
 		var opt store.SetOptions
 		if opt, msg = c.expiry(o.unit, o.expire); msg != "" {
-			return nil
+			return false, msg, nil
 		}
 		switch {
 		case o.unit == unitEXAT || o.unit == unitPXAT:
@@ -377,6 +351,25 @@ func cmdGetEX(c *client, args [][]byte) {
 		case o.persist:
 			changed, err = tx.Expire(args[1], time.Time{}, store.ExpireAlways)
 		}
+		return changed, "", err
+	})
+}
+
+// getAnd reads key and, if it is there, runs act on it in the same transaction. It
+// answers with the value read: null for a missing key (or one the store cannot hold),
+// a Redis error that act returns instead, or the store's error. act reports whether
+// it changed the key.
+func (c *client) getAnd(key []byte, act func(tx *store.Tx) (changed bool, msg string, err error)) {
+	var v []byte
+	var found, changed bool
+	var msg string
+	err := c.db.Update(func(tx *store.Tx) error {
+		var err error
+		v, found, err = tx.Get(key, c.scratch[:0])
+		if err != nil || !found {
+			return err
+		}
+		changed, msg, err = act(tx)
 		return err
 	})
 	switch {
@@ -390,7 +383,7 @@ func cmdGetEX(c *client, args [][]byte) {
 		c.w.err(msg)
 	default:
 		if changed {
-			c.touched(args[1])
+			c.touched(key)
 		}
 		c.w.bulk(v)
 	}
@@ -430,27 +423,11 @@ func (c *client) checkKeys(args [][]byte, step int) bool {
 }
 
 func cmdMSet(c *client, args [][]byte) {
-	if len(args)%2 == 0 {
-		c.w.err(errArgs(c.cmd.name))
+	if !c.msetLocally(args, c.replyOK) {
 		return
 	}
-	if !c.checkKeys(args, 2) {
-		return
-	}
-	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyOK, values(args)...) {
-		return
-	}
-	err := c.db.Atomic(func(tx *store.Tx) error {
-		for i := 1; i < len(args); i += 2 {
-			if _, err := tx.Set(args[i], args[i+1], store.SetOptions{}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	for i := 1; i < len(args); i += 2 {
-		c.touched(args[i])
-	}
+	err := c.db.Atomic(func(tx *store.Tx) error { return setPairs(tx, args) })
+	c.touchedPairs(args)
 	if err != nil {
 		c.storeErr(err)
 		return
@@ -459,14 +436,7 @@ func cmdMSet(c *client, args [][]byte) {
 }
 
 func cmdMSetNX(c *client, args [][]byte) {
-	if len(args)%2 == 0 {
-		c.w.err(errArgs(c.cmd.name))
-		return
-	}
-	if !c.checkKeys(args, 2) {
-		return
-	}
-	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyInt, values(args)...) {
+	if !c.msetLocally(args, c.replyInt) {
 		return
 	}
 	set := false
@@ -477,17 +447,10 @@ func cmdMSetNX(c *client, args [][]byte) {
 			}
 		}
 		set = true
-		for i := 1; i < len(args); i += 2 {
-			if _, err := tx.Set(args[i], args[i+1], store.SetOptions{}); err != nil {
-				return err
-			}
-		}
-		return nil
+		return setPairs(tx, args)
 	})
 	if set {
-		for i := 1; i < len(args); i += 2 {
-			c.touched(args[i])
-		}
+		c.touchedPairs(args)
 	}
 	if err != nil {
 		c.storeErr(err)
@@ -497,6 +460,37 @@ func cmdMSetNX(c *client, args [][]byte) {
 		c.w.int(1)
 	} else {
 		c.w.int(0)
+	}
+}
+
+// msetLocally checks the key-value pairs of MSET or MSETNX and, with write-through,
+// runs the command in L2, which answers with reply. It reports whether the command is
+// left to run in L1.
+func (c *client) msetLocally(args [][]byte, reply func(l2.Reply)) bool {
+	if len(args)%2 == 0 {
+		c.w.err(errArgs(c.cmd.name))
+		return false
+	}
+	if !c.checkKeys(args, 2) {
+		return false
+	}
+	return !(c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, reply, values(args)...))
+}
+
+// setPairs stores the key-value pairs of args[1:].
+func setPairs(tx *store.Tx, args [][]byte) error {
+	for i := 1; i < len(args); i += 2 {
+		if _, err := tx.Set(args[i], args[i+1], store.SetOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touchedPairs marks the keys of args[1:]'s key-value pairs as written.
+func (c *client) touchedPairs(args [][]byte) {
+	for i := 1; i < len(args); i += 2 {
+		c.touched(args[i])
 	}
 }
 
@@ -512,69 +506,54 @@ func cmdDecr(c *client, args [][]byte) {
 	}
 }
 
-func cmdIncrBy(c *client, args [][]byte) {
-	if c.l2Writes() && c.l2Forward(args, l2.StoreReply, c.replyInt) {
-		return
-	}
-	n, ok := parseInt(args[2])
-	if !ok {
-		c.w.err(errNotInt)
-		return
-	}
-	incrBy(c, args[1], n)
-}
+func cmdIncrBy(c *client, args [][]byte) { incrByArg(c, args, 1) }
+func cmdDecrBy(c *client, args [][]byte) { incrByArg(c, args, -1) }
 
-func cmdDecrBy(c *client, args [][]byte) {
-	if c.l2Writes() && c.l2Forward(args, l2.StoreReply, c.replyInt) {
-		return
-	}
-	n, ok := parseInt(args[2])
+// incrByArg is INCRBY (sign 1) and DECRBY (sign -1), whose increment is args[2].
+func incrByArg(c *client, args [][]byte, sign int64) {
+	n, ok := c.localIntArg(args, l2.StoreReply)
 	if !ok {
-		c.w.err(errNotInt)
 		return
 	}
-	if n == math.MinInt64 {
+	if sign < 0 && n == math.MinInt64 {
 		c.w.err("ERR decrement would overflow")
 		return
 	}
-	incrBy(c, args[1], -n)
+	incrBy(c, args[1], sign*n)
+}
+
+// localIntArg starts a write whose args[2] is an integer: with write-through it runs
+// the command in L2 (effect says what L1 does after, and the reply is L2's integer);
+// otherwise it parses the integer, answering "not an integer" when it is not one. It
+// reports the integer and whether the command goes on in L1.
+func (c *client) localIntArg(args [][]byte, effect l2.Effect) (int64, bool) {
+	if c.l2Writes() && c.l2Forward(args, effect, c.replyInt) {
+		return 0, false
+	}
+	n, ok := parseInt(args[2])
+	if !ok {
+		c.w.err(errNotInt)
+	}
+	return n, ok
 }
 
 // incrBy adds delta to the integer at key, keeping its expiry.
 func incrBy(c *client, key []byte, delta int64) {
 	var result int64
-	var msg string
-	err := c.db.Update(func(tx *store.Tx) error {
-		v, found, err := tx.Get(key, c.scratch[:0])
-		if err != nil {
-			return err
-		}
+	c.modify(key, func(v []byte, found bool) ([]byte, string) {
 		var cur int64
 		if found {
 			var ok bool
 			if cur, ok = parseInt(v); !ok {
-				msg = errNotInt
-				return nil
+				return nil, errNotInt
 			}
 		}
 		if delta < 0 && cur < math.MinInt64-delta || delta > 0 && cur > math.MaxInt64-delta {
-			msg = errOverflow
-			return nil
+			return nil, errOverflow
 		}
 		result = cur + delta
-		var num [20]byte
-		_, err = tx.Set(key, strconv.AppendInt(num[:0], result, 10), store.SetOptions{KeepTTL: true})
-		return err
-	})
-	switch {
-	case err != nil:
-		c.storeErr(err)
-	case msg != "":
-		c.w.err(msg)
-	default:
-		c.touched(key)
-		c.w.int(result)
-	}
+		return strconv.AppendInt(v[:0], result, 10), ""
+	}, func() { c.w.int(result) })
 }
 
 func cmdIncrByFloat(c *client, args [][]byte) {
@@ -582,33 +561,57 @@ func cmdIncrByFloat(c *client, args [][]byte) {
 		return
 	}
 	var out []byte
+	c.modify(args[1], func(v []byte, found bool) ([]byte, string) {
+		cur := new(big.Float)
+		if found {
+			var ok bool
+			if cur, ok = parseLongDouble(v); !ok {
+				return nil, errNotFloat
+			}
+		}
+		incr, ok := parseLongDouble(args[2])
+		if !ok {
+			return nil, errNotFloat
+		}
+		r, ok := addLongDouble(cur, incr)
+		if !ok {
+			return nil, "ERR increment would produce NaN or Infinity"
+		}
+		out = formatLongDouble(r)
+		return out, ""
+	}, func() { c.w.bulk(out) })
+}
+
+// wrote answers a write to one key: 1 if it changed the key (which it marks written,
+// for WATCH), 0 if not, or the store's error.
+func (c *client) wrote(key []byte, changed bool, err error) {
+	switch {
+	case err != nil:
+		c.storeErr(err)
+	case changed:
+		c.touched(key)
+		c.w.int(1)
+	default:
+		c.w.int(0)
+	}
+}
+
+// modify runs a read-modify-write of key in one store transaction, keeping the key's
+// TTL: fn gets the current value (found false when there is none) and returns the new
+// one, or a Redis error to reply with instead, storing nothing. reply answers a
+// success.
+func (c *client) modify(key []byte, fn func(v []byte, found bool) ([]byte, string), reply func()) {
 	var msg string
-	key := args[1]
 	err := c.db.Update(func(tx *store.Tx) error {
 		v, found, err := tx.Get(key, c.scratch[:0])
 		if err != nil {
 			return err
 		}
-		cur := new(big.Float)
-		if found {
-			var ok bool
-			if cur, ok = parseLongDouble(v); !ok {
-				msg = errNotFloat
-				return nil
-			}
-		}
-		incr, ok := parseLongDouble(args[2])
-		if !ok {
-			msg = errNotFloat
+		var nv []byte
+		if nv, msg = fn(v, found); msg != "" {
 			return nil
 		}
-		r, ok := addLongDouble(cur, incr)
-		if !ok {
-			msg = "ERR increment would produce NaN or Infinity"
-			return nil
-		}
-		out = formatLongDouble(r)
-		_, err = tx.Set(key, out, store.SetOptions{KeepTTL: true})
+		_, err = tx.Set(key, nv, store.SetOptions{KeepTTL: true})
 		return err
 	})
 	switch {
@@ -618,7 +621,7 @@ func cmdIncrByFloat(c *client, args [][]byte) {
 		c.w.err(msg)
 	default:
 		c.touched(key)
-		c.w.bulk(out)
+		reply()
 	}
 }
 
@@ -629,30 +632,14 @@ func cmdAppend(c *client, args [][]byte) {
 		return
 	}
 	var n int
-	var msg string
-	err := c.db.Update(func(tx *store.Tx) error {
-		v, _, err := tx.Get(args[1], c.scratch[:0])
-		if err != nil {
-			return err
-		}
+	c.modify(args[1], func(v []byte, _ bool) ([]byte, string) {
 		if len(v)+len(args[2]) > c.maxValue() {
-			msg = errTooBig
-			return nil
+			return nil, errTooBig
 		}
 		v = append(v, args[2]...)
 		n = len(v)
-		_, err = tx.Set(args[1], v, store.SetOptions{KeepTTL: true})
-		return err
-	})
-	switch {
-	case err != nil:
-		c.storeErr(err)
-	case msg != "":
-		c.w.err(msg)
-	default:
-		c.touched(args[1])
-		c.w.int(int64(n))
-	}
+		return v, ""
+	}, func() { c.w.int(int64(n)) })
 }
 
 func cmdStrlen(c *client, args [][]byte) {
@@ -723,41 +710,29 @@ func cmdSetRange(c *client, args [][]byte) {
 		return
 	}
 	val := args[3]
+	if len(val) == 0 {
+		// Nothing to write: Redis answers with the length as it is, 0 for a key the
+		// store cannot hold.
+		v, _, err := c.db.Get(args[1], c.scratch[:0])
+		if err != nil && !keyErr(err) {
+			c.storeErr(err)
+			return
+		}
+		c.w.int(int64(len(v)))
+		return
+	}
 	var n int
-	var msg string
-	err := c.db.Update(func(tx *store.Tx) error {
-		v, found, err := tx.Get(args[1], c.scratch[:0])
-		if err != nil && !(keyErr(err) && len(val) == 0) {
-			return err
-		}
-		if len(val) == 0 {
-			n = len(v)
-			return nil
-		}
+	c.modify(args[1], func(v []byte, _ bool) ([]byte, string) {
 		if off > int64(c.maxValue()-len(val)) {
-			msg = errTooBig
-			return nil
+			return nil, errTooBig
 		}
-		end := int(off) + len(val)
-		if end > len(v) {
+		if end := int(off) + len(val); end > len(v) {
 			v = append(v, make([]byte, end-len(v))...)
 		}
 		copy(v[off:], val)
 		n = len(v)
-		_, err = tx.Set(args[1], v, store.SetOptions{KeepTTL: found})
-		return err
-	})
-	switch {
-	case err != nil:
-		c.storeErr(err)
-	case msg != "":
-		c.w.err(msg)
-	default:
-		if len(val) > 0 {
-			c.touched(args[1])
-		}
-		c.w.int(int64(n))
-	}
+		return v, ""
+	}, func() { c.w.int(int64(n)) })
 }
 
 // bulkOrNull replies with a read-through's value.

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,24 +100,12 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.MaxClients == 0 {
-		c.MaxClients = d.MaxClients
-	}
-	if c.MaxArgs == 0 {
-		c.MaxArgs = d.MaxArgs
-	}
-	if c.MaxRequest == 0 {
-		c.MaxRequest = d.MaxRequest
-	}
-	if c.MaxOutput == 0 {
-		c.MaxOutput = d.MaxOutput
-	}
-	if c.Port == 0 {
-		c.Port = d.Port
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.MaxClients = cmp.Or(c.MaxClients, d.MaxClients)
+	c.MaxArgs = cmp.Or(c.MaxArgs, d.MaxArgs)
+	c.MaxRequest = cmp.Or(c.MaxRequest, d.MaxRequest)
+	c.MaxOutput = cmp.Or(c.MaxOutput, d.MaxOutput)
+	c.Port = cmp.Or(c.Port, d.Port)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
 

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cachee/cachee/server/internal/evloop"
 )
 
 // An event loop serves many connections from one goroutine, as Redis does: epoll says
@@ -141,20 +143,8 @@ func (s *Server) startLoops() {
 // serveInLoop takes c's socket over into an event loop. It reports false, leaving c
 // alone, when c is not a socket the loop can serve.
 func (s *Server) serveInLoop(cl *client, c net.Conn) bool {
-	var raw rawConn
-	switch c := c.(type) {
-	case *net.TCPConn:
-		r, err := c.SyscallConn()
-		if err != nil {
-			return false
-		}
-		raw = r
-	case *net.UnixConn:
-		r, err := c.SyscallConn()
-		if err != nil {
-			return false
-		}
-		raw = r
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
 	default:
 		return false
 	}
@@ -165,16 +155,10 @@ func (s *Server) serveInLoop(cl *client, c net.Conn) bool {
 	if len(loops) == 0 {
 		return false
 	}
-	fd := -1
-	var dupErr error
-	if err := raw.Control(func(f uintptr) {
-		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil || dupErr != nil {
+	fd, ok := evloop.Take(c)
+	if !ok {
 		return false
 	}
-	// The duplicate shares the socket (and its O_NONBLOCK); closing c only takes the
-	// original descriptor out of Go's poller.
-	c.Close()
 	l := loops[int(s.nextLoop.Add(1))%len(loops)]
 	cl.mu.Lock() // CLIENT LIST on another connection reads it (the client is listed already)
 	cl.fd = fd
@@ -184,10 +168,6 @@ func (s *Server) serveInLoop(cl *client, c net.Conn) bool {
 	s.mu.Unlock()
 	l.add(&loopConn{cl: cl, fd: fd})
 	return true
-}
-
-type rawConn interface {
-	Control(func(fd uintptr)) error
 }
 
 func (l *loop) add(lc *loopConn) {
@@ -384,7 +364,7 @@ func (l *loop) serve(lc *loopConn, events uint32) {
 			l.close(lc)
 			return
 		}
-		n, err := rawRead(lc.fd, cl.in[cl.wi:])
+		n, err := evloop.Read(lc.fd, cl.in[cl.wi:])
 		if n <= 0 {
 			if err != unix.EAGAIN && err != unix.EINTR {
 				l.close(lc)
@@ -478,7 +458,7 @@ func (l *loop) settle(lc *loopConn) {
 		l.close(lc) // the client closed, or the socket failed: nothing to wait for
 		return
 	}
-	if unix.Shutdown(lc.fd, unix.SHUT_WR) != nil {
+	if evloop.ShutdownWrite(lc.fd) != nil {
 		l.close(lc)
 		return
 	}
@@ -510,7 +490,7 @@ func (l *loop) discard(lc *loopConn) {
 		l.sink = make([]byte, readChunk)
 	}
 	for range 16 { // then let the other connections have a turn
-		n, err := rawRead(lc.fd, l.sink)
+		n, err := evloop.Read(lc.fd, l.sink)
 		if n > 0 {
 			lc.lingerTill = l.now + int64(lingerQuiet)
 			continue
@@ -624,7 +604,7 @@ func (l *loop) unpark(lc *loopConn) {
 func (l *loop) flush(lc *loopConn) bool {
 	cl := lc.cl
 	for lc.out < len(cl.w.b) {
-		n, err := rawWrite(lc.fd, cl.w.b[lc.out:])
+		n, err := evloop.Write(lc.fd, cl.w.b[lc.out:])
 		if n > 0 {
 			lc.out += n
 			l.srv.netOut.Add(int64(n))
@@ -653,21 +633,9 @@ func (l *loop) flush(lc *loopConn) bool {
 	return true
 }
 
-// The loop's sockets are non-blocking, so reading and writing them never blocks the
-// thread: they are made as raw system calls, without telling the scheduler (which
-// costs more than a small read). Waiting for events does block, so it first polls
-// without a timeout and only then makes the blocking call the scheduler knows of.
-
-func rawRead(fd int, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
+// The loop's sockets are non-blocking: reading and writing them (evloop.Read and
+// evloop.Write) never blocks the thread. Waiting for events does block, so it first
+// polls without a timeout and only then makes the blocking call the scheduler knows of.
 
 // peekInput reports whether input waits on the socket fd, without reading it or
 // waiting: more than 0 when some does, 0 at the end of the stream, and EAGAIN when
@@ -676,14 +644,6 @@ func peekInput(fd int) (int, error) {
 	var b [1]byte
 	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
 		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
-
-func rawWrite(fd int, b []byte) (int, error) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
 		return -1, e
 	}

@@ -77,6 +77,21 @@ func (p *parser) need() int {
 	return 0
 }
 
+// countLine finds the '\r' that ends the count line at the start of b ("*3\r\n",
+// "$5\r\n"). Like Redis, it takes the byte after the '\r' as the '\n' without
+// checking. The status is parsedRequest when the line is whole, parseMore while it is
+// not, and parseError, with tooBig, once it is longer than MaxInline.
+func countLine(b []byte, tooBig string) (int, parseStatus, string) {
+	cr := bytes.IndexByte(b, '\r')
+	switch {
+	case cr < 0 && len(b) > MaxInline || cr > MaxInline:
+		return 0, parseError, tooBig
+	case cr < 0 || cr+2 > len(b):
+		return 0, parseMore, ""
+	}
+	return cr, parsedRequest, ""
+}
+
 // parse reads one request from the start of b (the start of the request, whatever
 // earlier calls consumed of it). It returns the bytes the request took and its
 // arguments in p.args; or parseMore; or parseError with the message Redis would give
@@ -90,17 +105,9 @@ func (p *parser) parse(b []byte, authed bool) (n int, st parseStatus, perr strin
 		if b[0] != '*' {
 			return p.inline(b)
 		}
-		// The count line. Like Redis, look for '\r' and take the byte after it as the
-		// '\n' without checking.
-		cr := bytes.IndexByte(b, '\r')
-		if cr < 0 && len(b) > MaxInline || cr > MaxInline {
-			return 0, parseError, "too big mbulk count string"
-		}
-		if cr < 0 {
-			return 0, parseMore, ""
-		}
-		if cr+2 > len(b) {
-			return 0, parseMore, ""
+		cr, st, perr := countLine(b, "too big mbulk count string")
+		if st != parsedRequest {
+			return 0, st, perr
 		}
 		ll, ok := parseInt(b[1:cr])
 		switch {
@@ -119,15 +126,9 @@ func (p *parser) parse(b []byte, authed bool) (n int, st parseStatus, perr strin
 	for len(p.spans) < p.argc {
 		if p.bulk < 0 {
 			rest := b[p.pos:]
-			cr := bytes.IndexByte(rest, '\r')
-			if cr < 0 && len(rest) > MaxInline || cr > MaxInline {
-				return 0, parseError, "too big bulk count string"
-			}
-			if cr < 0 {
-				return 0, parseMore, ""
-			}
-			if cr+2 > len(rest) {
-				return 0, parseMore, ""
+			cr, st, perr := countLine(rest, "too big bulk count string")
+			if st != parsedRequest {
+				return 0, st, perr
 			}
 			if rest[0] != '$' {
 				return 0, parseError, "expected '$', got '" + printable(rest[0]) + "'"

@@ -81,21 +81,15 @@ func (w *writer) header(c byte, n int64) {
 
 func (w *writer) int(n int64) { w.header(':', n) }
 
-func (w *writer) bulk(v []byte) {
+func (w *writer) bulk(v []byte)       { writeBulk(w, v) }
+func (w *writer) bulkString(s string) { writeBulk(w, s) }
+
+func writeBulk[T []byte | string](w *writer, v T) {
 	if !w.fits(len(v) + 16) {
 		return
 	}
 	w.header('$', int64(len(v)))
 	w.b = append(w.b, v...)
-	w.b = append(w.b, '\r', '\n')
-}
-
-func (w *writer) bulkString(s string) {
-	if !w.fits(len(s) + 16) {
-		return
-	}
-	w.header('$', int64(len(s)))
-	w.b = append(w.b, s...)
 	w.b = append(w.b, '\r', '\n')
 }
 

@@ -54,6 +54,21 @@ func (o *clientOptions) run(cmd *cobra.Command, call func(ctx context.Context, c
 	return callError(call(ctx, c))
 }
 
+// keyCmd is a client subcommand on one KEY, which call runs with the SDK's client.
+func keyCmd(use, short string, call func(ctx context.Context, cmd *cobra.Command, c *cachee.Client, key string) error) *cobra.Command {
+	var o clientOptions
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, func(ctx context.Context, c *cachee.Client) error { return call(ctx, cmd, c, args[0]) })
+		},
+	}
+	o.register(cmd, true)
+	return cmd
+}
+
 // answer ends a subcommand whose call answers yes or no: it prints yes, or exits 1
 // with no on stderr.
 func answer(cmd *cobra.Command, ok bool, err error, yes, no string) error {

@@ -9,18 +9,9 @@ import (
 )
 
 func newDelCmd() *cobra.Command {
-	var o clientOptions
-	cmd := &cobra.Command{
-		Use:   "del KEY",
-		Short: "Delete KEY; exit 1 if it was not there",
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd, func(ctx context.Context, c *cachee.Client) error {
-				deleted, err := c.Delete(ctx, args[0])
-				return answer(cmd, deleted, err, "deleted", "(not found)")
-			})
-		},
-	}
-	o.register(cmd, true)
-	return cmd
+	return keyCmd("del KEY", "Delete KEY; exit 1 if it was not there",
+		func(ctx context.Context, cmd *cobra.Command, c *cachee.Client, key string) error {
+			deleted, err := c.Delete(ctx, key)
+			return answer(cmd, deleted, err, "deleted", "(not found)")
+		})
 }

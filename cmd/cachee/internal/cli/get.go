@@ -10,29 +10,20 @@ import (
 )
 
 func newGetCmd() *cobra.Command {
-	var o clientOptions
-	cmd := &cobra.Command{
-		Use:   "get KEY",
-		Short: "Print the value of KEY; exit 1 if it is not there",
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd, func(ctx context.Context, c *cachee.Client) error {
-				v, found, err := c.Get(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				if !found {
-					return exitCodeError{code: exitError, msg: "(not found)"}
-				}
-				out := cmd.OutOrStdout()
-				out.Write(v)
-				if isTerminal(out) {
-					io.WriteString(out, "\n")
-				}
-				return nil
-			})
-		},
-	}
-	o.register(cmd, true)
-	return cmd
+	return keyCmd("get KEY", "Print the value of KEY; exit 1 if it is not there",
+		func(ctx context.Context, cmd *cobra.Command, c *cachee.Client, key string) error {
+			v, found, err := c.Get(ctx, key)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return exitCodeError{code: exitError, msg: "(not found)"}
+			}
+			out := cmd.OutOrStdout()
+			out.Write(v)
+			if isTerminal(out) {
+				io.WriteString(out, "\n")
+			}
+			return nil
+		})
 }
