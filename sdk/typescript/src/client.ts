@@ -40,7 +40,11 @@ export interface ClientOptions {
   /** Deadline of each call that is not given its own `timeoutMs` (default 1 s). */
   timeoutMs?: number;
   retry?: Partial<RetryPolicy>;
-  /** connect interceptors every call passes through (tracing, logging). */
+  /**
+   * connect interceptors every call of the application passes through (tracing,
+   * logging), inside the one that adds the token: they see its header. The segment
+   * reader's own Stats and RecordAccess calls do not pass through them.
+   */
   interceptors?: Interceptor[];
 }
 
