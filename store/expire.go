@@ -19,6 +19,10 @@ const (
 // NoExpiry is what TTL returns for a key that never expires.
 const NoExpiry time.Duration = -1
 
+// MaxExpireAt is the latest expiry the store can keep, in unix ms: its expiry field
+// holds 48 bits (the year 10889).
+const MaxExpireAt = w1ExpMask
+
 func (s *Store) expiry(opt SetOptions, now int64, old uint64) (exp int64, err error) {
 	switch {
 	case !opt.ExpireAt.IsZero():

@@ -3,6 +3,7 @@ package resp
 import (
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -446,6 +447,10 @@ func errReply(err error, cmd *command) string {
 		return errExpire(name)
 	case errors.Is(err, store.ErrClosed):
 		return "ERR server is shutting down"
+	case errors.Is(err, store.ErrWrongType):
+		return errWrongType
+	case errors.Is(err, store.ErrHashTooLarge):
+		return "ERR " + strings.TrimPrefix(err.Error(), "store: ")
 	}
 	return "ERR " + err.Error()
 }

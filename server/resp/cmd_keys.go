@@ -138,6 +138,9 @@ func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
 			}
 			when += now
 		}
+		// Redis accepts any deadline that fits in 64 bits; the store keeps up to
+		// MaxExpireAt, which no deadline past it can be told apart from in practice.
+		when = min(when, store.MaxExpireAt)
 		ttl, found, err := tx.TTL(key)
 		if err != nil && !keyErr(err) {
 			return err
@@ -272,26 +275,24 @@ func cmdPersist(c *client, args [][]byte) {
 
 func cmdType(c *client, args [][]byte) {
 	var ok bool
+	var typ store.ValueType
 	err := c.db.Update(func(tx *store.Tx) error {
-		ok = tx.Exists(args[1])
+		typ, ok = tx.Type(args[1])
 		return nil
 	})
 	switch {
 	case err != nil:
 		c.storeErr(err)
-	case !ok && c.l2Reads() && c.readThrough(args[1:2], func(vs []l2.Value) { c.typeName(vs[0].Found) }):
+	case !ok && c.l2Ask(args, c.replyAsCmd()):
+	case !ok:
+		c.w.simple("none")
 	default:
-		c.typeName(ok)
+		c.w.simple(typeNames[typ])
 	}
 }
 
-func (c *client) typeName(exists bool) {
-	if exists {
-		c.w.simple("string")
-	} else {
-		c.w.simple("none")
-	}
-}
+// typeNames are TYPE's answers (and SCAN's TYPE filter) for each value type.
+var typeNames = map[store.ValueType]string{store.TypeString: "string", store.TypeHash: "hash"}
 
 // keyList collects keys for KEYS and SCAN into one buffer, without a slice per key.
 type keyList struct {
@@ -333,7 +334,7 @@ func cmdScan(c *client, args [][]byte) {
 	}
 	count := int64(10)
 	var pat []byte
-	onlyStrings := true
+	var typ []byte
 	for i := 2; i < len(args); {
 		more := len(args) - i
 		switch {
@@ -354,7 +355,7 @@ func cmdScan(c *client, args [][]byte) {
 				pat = nil
 			}
 		case eqFold(args[i], "type") && more >= 2:
-			onlyStrings = eqFold(args[i+1], "string")
+			typ = args[i+1]
 		default:
 			c.w.err(errSyntax)
 			return
@@ -362,8 +363,8 @@ func cmdScan(c *client, args [][]byte) {
 		i += 2
 	}
 	var l keyList
-	next := c.srv.st.Scan(cursor, int(min(count, math.MaxInt32)), func(k []byte) {
-		if onlyStrings && (pat == nil || globMatch(pat, k)) {
+	next := c.srv.st.ScanTypes(cursor, int(min(count, math.MaxInt32)), func(k []byte, t store.ValueType) {
+		if (typ == nil || eqFold(typ, typeNames[t])) && (pat == nil || globMatch(pat, k)) {
 			l.add(k)
 		}
 	})
