@@ -214,3 +214,17 @@ func (s *Store) sweepStep(n int, due *[][]byte) (seen, expired int) {
 	}
 	return seen, expired
 }
+
+// Deadline returns key's expiry in unix ms, 0 for a key without one, and false for a
+// missing key. Unlike TTL's Duration it holds every expiry the store keeps (a Duration
+// ends 292 years out).
+func (tx *Tx) Deadline(key []byte) (int64, bool, error) {
+	if err := tx.s.checkKey(key); err != nil {
+		return 0, false, err
+	}
+	_, e, ok := tx.s.idx.find(tx.s.hash(key), key)
+	if !ok || tx.s.expired(e, tx.now) {
+		return 0, false, nil
+	}
+	return int64(tx.s.v.m.load(e+8) & w1ExpMask), true, nil
+}

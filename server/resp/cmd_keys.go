@@ -141,7 +141,7 @@ func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
 		// Redis accepts any deadline that fits in 64 bits; the store keeps up to
 		// MaxExpireAt, which no deadline past it can be told apart from in practice.
 		when = min(when, store.MaxExpireAt)
-		ttl, found, err := tx.TTL(key)
+		exp, found, err := tx.Deadline(key)
 		if err != nil && !keyErr(err) {
 			return err
 		}
@@ -150,8 +150,8 @@ func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
 			return nil
 		}
 		cur := int64(-1)
-		if ttl != store.NoExpiry {
-			cur = now + ttl.Milliseconds()
+		if exp != 0 {
+			cur = exp
 		}
 		switch {
 		case nx && cur != -1, xx && cur == -1, gt && (cur == -1 || when <= cur), lt && cur != -1 && when >= cur:
@@ -185,16 +185,16 @@ func (c *client) ttlMillis(key []byte) (int64, int64, error) {
 	var ms, now int64
 	err := c.db.Update(func(tx *store.Tx) error {
 		now = tx.Now().UnixMilli()
-		ttl, ok, err := tx.TTL(key)
+		exp, ok, err := tx.Deadline(key)
 		switch {
 		case err != nil && !keyErr(err):
 			return err
 		case !ok:
 			ms = -2
-		case ttl == store.NoExpiry:
+		case exp == 0:
 			ms = -1
 		default:
-			ms = ttl.Milliseconds()
+			ms = exp - now
 		}
 		return nil
 	})
