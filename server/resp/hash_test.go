@@ -59,7 +59,7 @@ func TestHashFieldExpiry(t *testing.T) {
 				{"HPEXPIRE h2 30 FIELDS 1 a", "*1\r\n:1\r\n"},
 			} {
 				got := c.do(w(tc.cmd)...)
-				if !regexp.MustCompile("^" + regexp.QuoteMeta(tc.want) + "$").MatchString(got) &&
+				if !regexp.MustCompile("^"+regexp.QuoteMeta(tc.want)+"$").MatchString(got) &&
 					!regexp.MustCompile("^"+tc.want+"$").MatchString(got) {
 					t.Errorf("%s: got %q want %q", tc.cmd, got, tc.want)
 				}
