@@ -528,24 +528,29 @@ func TestClosed(t *testing.T) {
 }
 
 // TestHottestRanksByFrequency: keys read three times rank ahead of keys read once,
-// even when the once-read keys were read more recently.
+// even when the once-read keys were read more recently. Frequencies are the count-min
+// sketch's estimates: with few keys beside a sketch sized for the store, a once-read
+// key whose four counters all collide with others' (which would rank it as hot) is
+// rare enough not to matter; at 200 keys of each kind it happened in about one run in
+// twenty.
 func TestHottestRanksByFrequency(t *testing.T) {
+	const hotKeys = 40
 	s := open(t, store.Config{MaxMemory: 8 << 20})
-	for i := range 200 {
+	for i := range hotKeys {
 		mustSet(t, s, fmt.Sprintf("often-%d", i), "v", store.SetOptions{})
 		mustSet(t, s, fmt.Sprintf("once-%d", i), "v", store.SetOptions{})
 	}
 	for range 3 {
-		for i := range 200 {
+		for i := range hotKeys {
 			get(t, s, fmt.Sprintf("often-%d", i))
 		}
 	}
-	for i := range 200 {
+	for i := range hotKeys {
 		get(t, s, fmt.Sprintf("once-%d", i))
 	}
-	for _, k := range s.Hottest(200) {
+	for _, k := range s.Hottest(hotKeys) {
 		if !strings.HasPrefix(string(k), "often-") {
-			t.Fatalf("Hottest(200) includes %s ahead of the keys read three times", k)
+			t.Fatalf("Hottest(%d) includes %s ahead of the keys read three times", hotKeys, k)
 		}
 	}
 }

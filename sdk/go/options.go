@@ -102,7 +102,9 @@ func WithReconnectBackoff(base, max time.Duration) Option {
 // a live sidecar: it checks every interval (default 20ms) that the sidecar still holds
 // the segment's lock, still has it at the same path and generation, and that its clock
 // lags the wall clock by at most maxLag (default 500ms). A failed check stops
-// shared-memory reads until the sidecar is back.
+// shared-memory reads until the sidecar is back. The interval is at most 100ms and
+// maxLag at most 500ms (store.MaxReaderLag), larger values count as those: the segment's
+// expiry rule trusts the sidecar's clock only while it lags this little.
 func WithStaleness(interval, maxLag time.Duration) Option {
 	return func(o *options) { o.checkInterval, o.maxLag = interval, maxLag }
 }
