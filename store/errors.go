@@ -33,3 +33,7 @@ var (
 	// trust: another owner, writable by others, or not a regular file.
 	ErrSegmentUnsafe = errors.New("store: segment file is not safe to use")
 )
+
+// ErrHashTooLarge is returned by a write that would make a hash's encoding larger than
+// the largest value the store takes (Config.MaxValueSize, --max-value-size).
+var ErrHashTooLarge = errors.New("store: hash too large")

@@ -95,7 +95,7 @@ func (s *Store) allocBlock(units uint64) (uint64, uint64, error) {
 		e, ok := s.pol.victim()
 		if !ok {
 			// Policies without a victim (noeviction) still drop what has expired.
-			if _, n := s.sweepStep(1 << 16); n == 0 {
+			if _, n := s.sweepStep(1<<16, nil); n == 0 {
 				return 0, 0, ErrOutOfMemory
 			}
 			if off, got, ok := s.al.alloc(units); ok {

@@ -19,6 +19,10 @@ const (
 // NoExpiry is what TTL returns for a key that never expires.
 const NoExpiry time.Duration = -1
 
+// MaxExpireAt is the latest expiry the store can keep, in unix ms: its expiry field
+// holds 48 bits (the year 10889).
+const MaxExpireAt = w1ExpMask
+
 func (s *Store) expiry(opt SetOptions, now int64, old uint64) (exp int64, err error) {
 	switch {
 	case !opt.ExpireAt.IsZero():
@@ -40,9 +44,14 @@ func (s *Store) expiry(opt SetOptions, now int64, old uint64) (exp int64, err er
 	return exp, nil
 }
 
+// expired reports whether the entry at e is gone at now: past its expiry or, for a
+// hash, with no field left that has not passed its own.
 func (s *Store) expired(e uint64, now int64) bool {
 	exp := int64(s.v.m.load(e+8) & w1ExpMask)
-	return exp != 0 && exp <= now
+	if exp != 0 && exp <= now {
+		return true
+	}
+	return w0Type(s.v.m.load(e)) == typeHash && s.hashDead(e, now)
 }
 
 // countExpiring keeps the count of entries with an expiry as one goes from old to exp.
@@ -138,7 +147,7 @@ func (s *Store) TTL(key []byte) (ttl time.Duration, ok bool, err error) {
 
 func (s *Store) ttl(h uint64, key []byte, now time.Time) (time.Duration, bool) {
 	_, e, ok := s.idx.find(h, key)
-	if !ok {
+	if !ok || s.expired(e, now.UnixMilli()) {
 		return 0, false
 	}
 	exp := int64(s.v.m.load(e+8) & w1ExpMask)
@@ -161,8 +170,10 @@ const sweepBuckets = 1024
 // a millisecond (the active expiry of Redis works the same way). Caller holds mu.
 func (s *Store) sweep() {
 	deadline := time.Now().Add(time.Millisecond)
+	var due [][]byte
+	defer func() { s.compactHashes(due, s.nowWrite()) }()
 	for {
-		seen, expired := s.sweepStep(sweepBuckets)
+		seen, expired := s.sweepStep(sweepBuckets, &due)
 		if expired*4 < seen || seen == 0 || time.Now().After(deadline) {
 			return
 		}
@@ -170,7 +181,9 @@ func (s *Store) sweep() {
 }
 
 // sweepStep examines n buckets from the cursor and removes the expired entries it finds.
-func (s *Store) sweepStep(n int) (seen, expired int) {
+// With due, it also lists the hashes that hold expired fields, for the caller to
+// rewrite once the walk is over (compactHashes).
+func (s *Store) sweepStep(n int, due *[][]byte) (seen, expired int) {
 	now := s.nowWrite()
 	m := &s.v.m
 	nb := s.idx.nb()
@@ -190,6 +203,8 @@ func (s *Store) sweepStep(n int) (seen, expired int) {
 			if e := sl & 0xffffffff * unit; s.expired(e, now) {
 				s.removeEntry(s.hashOf(e), so, e, &s.expirations)
 				expired++
+			} else if due != nil && s.hashDue(e, now) {
+				*due = append(*due, append([]byte(nil), m.bytes(e+entryHeader, uint64(w0Klen(m.load(e))))...))
 			}
 		}
 		if s.sweepBkt++; s.sweepBkt == nb {
@@ -198,4 +213,18 @@ func (s *Store) sweepStep(n int) (seen, expired int) {
 		}
 	}
 	return seen, expired
+}
+
+// Deadline returns key's expiry in unix ms, 0 for a key without one, and false for a
+// missing key. Unlike TTL's Duration it holds every expiry the store keeps (a Duration
+// ends 292 years out).
+func (tx *Tx) Deadline(key []byte) (int64, bool, error) {
+	if err := tx.s.checkKey(key); err != nil {
+		return 0, false, err
+	}
+	_, e, ok := tx.s.idx.find(tx.s.hash(key), key)
+	if !ok || tx.s.expired(e, tx.now) {
+		return 0, false, nil
+	}
+	return int64(tx.s.v.m.load(e+8) & w1ExpMask), true, nil
 }

@@ -292,6 +292,15 @@ func (s *Store) validEntry(e, sl uint64) (uint64, bool) {
 	if h>>32 != sl>>32 {
 		return 0, false
 	}
+	switch w0Type(w0) {
+	case typeString:
+	case typeHash:
+		if _, err := decodeHash(s.entryValue(e), klen, s.seed); err != nil {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
 	return h, true
 }
 

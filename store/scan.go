@@ -9,6 +9,11 @@ import "math/bits"
 // examines roughly count keys. fn gets each live key, valid only during the call; it
 // must not call back into the store.
 func (s *Store) Scan(cursor uint64, count int, fn func(key []byte)) uint64 {
+	return s.ScanTypes(cursor, count, func(key []byte, _ ValueType) { fn(key) })
+}
+
+// ScanTypes is Scan that also gives each key's value type (SCAN ... TYPE).
+func (s *Store) ScanTypes(cursor uint64, count int, fn func(key []byte, t ValueType)) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
@@ -17,7 +22,7 @@ func (s *Store) Scan(cursor uint64, count int, fn func(key []byte)) uint64 {
 	return s.scan(cursor, count, fn)
 }
 
-func (s *Store) scan(cursor uint64, count int, fn func(key []byte)) uint64 {
+func (s *Store) scan(cursor uint64, count int, fn func(key []byte, t ValueType)) uint64 {
 	now := s.nowWrite()
 	m := &s.v.m
 	count = max(count, 1)
@@ -35,7 +40,8 @@ func (s *Store) scan(cursor uint64, count int, fn func(key []byte)) uint64 {
 				return // another prefix that shares this table
 			}
 			seen++
-			fn(m.bytes(e+entryHeader, uint64(w0Klen(m.load(e)))))
+			w0 := m.load(e)
+			fn(m.bytes(e+entryHeader, uint64(w0Klen(w0))), ValueType(w0Type(w0)))
 		})
 		cursor |= ^mask
 		cursor = bits.Reverse64(bits.Reverse64(cursor) + 1)

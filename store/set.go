@@ -80,6 +80,12 @@ func (s *Store) writeKey(key []byte, op func(h uint64, now int64) (bool, error))
 
 // set is Set with mu held.
 func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (bool, error) {
+	return s.setTyped(h, key, value, typeString, opt, now)
+}
+
+// setTyped stores value as an entry of value type typ (w0's type bits): a string, or
+// the encoding of another type (hash.go). Caller holds mu.
+func (s *Store) setTyped(h uint64, key, value []byte, typ uint64, opt SetOptions, now int64) (bool, error) {
 	so, e, found := s.idx.find(h, key)
 	if found && s.expired(e, now) {
 		s.removeEntry(h, so, e, &s.expirations)
@@ -110,7 +116,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 		if pad, ok := fitsInPlace(m.load(e), len(key), len(value)); ok {
 			// The block still fits: rewrite it in place while its bucket is odd.
 			s.idx.touchBucket(so, func() {
-				m.store(e, w0Pack(w0Size(m.load(e)), len(key), pad, kindEntry))
+				m.store(e, w0Pack(w0Size(m.load(e)), len(key), pad, kindEntry)|typ<<w0TypeShift)
 				w1 := m.load(e + 8)
 				m.store(e+8, w1&^w1ExpMask|uint64(exp))
 				copy(m.bytes(e+entryHeader+uint64(len(key)), uint64(len(value))), value)
@@ -131,7 +137,7 @@ func (s *Store) set(h uint64, key, value []byte, opt SetOptions, now int64) (boo
 		return false, err
 	}
 	pad := int(got*unit) - entryHeader - len(key) - len(value)
-	m.store(ne, w0Pack(got, len(key), pad, kindEntry))
+	m.store(ne, w0Pack(got, len(key), pad, kindEntry)|typ<<w0TypeShift)
 	m.store(ne+8, uint64(exp))
 	m.put(ne+16, 0)
 	copy(m.bytes(ne+entryHeader, uint64(len(key))), key)

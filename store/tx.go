@@ -45,6 +45,7 @@ type DB interface {
 	Set(key, value []byte, opt SetOptions) (bool, error)
 	Delete(key []byte) (bool, error)
 	TTL(key []byte) (time.Duration, bool, error)
+	HGet(key, field, dst []byte) ([]byte, bool, error)
 	Update(fn func(tx *Tx) error) error
 	Atomic(fn func(tx *Tx) error) error
 }
@@ -74,6 +75,9 @@ func (tx *Tx) Get(key, dst []byte) ([]byte, bool, error) {
 	}
 	m := &tx.s.v.m
 	w0 := m.load(e)
+	if w0Type(w0) != typeString {
+		return dst, false, ErrWrongType
+	}
 	vlen := int(w0Size(w0)*unit) - entryHeader - len(key) - w0Pad(w0)
 	dst = append(dst, m.bytes(e+entryHeader+uint64(len(key)), uint64(vlen))...)
 	tx.s.pol.access(e, h>>32, 1)
@@ -134,5 +138,5 @@ func (tx *Tx) Clear() { tx.s.clear() }
 
 // Scan is Store.Scan inside the transaction (KEYS and SCAN in MULTI/EXEC).
 func (tx *Tx) Scan(cursor uint64, count int, fn func(key []byte)) uint64 {
-	return tx.s.scan(cursor, count, fn)
+	return tx.s.scan(cursor, count, func(key []byte, _ ValueType) { fn(key) })
 }

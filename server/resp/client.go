@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -485,6 +486,10 @@ func errReply(err error, cmd *command) string {
 		return errExpire(name)
 	case errors.Is(err, store.ErrClosed):
 		return "ERR server is shutting down"
+	case errors.Is(err, store.ErrWrongType):
+		return errWrongType
+	case errors.Is(err, store.ErrHashTooLarge):
+		return "ERR " + strings.TrimPrefix(err.Error(), "store: ")
 	}
 	return "ERR " + err.Error()
 }

@@ -129,7 +129,10 @@ func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
 			}
 			when += now
 		}
-		ttl, found, err := tx.TTL(key)
+		// Redis accepts any deadline that fits in 64 bits; the store keeps up to
+		// MaxExpireAt, which no deadline past it can be told apart from in practice.
+		when = min(when, store.MaxExpireAt)
+		exp, found, err := tx.Deadline(key)
 		if err != nil && !keyErr(err) {
 			return err
 		}
@@ -138,8 +141,8 @@ func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
 			return nil
 		}
 		cur := int64(-1)
-		if ttl != store.NoExpiry {
-			cur = now + ttl.Milliseconds()
+		if exp != 0 {
+			cur = exp
 		}
 		switch {
 		case nx && cur != -1, xx && cur == -1, gt && (cur == -1 || when <= cur), lt && cur != -1 && when >= cur:
@@ -173,16 +176,16 @@ func (c *client) ttlMillis(key []byte) (int64, int64, error) {
 	var ms, now int64
 	err := c.db.Update(func(tx *store.Tx) error {
 		now = tx.Now().UnixMilli()
-		ttl, ok, err := tx.TTL(key)
+		exp, ok, err := tx.Deadline(key)
 		switch {
 		case err != nil && !keyErr(err):
 			return err
 		case !ok:
 			ms = -2
-		case ttl == store.NoExpiry:
+		case exp == 0:
 			ms = -1
 		default:
-			ms = ttl.Milliseconds()
+			ms = exp - now
 		}
 		return nil
 	})
@@ -239,26 +242,24 @@ func cmdPersist(c *client, args [][]byte) {
 
 func cmdType(c *client, args [][]byte) {
 	var ok bool
+	var typ store.ValueType
 	err := c.db.Update(func(tx *store.Tx) error {
-		ok = tx.Exists(args[1])
+		typ, ok = tx.Type(args[1])
 		return nil
 	})
 	switch {
 	case err != nil:
 		c.storeErr(err)
-	case !ok && c.l2Reads() && c.readThrough(args[1:2], func(vs []l2.Value) { c.typeName(vs[0].Found) }):
+	case !ok && c.l2Ask(args, c.replyAsCmd()):
+	case !ok:
+		c.w.simple("none")
 	default:
-		c.typeName(ok)
+		c.w.simple(typeNames[typ])
 	}
 }
 
-func (c *client) typeName(exists bool) {
-	if exists {
-		c.w.simple("string")
-	} else {
-		c.w.simple("none")
-	}
-}
+// typeNames are TYPE's answers (and SCAN's TYPE filter) for each value type.
+var typeNames = map[store.ValueType]string{store.TypeString: "string", store.TypeHash: "hash"}
 
 // keyList collects keys for KEYS and SCAN into one buffer, without a slice per key.
 type keyList struct {
@@ -300,7 +301,7 @@ func cmdScan(c *client, args [][]byte) {
 	}
 	count := int64(10)
 	var pat []byte
-	onlyStrings := true
+	var typ []byte
 	for i := 2; i < len(args); {
 		more := len(args) - i
 		switch {
@@ -321,7 +322,7 @@ func cmdScan(c *client, args [][]byte) {
 				pat = nil
 			}
 		case eqFold(args[i], "type") && more >= 2:
-			onlyStrings = eqFold(args[i+1], "string")
+			typ = args[i+1]
 		default:
 			c.w.err(errSyntax)
 			return
@@ -329,8 +330,8 @@ func cmdScan(c *client, args [][]byte) {
 		i += 2
 	}
 	var l keyList
-	next := c.srv.st.Scan(cursor, int(min(count, math.MaxInt32)), func(k []byte) {
-		if onlyStrings && (pat == nil || globMatch(pat, k)) {
+	next := c.srv.st.ScanTypes(cursor, int(min(count, math.MaxInt32)), func(k []byte, t store.ValueType) {
+		if (typ == nil || eqFold(typ, typeNames[t])) && (pat == nil || globMatch(pat, k)) {
 			l.add(k)
 		}
 	})

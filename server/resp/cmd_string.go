@@ -182,14 +182,21 @@ func (c *client) expiry(unit expireUnit, arg []byte) (store.SetOptions, string) 
 	if secs {
 		ms *= 1000
 	}
+	// Redis accepts any deadline that fits in 64 bits; the store keeps deadlines up to
+	// MaxExpireAt, so later ones are kept as that.
 	switch unit {
 	case unitEX, unitPX:
-		if ms > math.MaxInt64/int64(time.Millisecond) {
+		now := time.Now().UnixMilli()
+		switch {
+		case ms > math.MaxInt64-now:
 			return opt, errExpire(c.cmd.name)
+		case ms <= math.MaxInt64/int64(time.Millisecond):
+			opt.TTL = time.Duration(ms) * time.Millisecond
+		default:
+			opt.ExpireAt = time.UnixMilli(min(now+ms, store.MaxExpireAt))
 		}
-		opt.TTL = time.Duration(ms) * time.Millisecond
 	default:
-		opt.ExpireAt = time.UnixMilli(ms)
+		opt.ExpireAt = time.UnixMilli(min(ms, store.MaxExpireAt))
 	}
 	return opt, ""
 }

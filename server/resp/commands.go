@@ -84,6 +84,7 @@ func init() {
 	)
 	type kspec struct{ first, last, step int }
 	one := kspec{1, 1, 1}
+	two := kspec{1, 2, 1}
 	none := kspec{}
 	all := kspec{1, -1, 1}
 	pairs := kspec{1, -1, 2}
@@ -113,6 +114,40 @@ func init() {
 		def("getrange", 4, r, one, "string", "2.4.0", "Returns a substring of the string stored at a key.", cmdGetRange),
 		def("substr", 4, r, one, "string", "1.0.0", "Returns a substring from a string value.", cmdGetRange),
 		def("setrange", 4, w|oom, one, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", cmdSetRange),
+		def("setbit", 4, w|oom, one, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", cmdSetBit),
+		def("getbit", 3, r|fast, one, "bitmap", "2.2.0", "Returns a bit value by offset.", cmdGetBit),
+		def("bitcount", -2, r, one, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", cmdBitCount),
+		def("bitpos", -3, r, one, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", cmdBitPos),
+		def("lcs", -3, r, two, "string", "7.0.0", "Finds the longest common substring.", cmdLCS),
+		def("hset", -4, w|oom|fast, one, "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", cmdHSet),
+		def("hmset", -4, w|oom|fast, one, "hash", "2.0.0", "Sets the values of multiple fields.", cmdHSet),
+		def("hsetnx", 4, w|oom|fast, one, "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", cmdHSetNX),
+		def("hget", 3, r|fast, one, "hash", "2.0.0", "Returns the value of a field in a hash.", cmdHGet),
+		def("hmget", -3, r|fast, one, "hash", "2.0.0", "Returns the values of all fields in a hash.", cmdHMGet),
+		def("hgetall", 2, r, one, "hash", "2.0.0", "Returns all fields and values in a hash.", cmdHGetAll),
+		def("hdel", -3, w|fast, one, "hash", "2.0.0", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", cmdHDel),
+		def("hexists", 3, r|fast, one, "hash", "2.0.0", "Determines whether a field exists in a hash.", cmdHExists),
+		def("hlen", 2, r|fast, one, "hash", "2.0.0", "Returns the number of fields in a hash.", cmdHLen),
+		def("hkeys", 2, r, one, "hash", "2.0.0", "Returns all fields in a hash.", cmdHKeys),
+		def("hvals", 2, r, one, "hash", "2.0.0", "Returns all values in a hash.", cmdHVals),
+		def("hincrby", 4, w|oom|fast, one, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", cmdHIncrBy),
+		def("hincrbyfloat", 4, w|oom|fast, one, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", cmdHIncrByFloat),
+		def("hstrlen", 3, r|fast, one, "hash", "3.2.0", "Returns the length of the value of a field.", cmdHStrlen),
+		def("hrandfield", -2, r, one, "hash", "6.2.0", "Returns one or more random fields from a hash.", cmdHRandField),
+		def("hscan", -3, r, one, "hash", "2.8.0", "Iterates over fields and values of a hash.", cmdHScan),
+		def("hexpire", -6, w|fast, one, "hash", "7.4.0", "Set expiry for hash field using relative time to expire (seconds)", cmdHExpire),
+		def("hpexpire", -6, w|fast, one, "hash", "7.4.0", "Set expiry for hash field using relative time to expire (milliseconds)", cmdHPExpire),
+		def("hexpireat", -6, w|fast, one, "hash", "7.4.0", "Set expiry for hash field using an absolute Unix timestamp (seconds)", cmdHExpireAt),
+		def("hpexpireat", -6, w|fast, one, "hash", "7.4.0", "Set expiry for hash field using an absolute Unix timestamp (milliseconds)", cmdHPExpireAt),
+		def("httl", -5, r|fast, one, "hash", "7.4.0", "Returns the TTL in seconds of a hash field.", cmdHTTL),
+		def("hpttl", -5, r|fast, one, "hash", "7.4.0", "Returns the TTL in milliseconds of a hash field.", cmdHPTTL),
+		def("hexpiretime", -5, r|fast, one, "hash", "7.4.0", "Returns the expiration time of a hash field as a Unix timestamp, in seconds.", cmdHExpireTime),
+		def("hpexpiretime", -5, r|fast, one, "hash", "7.4.0", "Returns the expiration time of a hash field as a Unix timestamp, in msec.", cmdHPExpireTime),
+		def("hpersist", -5, w|fast, one, "hash", "7.4.0", "Removes the expiration time for each specified field", cmdHPersist),
+		def("rename", 3, w, two, "generic", "1.0.0", "Renames a key and overwrites the destination.", cmdRename),
+		def("renamenx", 3, w|fast, two, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", cmdRenameNX),
+		def("copy", -3, w|oom, two, "generic", "6.2.0", "Copies the value of a key to a new key.", cmdCopy),
+		def("object", -2, 0, none, "generic", "2.2.3", "A container for object introspection commands.", nil),
 		def("del", -2, w, all, "generic", "1.0.0", "Deletes one or more keys.", cmdDel),
 		def("unlink", -2, w|fast, all, "generic", "4.0.0", "Asynchronously deletes one or more keys.", cmdDel),
 		def("exists", -2, r|fast, all, "generic", "1.0.0", "Determines whether one or more keys exist.", cmdExists),
@@ -160,6 +195,9 @@ func init() {
 			def("client|no-evict", 3, flagAdmin, none, "connection", "7.0.0", "Sets the client eviction mode of the connection.", cmdClientOnOff),
 			def("client|no-touch", 3, fast, none, "connection", "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", cmdClientOnOff),
 			def("client|help", 2, flagLoading, none, "connection", "5.0.0", "Returns helpful text about the different subcommands.", cmdClientHelp),
+		},
+		"object": {
+			def("object|encoding", 3, r, kspec{2, 2, 1}, "generic", "2.2.3", "Returns the internal encoding of a Redis object.", cmdObjectEncoding),
 		},
 		"config": {
 			def("config|get", -3, flagAdmin, none, "server", "2.0.0", "Returns the effective values of configuration parameters.", cmdConfigGet),

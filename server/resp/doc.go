@@ -78,8 +78,20 @@
 //     request (up to 512 MB an argument) is read and dropped before the connection
 //     closes, so that a client still writing it reads the error instead of a reset.
 //     Values the store cannot hold get "string exceeds maximum allowed size".
-//   - Expiry times past the year 10000 are "invalid expire time" (the store keeps
-//     milliseconds in 48 bits).
+//   - Expiry times past the store's 48-bit limit (the year 10889), which Redis
+//     accepts up to 2^63 ms, are kept as that limit: PEXPIRETIME then answers
+//     store.MaxExpireAt.
+//   - A hash is at most --max-value-size bytes encoded (its fields and values plus 16
+//     bytes a field and 8 a slot): a write past it is "ERR hash too large: ...".
+//   - OBJECT ENCODING answers from the value (int, embstr up to 44 bytes, raw), not
+//     from how it was written: a short string APPEND or SETRANGE made is "embstr",
+//     where Redis says "raw". For hashes it follows Redis's listpack limits (128
+//     fields, 64 bytes), and "listpackex" (7.4) once a field had an expiry.
+//   - HLEN, HGETALL and the like never count a field whose expiry has passed (Redis
+//     7.4's HLEN may, until the field is reclaimed). HSCAN of a large hash walks it in
+//     order of a hash of the field names.
+//   - LCS refuses strings whose table of common-prefix lengths would pass 64 MiB.
+//   - SETBIT's offset is bounded by --max-value-size (Redis: 512 MB).
 //   - An inline or count line longer than 64 KiB is refused even when its end has
 //     arrived (Redis's answer depends on how much one read brought in).
 //   - An inline request with a NUL byte before its line end runs up to the NUL; Redis
@@ -96,7 +108,10 @@
 //     (Redis's maxmemory-clients is off by default). A new client that the budget
 //     cannot hold is refused with "ERR client memory limit reached".
 //   - With an L2 and write-through, MULTI/EXEC runs in L2 and WATCH is refused;
-//     FLUSHDB and FLUSHALL flush only the local L1.
+//     FLUSHDB and FLUSHALL flush only the local L1. Hashes are not copied into L1
+//     from L2: a hash command on a key L1 lacks is answered by L2.
+//   - gRPC has no hash calls; its Get of a hash key is FAILED_PRECONDITION, RESP's
+//     WRONGTYPE (docs/grpc.md).
 //   - INFO keyspace reports avg_ttl=0 (the store keeps no running TTL average);
 //     CONFIG SET is refused; CLIENT LIST's buffer fields are 0.
 package resp

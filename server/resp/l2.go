@@ -24,6 +24,13 @@ import (
 //	                                          sending it back on every append would cost more)
 //	EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
 //	PERSIST                                   drop (the next read caps the TTL afresh)
+//	SETBIT, RENAME, RENAMENX, COPY            drop (every key named)
+//	hash writes (HSET, HDEL, HINCRBY, HEXPIRE, ...)  drop
+//
+// GETBIT, BITCOUNT, BITPOS and LCS read their strings through as GET does. Hashes are
+// not copied into L1 from L2: a hash read (HGET, HGETALL, HTTL, ...) of a key that L1
+// lacks, and TYPE of such a key, are answered by L2 itself; a hash L1 holds (written
+// without write-through) is answered from L1.
 //
 // Every stored copy gets --l1-ttl capped by the key's PTTL, which runs in the same
 // MULTI/EXEC as the write. TTL, PTTL, EXPIRETIME and PEXPIRETIME are answered by L2,

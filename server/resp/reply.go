@@ -170,6 +170,7 @@ const (
 	errTooBig     = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 	errEmptyKey   = "ERR empty keys are not supported by cachee"
 	errKeyTooBig  = "ERR key is larger than cachee's max key size"
+	errWrongType  = "WRONGTYPE Operation against a key holding the wrong kind of value"
 	errMaxClients = "ERR max number of clients reached"
 	// errClientMemory is cachee's own: Redis admits the client and may evict it later.
 	errClientMemory = "ERR client memory limit reached"
