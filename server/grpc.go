@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
-	grpcprom "github.com/grpc-ecosystem/go-grpc-prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/experimental"
@@ -34,22 +33,6 @@ func DefaultMaxRecvMsgSize(maxKey, maxValue int) int { return maxKey + maxValue 
 
 var errPanic = errors.New("server: internal error")
 
-// dataPath is the table of the cache's per-key RPCs, which applications call at high
-// rates, by method name: the one place that lists them.
-var dataPath = map[string]bool{
-	"Get":          true,
-	"Set":          true,
-	"Delete":       true,
-	"BatchGet":     true,
-	"BatchSet":     true,
-	"RecordAccess": true,
-}
-
-// isDataPath reports whether a method is one of the data-path RPCs.
-func isDataPath(service, method string) bool {
-	return service == cacheev1.CacheService_ServiceDesc.ServiceName && dataPath[method]
-}
-
 // grpcLimits are the message limits of the gRPC server.
 type grpcLimits struct {
 	maxRecv int    // the message size limit
@@ -62,15 +45,18 @@ func (s *Server) buildGRPC(lat *latency) {
 	lim := s.grpcLimits()
 	pool := newBufferPool(s.cfg.Budget)
 	gate := newReadGate(s.cfg.Budget, lim.maxRecv, lim.raise, func() { s.rejected.WithLabelValues("client_memory").Inc() })
-	// Counters only: the handling-time histogram would cost a clock read and another
+	// Counters only: a handling-time histogram would cost a clock read and another
 	// label lookup per call, and with Prometheus's default buckets (5 ms and up) every
 	// call of a microsecond-scale cache would land in the first bucket anyway.
-	metrics := grpcprom.NewServerMetrics()
-	s.registry.MustRegister(metrics)
-	opts := append(s.transportOptions(pool, lim), s.interceptors(gate, metrics)...)
+	metrics := newGRPCMetrics(s.registry)
+	au := &auth{token: s.cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
+	opts := append(s.transportOptions(pool, lim), s.interceptors(gate, metrics, au)...)
 	s.grpc = grpc.NewServer(opts...)
-	s.registerServices(gatedRegistrar{s.grpc, gate}, lat, lim)
-	metrics.InitializeMetrics(s.grpc)
+	s.svc = s.newService(lat, lim)
+	reg := registrar{Server: s.grpc, gate: gate, metrics: metrics, fast: s.dataPathHandlers(gate, pool, au)}
+	cacheev1.RegisterCacheServiceServer(reg, s.svc)
+	healthpb.RegisterHealthServer(reg, s.health)
+	reflection.Register(reg)
 }
 
 // grpcLimits derives the message size limit from the store's, unless the Config sets
@@ -97,6 +83,11 @@ func (s *Server) transportOptions(pool *bufferPool, lim grpcLimits) []grpc.Serve
 		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.InitialWindowSize(grpcStreamWindow),
 		grpc.InitialConnWindowSize(grpcConnWindow),
+		// Calls run on long-lived workers rather than a goroutine each: a fresh
+		// goroutine's stack grows by copying, which took a tenth of the server's CPU
+		// time with one client calling Get in a loop. When every worker is busy,
+		// grpc-go starts a goroutine for the call.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second, // pings more often than this end the connection
 			PermitWithoutStream: true,            // SDKs keep idle connections alive
@@ -108,12 +99,13 @@ func (s *Server) transportOptions(pool *bufferPool, lim grpcLimits) []grpc.Serve
 // interceptors are the unary and stream interceptor chains. Outermost first: metrics
 // and logs see the final code, which recovery makes INTERNAL on a panic; validation
 // sits next to the handler. A unary request has been read (through the gate, see
-// gatedRegistrar) before the first runs; a stream's messages are read through it by
-// the first stream interceptor.
-func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) []grpc.ServerOption {
+// registrar) before the first runs; a stream's messages are read through it by the
+// first stream interceptor. The data-path methods have handlers that do what the
+// chain does, in one function (datapath.go), unless debug logging asks for every call
+// to be logged.
+func (s *Server) interceptors(gate *readGate, metrics *grpcMetrics, au *auth) []grpc.ServerOption {
 	scfg := s.st.Config()
 	lim := limits{maxKey: scfg.MaxKeySize, maxValue: scfg.MaxValueSize}
-	au := &auth{token: s.cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
@@ -126,32 +118,19 @@ func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) [
 			return logging.DefaultServerCodeToLevel(c)
 		}),
 	}
-	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		s.log.ErrorContext(ctx, "panic in gRPC handler", "panic", p, "stack", string(debug.Stack()))
-		return toStatus(errPanic)
-	})
-	// The logging interceptor costs about 5 µs and 44 allocations a call, measured,
-	// more than the whole 10% budget of a Get. Unless debug logging asks for every
-	// call, the data-path RPCs skip it (their outcomes are counted per code in
-	// grpc_server_handled_total; panics are logged by recovery); the others keep it,
-	// so their failures are logged.
-	logUnary := logging.UnaryServerInterceptor(logger, logOpts...)
-	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
-		logUnary = selector.UnaryServerInterceptor(logUnary, selector.MatchFunc(
-			func(_ context.Context, c interceptors.CallMeta) bool { return !isDataPath(c.Service, c.Method) }))
-	}
+	recoverOpt := recovery.WithRecoveryHandlerContext(s.panicked)
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(
 			au.unary,
-			metrics.UnaryServerInterceptor(),
-			logUnary,
+			metrics.unary,
+			logging.UnaryServerInterceptor(logger, logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpt),
 			validationUnary(lim),
 		),
 		grpc.ChainStreamInterceptor(
 			gate.stream,
 			au.stream,
-			metrics.StreamServerInterceptor(),
+			metrics.stream,
 			logging.StreamServerInterceptor(logger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpt),
 			validationStream(lim),
@@ -159,13 +138,39 @@ func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) [
 	}
 }
 
-// registerServices registers cachee.v1.CacheService, grpc.health.v1 and reflection.
-func (s *Server) registerServices(reg gatedRegistrar, lat *latency, lim grpcLimits) {
+// panicked logs a panic in a handler and returns what the call answers: INTERNAL.
+func (s *Server) panicked(ctx context.Context, p any) error {
+	s.log.ErrorContext(ctx, "panic in gRPC handler", "panic", p, "stack", string(debug.Stack()))
+	return toStatus(errPanic)
+}
+
+// dataPathHandlers returns what gives the data-path methods their own handlers
+// (datapath.go), or nil handlers when debug logging is on: the logging interceptor,
+// which logs every call then, costs about 5 µs and 44 allocations a call, and so
+// only the chain of interceptors serves them. Without it, their outcomes are counted
+// per code in grpc_server_handled_total and panics are logged.
+func (s *Server) dataPathHandlers(gate *readGate, pool *bufferPool, au *auth) func(string, *methodCounters) grpc.MethodHandler {
+	scfg := s.st.Config()
+	_, inPlace := s.svc.tier.(storeTier)
+	d := &dataPath{svc: s.svc, gate: gate, pool: pool, auth: au, panics: s.panicked, inPlace: inPlace,
+		lim: limits{maxKey: scfg.MaxKeySize, maxValue: scfg.MaxValueSize}}
+	debugLog := s.log.Enabled(context.Background(), slog.LevelDebug)
+	return func(fullMethod string, c *methodCounters) grpc.MethodHandler {
+		svc, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+		if debugLog || !isDataPath(svc, method) {
+			return nil
+		}
+		return d.handler(fullMethod, c, dataMethods[method])
+	}
+}
+
+// newService is the cachee.v1.CacheService the server registers.
+func (s *Server) newService(lat *latency, lim grpcLimits) *service {
 	tier := s.cfg.Tier
 	if tier == nil {
 		tier = storeTier{s.st}
 	}
-	s.svc = &service{
+	return &service{
 		st:        s.st,
 		tier:      tier,
 		lat:       lat,
@@ -177,7 +182,4 @@ func (s *Server) registerServices(reg gatedRegistrar, lat *latency, lim grpcLimi
 		// larger than maxRecv.
 		maxBatchResp: lim.maxRecv,
 	}
-	cacheev1.RegisterCacheServiceServer(reg, s.svc)
-	healthpb.RegisterHealthServer(reg, s.health)
-	reflection.Register(reg)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,11 +46,14 @@ const grpcStreamWindow = 64 << 10
 const grpcConnWindow = 1 << 20
 
 // Buffer classes of bufferPool: powers of two from just above grpc-go's pooling
-// threshold (smaller buffers it allocates and drops itself) to 1 MiB. Larger buffers
-// are allocated to size and not kept.
+// threshold (smaller buffers it allocates and drops itself) to 64 KiB, which holds
+// the 16 KiB frames and small messages. Larger buffers are allocated to size and
+// dropped when returned: a buffer kept for reuse is memory the budget no longer
+// counts and the collector cannot free, and a few idle megabyte buffers are the whole
+// margin of a small --max-memory.
 const (
 	minBufShift = 11 // 2 KiB
-	maxBufShift = 20 // 1 MiB
+	maxBufShift = 16 // 64 KiB
 )
 
 // bufferPool is the gRPC server's mem.BufferPool. It charges each buffer it hands out
@@ -112,17 +116,33 @@ func (p *bufferPool) Get(n int) *[]byte {
 		}
 		b := make([]byte, size)
 		bp = &b
-		t = &bufTicket{size: int64(size)}
-		key := bufKey(b)
-		p.mu.Lock()
-		p.tickets[key] = t
-		p.mu.Unlock()
-		runtime.AddCleanup(unsafe.SliceData(b), bufCollected, collected{p.budget, &p.mu, p.tickets, &p.dropped, key, t})
+		t = p.track(b)
 	}
 	t.out.Store(true)
 	p.budget.charge(t.size)
 	*bp = (*bp)[:n]
 	return bp
+}
+
+// adopt takes b, a slice allocated elsewhere (b[0] is the start of its array), into
+// the pool's keeping: it is charged from now until it is returned like a buffer of
+// the pool's own.
+func (p *bufferPool) adopt(b []byte) *[]byte {
+	t := p.track(b)
+	t.out.Store(true)
+	p.budget.charge(t.size)
+	return &b
+}
+
+// track starts keeping the ticket of a newly allocated buffer.
+func (p *bufferPool) track(b []byte) *bufTicket {
+	t := &bufTicket{size: int64(cap(b))}
+	key := bufKey(b)
+	p.mu.Lock()
+	p.tickets[key] = t
+	p.mu.Unlock()
+	runtime.AddCleanup(unsafe.SliceData(b), bufCollected, collected{p.budget, &p.mu, p.tickets, &p.dropped, key, t})
+	return t
 }
 
 // Put takes back a buffer that Get handed out.
@@ -180,6 +200,13 @@ type codec struct{ pool *bufferPool }
 func (codec) Name() string { return "proto" }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	// Answers encoded by a data-path handler (datapath.go).
+	switch v := v.(type) {
+	case mem.Buffer:
+		return mem.BufferSlice{v}, nil
+	case mem.BufferSlice:
+		return v, nil
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, errNotProto(v)
@@ -207,6 +234,13 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*rawRequest); ok {
+		// Decoded by a data-path handler, in place: it holds the buffer until it
+		// returns.
+		r.buf = data.MaterializeToBuffer(c.pool)
+		r.b = r.buf.ReadOnlyData()
+		return nil
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return errNotProto(v)
@@ -217,10 +251,10 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 // maxReadWait is how long a request waits for the Budget to hold its read before the
-// call is refused with OVERLOADED. Reads of other calls end within a few
-// milliseconds unless their clients are slow, so a wait this long means the budget
-// is full of what others hold.
-const maxReadWait = 250 * time.Millisecond
+// call is refused with OVERLOADED. Reads of small messages take microseconds and
+// reads of large ones as long as their clients take to send them, so a wait this long
+// means the budget is full of what others hold.
+const maxReadWait = time.Second
 
 // readCap is the message size at which grpc-go stops reading a request, for a
 // message size limit of maxRecv. A request over maxRecv is refused by the server
@@ -236,10 +270,10 @@ func readCap(maxRecv int) int { return 2 * maxRecv }
 // message's size only just ahead of the message, and grpc-go then lets the client send
 // all of it, so a read reserves the most it may bring in (readCap) while its bytes
 // arrive; once it is in, the message stays charged at its own size until the handler
-// returns. A read that finds no room waits, not under any lock of grpc-go's, for
-// memory to be released; when no other read is in progress it goes ahead anyway
-// (the budget may be full of frames of calls that wait to be read, which only reads
-// release).
+// returns. A read that finds no room waits in a queue, first come first served and
+// not under any lock of grpc-go's, for memory to be released; the head of the queue
+// goes ahead anyway when no read is in progress (the budget may be full of frames of
+// calls that wait to be read, which only reads release).
 type readGate struct {
 	budget  *Budget
 	maxRecv int64  // the message size limit
@@ -247,72 +281,144 @@ type readGate struct {
 	raise   string // how to raise maxRecv, for the error of a message over it
 	reading atomic.Int64
 	refused func() // counts a read refused for want of memory
+
+	mu    sync.Mutex
+	queue []*readWaiter
+}
+
+// readWaiter is a read waiting in the queue; ready is closed once it holds its
+// reservation.
+type readWaiter struct {
+	ready   chan struct{}
+	stream  bool // a stream's read
+	granted bool // under mu
 }
 
 func newReadGate(b *Budget, maxRecv int, raise string, refused func()) *readGate {
-	return &readGate{budget: b, maxRecv: int64(maxRecv), reserve: int64(readCap(maxRecv)), raise: raise, refused: refused}
+	g := &readGate{budget: b, maxRecv: int64(maxRecv), reserve: int64(readCap(maxRecv)), raise: raise, refused: refused}
+	if b != nil {
+		b.released = g.grant
+	}
+	return g
 }
 
-// read reads one request into m with dec and reports the bytes it keeps charged, for
-// the caller to release when it is done with m.
+// read reads one request of a unary call into m with dec and reports the bytes it
+// keeps charged, for the caller to release when it is done with m.
 func (g *readGate) read(ctx context.Context, m any, dec func(any) error) (held int64, err error) {
+	return g.readAs(ctx, m, dec, false)
+}
+
+// readAs is read; stream says whether the message is a stream's, which the handler
+// reads when it wants the next one: the read may then wait for the client to send
+// it, for as long as the client likes.
+func (g *readGate) readAs(ctx context.Context, m any, dec func(any) error, stream bool) (held int64, err error) {
 	if g.budget != nil {
-		if err := g.enter(ctx); err != nil {
+		if err := g.enter(ctx, stream); err != nil {
 			return 0, toStatus(err)
 		}
 	}
 	err = dec(m)
-	var size int64
-	if pm, ok := m.(proto.Message); ok && err == nil {
-		size = int64(proto.Size(pm))
-		if size > g.maxRecv {
-			err = toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise})
-		} else {
+	if err == nil {
+		var size int64
+		switch m := m.(type) {
+		case *rawRequest:
+			size, held = int64(len(m.b)), m.held()
+		case proto.Message:
+			size = int64(proto.Size(m))
 			held = size
+		}
+		if size > g.maxRecv {
+			err, held = toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise}), 0
 		}
 	}
 	if g.budget != nil {
 		g.budget.charge(held) // before the reservation goes, so the count never dips below what is held
-		g.reading.Add(-1)
+		if !stream {
+			g.reading.Add(-1)
+		}
 		g.budget.Release(g.reserve)
 	}
 	return held, err
 }
 
-func (g *readGate) enter(ctx context.Context) error {
+// enter takes a read's reservation, waiting in the queue for it when the budget does
+// not hold it now. The reads of unary calls count in reading, which says whether a
+// read will end soon and release what it holds: when none is in progress, the first
+// unary read in the queue goes ahead whatever the budget holds, or nothing might
+// ever be released. A stream's read may wait indefinitely for its message, so it
+// neither counts nor goes ahead of the budget.
+func (g *readGate) enter(ctx context.Context, stream bool) error {
 	b := g.budget
-	if b.tryAcquire(g.reserve) {
-		g.reading.Add(1)
+	if b.queued.Load() == 0 && b.tryAcquire(g.reserve) {
+		if !stream {
+			g.reading.Add(1)
+		}
 		return nil
 	}
-	b.waiters.Add(1)
-	defer b.waiters.Add(-1)
-	var timeout <-chan time.Time
-	for {
-		freed := b.waitFreed()
-		if b.tryAcquire(g.reserve) {
-			g.reading.Add(1)
-			return nil
-		}
-		if g.reading.CompareAndSwap(0, 1) {
-			b.charge(g.reserve)
-			return nil
-		}
-		if timeout == nil {
-			t := time.NewTimer(maxReadWait)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case <-freed:
-		case <-timeout:
-			b.refused.Add(1)
-			g.refused()
-			return errOverloaded
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	w := &readWaiter{ready: make(chan struct{}), stream: stream}
+	g.mu.Lock()
+	g.queue = append(g.queue, w)
+	b.queued.Add(1)
+	g.grantLocked()
+	g.mu.Unlock()
+	t := time.NewTimer(maxReadWait)
+	defer t.Stop()
+	var err error
+	select {
+	case <-w.ready:
+		return nil
+	case <-t.C:
+		err = errOverloaded
+	case <-ctx.Done():
+		err = ctx.Err()
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w.granted {
+		return nil // granted as it gave up: it reads after all
+	}
+	g.remove(w)
+	g.grantLocked() // the one behind it may go now
+	if err == errOverloaded {
+		b.refused.Add(1)
+		g.refused()
+	}
+	return err
+}
+
+// grant lets reads in the queue go, as many as the Budget holds.
+func (g *readGate) grant() {
+	g.mu.Lock()
+	g.grantLocked()
+	g.mu.Unlock()
+}
+
+func (g *readGate) grantLocked() {
+	for len(g.queue) > 0 {
+		w := g.queue[0]
+		if g.budget.tryAcquire(g.reserve) {
+			if !w.stream {
+				g.reading.Add(1)
+			}
+		} else {
+			// The first unary read goes ahead if no other is in progress.
+			i := slices.IndexFunc(g.queue, func(w *readWaiter) bool { return !w.stream })
+			if i < 0 || !g.reading.CompareAndSwap(0, 1) {
+				return
+			}
+			g.budget.charge(g.reserve)
+			w = g.queue[i]
+		}
+		g.remove(w)
+		w.granted = true
+		close(w.ready)
+	}
+}
+
+// remove takes w out of the queue.
+func (g *readGate) remove(w *readWaiter) {
+	g.queue = slices.DeleteFunc(g.queue, func(q *readWaiter) bool { return q == w })
+	g.budget.queued.Add(-1)
 }
 
 // unary wraps a unary method's handler so that its request is read through the gate
@@ -348,23 +454,31 @@ type gatedStream struct {
 func (s *gatedStream) RecvMsg(m any) error {
 	s.gate.budget.Release(s.held)
 	var err error
-	s.held, err = s.gate.read(s.Context(), m, s.ServerStream.RecvMsg)
+	s.held, err = s.gate.readAs(s.Context(), m, s.ServerStream.RecvMsg, true)
 	return err
 }
 
-// gatedRegistrar registers services on the gRPC server with every unary method's
-// request read through the gate (a unary request is read before any interceptor
-// runs, by the generated handler).
-type gatedRegistrar struct {
+// registrar registers services on the gRPC server: every unary method's request is
+// read through the gate (a unary request is read before any interceptor runs, by the
+// method's handler), its grpc_server_* counters are resolved, and a data-path method
+// gets the handler fast gives it, if any.
+type registrar struct {
 	*grpc.Server
-	gate *readGate
+	gate    *readGate
+	metrics *grpcMetrics
+	fast    func(fullMethod string, c *methodCounters) grpc.MethodHandler
 }
 
-func (r gatedRegistrar) RegisterService(sd *grpc.ServiceDesc, impl any) {
+func (r registrar) RegisterService(sd *grpc.ServiceDesc, impl any) {
+	counters := r.metrics.register(sd)
 	d := *sd
 	d.Methods = make([]grpc.MethodDesc, len(sd.Methods))
 	for i, m := range sd.Methods {
-		m.Handler = r.gate.unary(m.Handler)
+		if h := r.fast("/"+sd.ServiceName+"/"+m.MethodName, counters[m.MethodName]); h != nil {
+			m.Handler = h
+		} else {
+			m.Handler = r.gate.unary(m.Handler)
+		}
 		d.Methods[i] = m
 	}
 	r.Server.RegisterService(&d, impl)
