@@ -29,6 +29,7 @@ type Cachee struct {
 	Cmd     *exec.Cmd
 	Socket  string // Unix socket (gRPC and RESP)
 	TCP     string // host:port (gRPC and RESP)
+	Metrics string // host:port of /metrics
 	Segment string // the segment file, "" in private memory
 	RESP    bool
 	Args    []string
@@ -73,6 +74,7 @@ func StartCachee(o CacheeOptions) (*Cachee, error) {
 		Msg     string
 		Socket  string
 		Addr    string
+		Metrics string
 		Segment string
 		Resp    bool
 	}
@@ -96,12 +98,20 @@ func StartCachee(o CacheeOptions) (*Cachee, error) {
 			cmd.Wait()
 			return nil, fmt.Errorf("cachee %v exited before serving", args)
 		}
-		return &Cachee{Cmd: cmd, Socket: sock, TCP: line.Addr, Segment: line.Segment, RESP: line.Resp, Args: args}, nil
+		return &Cachee{Cmd: cmd, Socket: sock, TCP: line.Addr, Metrics: loopbackAddr(line.Metrics), Segment: line.Segment, RESP: line.Resp, Args: args}, nil
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, errors.New("cachee did not start within 30s")
 	}
+}
+
+// loopbackAddr is a listening address (":9090", "[::]:9090") as one to dial here.
+func loopbackAddr(a string) string {
+	if _, port, err := net.SplitHostPort(a); err == nil {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return a
 }
 
 // Stop ends the server with SIGTERM, and SIGKILL if it has not exited in 15 s.
