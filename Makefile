@@ -12,7 +12,12 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+# Go module proxy: writes the CycloneDX SBOM of each release binary (make release).
+CYCLONEDX_GOMOD_VERSION := v1.10.0
 GRPCURL_VERSION := v1.9.4
+# h2spec (the HTTP/2 conformance suite) has no go.mod: its version and its
+# dependencies' are pinned in $(H2SPEC_MOD)/go.mod, and it is built from there.
+H2SPEC_MOD := server/h2fast/testdata/h2spec
 # redis-py for the RESP tests; keep it equal to redisPyVersion in server/resp/clients_test.go.
 REDIS_PY_VERSION := 8.1.0
 # Generators for the other languages' stubs, each from its own ecosystem's registry.
@@ -32,7 +37,8 @@ PROTOC_GEN_TONIC_VERSION := 0.5.0
 # crates.io: cargo-fuzz, for the Rust segment reader's fuzz target (make fuzz-shm).
 CARGO_FUZZ_VERSION := 0.13.2
 # PyPI, into the venv $(VENV): grpcio-tools generates Python's gRPC stubs, mypy-protobuf
-# their .pyi; the rest are the Python SDK's runtime and test dependencies.
+# their .pyi; the rest are the Python SDK's runtime, test and bench dependencies (and
+# redis-py at REDIS_PY_VERSION, the reference of the SDK's bench runner).
 GRPCIO_TOOLS_VERSION := 1.85.1
 MYPY_PROTOBUF_VERSION := 5.1.0
 PY_GRPCIO_VERSION := 1.85.1
@@ -40,6 +46,12 @@ PY_PROTOBUF_VERSION := 7.36.2
 PY_GOOGLEAPIS_COMMON_PROTOS_VERSION := 1.76.0
 PY_PYTEST_VERSION := 9.2.0
 PY_PYTEST_ASYNCIO_VERSION := 1.5.0
+# PyPI: the Python package's build front end and checker (make package-python).
+PY_BUILD_VERSION := 1.6.1
+PY_TWINE_VERSION := 7.0.0
+# PyPI: builds the Python package's native extension (PyO3); keep it equal to
+# sdk/python/pyproject.toml's build requirement.
+PY_MATURIN_VERSION := 1.16.0
 
 TMP := $(CURDIR)/.tmp
 BIN := $(TMP)/bin
@@ -86,29 +98,66 @@ run: build ## Build and start cachee with developer-machine defaults
 test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then check generated code, vet and run all tests under -race
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_REQUIRE_TOOLS=1 \
+	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_H2SPEC=$(BIN)/h2spec CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
 	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
 	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: test-sdks
-test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+test-sdks: test-shm test-python test-typescript test-java test-rust package-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
-test-python: build $(VENV)/.installed ## Test sdk/python with pytest
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
-	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
+test-python: build install-python ## Test sdk/python with pytest
 	cd sdk/python && CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -p no:cacheprovider
+
+# install-python puts the wheel package-python built into $(VENV), where the tests, the
+# cross-language test and bench/report's Python runner use it: maturin and cargo run
+# once, and again only when a file the package is built from changes.
+.PHONY: install-python
+install-python: package-python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_DIST)/cachee-*.whl
+	$(VENV)/bin/pip check --disable-pip-version-check >/dev/null
+
+# The Python package as it would be published, from the tracked files of the tree (as
+# a clean clone has them): an sdist, then from the unpacked sdist an abi3 wheel with
+# the native extension (maturin; cargo's output kept in $(PY_CARGO_TARGET) between
+# runs), twine's check of both, and the wheel installed in a fresh venv where no cargo
+# is on the PATH, which must load the extension. Into $(PY_DIST).
+PY_DIST := $(TMP)/dist/python
+PY_PACKAGE_PATHS := sdk/python gen/python sdk/shm
+PY_CARGO_TARGET = $(SHM_CARGO_TARGET)
+PY_PKG := $(TMP)/package-python
+.PHONY: package-python
+package-python: $(PY_DIST)/.built ## Build sdk/python's sdist and abi3 wheel from the tracked files; twine check; install the wheel without cargo
+
+$(PY_DIST)/.built: $(shell git ls-files $(PY_PACKAGE_PATHS)) Makefile $(VENV)/.installed
+	rm -rf $(PY_PKG) $(PY_DIST) && mkdir -p $(PY_PKG)/tree $(PY_PKG)/sdist $(PY_DIST)
+	git ls-files -z $(PY_PACKAGE_PATHS) | tar --null -T - -cf - | tar -x -C $(PY_PKG)/tree
+	$(VENV)/bin/python -m build --sdist --outdir $(PY_DIST) $(PY_PKG)/tree/sdk/python
+	tar -xzf $(PY_DIST)/cachee-*.tar.gz -C $(PY_PKG)/sdist
+	@# --compatibility pypi: the lowest manylinux tag the build allows, which PyPI takes.
+	CARGO_TARGET_DIR=$(PY_CARGO_TARGET) MATURIN_PEP517_ARGS="--compatibility pypi" \
+		$(VENV)/bin/python -m build --wheel --outdir $(PY_DIST) $(PY_PKG)/sdist/cachee-*
+	$(VENV)/bin/twine check --strict $(PY_DIST)/cachee-*
+	python3 -m venv $(PY_PKG)/venv
+	env PATH=/usr/bin:/bin sh -c '! command -v cargo && ! command -v rustc'
+	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(PY_DIST)/cachee-*.whl
+	env PATH=/usr/bin:/bin $(PY_PKG)/venv/bin/python -c 'import cachee, cachee._native; print("package-python: the wheel loads", cachee._native.__name__, "without cargo")'
+	@touch $@
 
 .PHONY: test-typescript
 test-typescript: build ## Test sdk/typescript with node's test runner
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
 
 .PHONY: test-java
-test-java: build ## Test sdk/java with JUnit 5 through Maven
+test-java: build package-java ## Test sdk/java with JUnit 5 through Maven
 	cd sdk/java && mvn -B -ntp test -Dcachee.bin=$(CACHEE)
+
+.PHONY: package-java
+package-java: ## Build sdk/java for Maven Central (jar, sources, javadoc) and check the pom's Central metadata (mvn verify)
+	cd sdk/java && mvn -B -ntp -q verify -DskipTests
 
 .PHONY: test-rust
 test-rust: build ## Test sdk/rust with cargo test
@@ -121,9 +170,18 @@ SHM_CARGO_TARGET := $(TMP)/cargo-shm
 test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
+# The Rust crates as crates.io would take them: cachee-proto (gen/rust), cachee-shm and
+# cachee. cachee's verifying build takes the other two from their directories, since
+# they are not on crates.io yet; it shares sdk/rust's target directory with test-rust.
+.PHONY: package-rust
+package-rust: ## cargo package the Rust crates (cachee-proto, cachee-shm, cachee), each built from its package
+	cd gen/rust && CARGO_TARGET_DIR=$(CURDIR)/sdk/rust/target cargo package --quiet --allow-dirty
+	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo package --quiet --locked --allow-dirty
+	cd sdk/rust && cargo package --quiet --locked --allow-dirty \
+		--config 'patch.crates-io.cachee-proto.path="../../gen/rust"' --config 'patch.crates-io.cachee-shm.path="../shm"'
+
 .PHONY: test-crosslang
-test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) reads what every other wrote
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+test-crosslang: build install-python ## Check that every SDK (and RESP) reads what every other wrote
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
 		-Dmdep.outputFile=target/classpath.txt
@@ -131,9 +189,10 @@ test-crosslang: build $(VENV)/.installed ## Check that every SDK (and RESP) read
 	CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -rs -p no:cacheprovider sdk/crosslang
 
 .PHONY: deps
-deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server and redis-tools (apt), redis-py (a venv)
-	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools)
+deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server, redis-tools and curl (apt), redis-py (a venv)
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null && \
+		command -v curl >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools curl)
 
 # redis-py, the Python client the RESP tests run against the server.
 $(TMP)/redispy/bin/python:
@@ -141,7 +200,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/h2spec $(BIN)/promtool ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -221,11 +280,27 @@ POD_L2 ?= auto
 POD_ARGS ?=
 
 .PHONY: test-deploy
-test-deploy: deps $(BIN)/grpc-health-probe image-binary ## Render every manifest and chart, decode strictly, check invariants; run the pod briefly
+test-deploy: deps $(BIN)/grpc-health-probe $(BIN)/promtool image-binary ## Render every manifest and chart, decode strictly, check invariants and the alerts (promtool); build and run this platform's release; run the pod briefly
 	@test -z "$$(gofmt -l deploy examples)" || { echo "gofmt needed:"; gofmt -l deploy examples; exit 1; }
 	cd deploy && go vet ./...
-	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe \
+	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe PROMTOOL=$(BIN)/promtool \
 		IMAGE_OUT=$(IMAGE_OUT) go test -race -timeout 10m ./...
+
+# make release: deploy/cmd/release builds the binaries, archives, SBOMs, checksums and
+# Homebrew formula into dist/ (docs/releasing.md); then each SDK's packaging target,
+# which that SDK's own Makefile section defines, builds and checks its package.
+DIST := $(CURDIR)/dist
+RELEASE_ARGS ?=
+SDK_PACKAGES := package-python package-typescript package-java package-rust
+
+.PHONY: release
+release: $(BIN)/cyclonedx-gomod ## Build a release into dist/: static binaries for linux and darwin (amd64, arm64), archives, SBOMs, checksums, a Homebrew formula; then the SDKs' packages
+	cd deploy && go run ./cmd/release -root $(CURDIR) -out $(DIST) -sbom-tool $(BIN)/cyclonedx-gomod $(RELEASE_ARGS)
+	@missing=""; for t in $(SDK_PACKAGES); do \
+		if grep -qE "^$$t:" $(MAKEFILE_LIST); then $(MAKE) --no-print-directory $$t; \
+		else echo "release: there is no make $$t yet (its SDK adds it): that package is NOT in this release" >&2; missing="$$missing $$t"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then echo "release: incomplete, without$$missing" >&2; exit 1; fi
 
 .PHONY: image-binary
 image-binary: ## Run deploy/docker/Dockerfile's build steps without Docker, into .tmp/image; check the binaries are static
@@ -248,7 +323,7 @@ pod: build deps $(BIN)/grpc-health-probe ## Run the L1/L2 manifest's pod locally
 
 .PHONY: clean
 clean: ## Remove build outputs and installed tools
-	rm -rf bin $(TMP)
+	rm -rf bin dist $(TMP)
 
 $(BIN)/buf: Makefile
 	go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -311,7 +386,9 @@ $(VENV)/.installed: Makefile
 		grpcio-tools==$(GRPCIO_TOOLS_VERSION) mypy-protobuf==$(MYPY_PROTOBUF_VERSION) \
 		grpcio==$(PY_GRPCIO_VERSION) protobuf==$(PY_PROTOBUF_VERSION) \
 		googleapis-common-protos==$(PY_GOOGLEAPIS_COMMON_PROTOS_VERSION) \
-		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION)
+		pytest==$(PY_PYTEST_VERSION) pytest-asyncio==$(PY_PYTEST_ASYNCIO_VERSION) \
+		build==$(PY_BUILD_VERSION) twine==$(PY_TWINE_VERSION) maturin==$(PY_MATURIN_VERSION) \
+		redis==$(REDIS_PY_VERSION)
 	@touch $@
 
 $(BIN)/grpc-health-probe: Makefile
@@ -321,3 +398,24 @@ $(BIN)/grpc-health-probe: Makefile
 $(BIN)/grpcurl: Makefile
 	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
+
+$(BIN)/cyclonedx-gomod: Makefile
+	go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
+	@touch $@
+
+# promtool checks and unit-tests the alert rules (make test-deploy). It comes from
+# Debian's prometheus package (bookworm: Prometheus 2.42), downloaded and unpacked into
+# .tmp rather than installed, which would start a Prometheus server on :9090; a
+# download takes seconds, where building promtool from the Go module proxy compiles
+# Prometheus's service discovery and its cloud SDKs.
+$(BIN)/promtool: Makefile
+	rm -rf $(TMP)/promtool && mkdir -p $(TMP)/promtool $(BIN)
+	cd $(TMP)/promtool && { apt-get download -q -o APT::Sandbox::User=root prometheus || \
+		{ apt-get update -qq && apt-get download -q -o APT::Sandbox::User=root prometheus; }; }
+	dpkg-deb -x $(TMP)/promtool/prometheus_*.deb $(TMP)/promtool/root
+	ln -sf $(TMP)/promtool/root/usr/bin/promtool $@
+	@touch $@ # the binary's own date is the package's, older than the Makefile
+	@$@ --version | head -1
+
+$(BIN)/h2spec: $(H2SPEC_MOD)/go.mod $(H2SPEC_MOD)/go.sum
+	cd $(H2SPEC_MOD) && go build -o $@ github.com/summerwind/h2spec/cmd/h2spec

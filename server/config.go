@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/cachee/cachee/server/tier"
 )
 
 // Defaults, as the flags of the cachee binary document them.
@@ -57,9 +59,9 @@ type Config struct {
 	NoConnHandlerReason string
 
 	// Prewarmer serves the Prewarm RPC; nil answers it with FAILED_PRECONDITION.
-	Prewarmer Prewarmer
+	Prewarmer tier.Prewarmer
 	// Prewarm holds the defaults of a prewarm: source, key count and timeout.
-	Prewarm PrewarmOptions
+	Prewarm tier.PrewarmOptions
 	// PrewarmAtStart runs one prewarm (with Prewarmer and Prewarm) as Serve starts,
 	// holding readiness ("prewarm") until it has finished, failed or timed out.
 	PrewarmAtStart bool
@@ -75,11 +77,16 @@ type Config struct {
 
 	// Tier is what Get, BatchGet, Set, BatchSet and Delete go through; nil is the store
 	// alone. An L2 tier (package server/l2) reads misses through and writes through.
-	Tier Tier
+	Tier tier.Tier
 
 	// Logger receives the server's log lines and one line per gRPC call at debug
 	// level (errors at info or above). Default slog.Default().
 	Logger *slog.Logger
+
+	// FastPath serves gRPC connections on event loops, answering CacheService's unary
+	// calls there and relaying every other stream to grpc-go (see fastpath.go). False
+	// serves every gRPC connection from grpc-go alone.
+	FastPath bool
 
 	// Limits and access control (see docs/security.md).
 
@@ -116,7 +123,7 @@ func DefaultConfig() Config {
 		GracePeriod:          DefaultGracePeriod,
 		DetectTimeout:        DefaultDetectTimeout,
 		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
-		Prewarm:              PrewarmOptions{Keys: DefaultPrewarmKeys, Timeout: DefaultPrewarmTimeout},
+		Prewarm:              tier.PrewarmOptions{Keys: DefaultPrewarmKeys, Timeout: DefaultPrewarmTimeout},
 	}
 }
 

@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -78,8 +81,8 @@ func (r *rawRequest) release() {
 	rawRequests.Put(r)
 }
 
-// handler is the grpc.MethodHandler of a data-path method.
-func (d *dataPath) handler(fullMethod string, c *methodCounters, serve dataMethod) grpc.MethodHandler {
+// handler is the grpc.MethodHandler of a data-path method, counted in fm as method i.
+func (d *dataPath) handler(fullMethod string, fm *fastMetrics, i int, serve dataMethod) grpc.MethodHandler {
 	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (resp any, err error) {
 		raw := rawRequests.Get().(*rawRequest)
 		defer raw.release()
@@ -88,16 +91,18 @@ func (d *dataPath) handler(fullMethod string, c *methodCounters, serve dataMetho
 			return nil, err
 		}
 		defer d.gate.budget.Release(held)
-		c.started.Inc()
-		c.received.Inc()
+		fm.started[i].Add(1)
+		fm.received[i].Add(1)
 		if d.auth.allowed(ctx, fullMethod) {
 			resp, err = d.serve(ctx, serve, raw.b)
 		} else {
 			err = toStatus(errUnauthenticated)
 		}
-		c.done(err)
+		if c := int(status.Code(err)); c < numCodes {
+			fm.handled[i][c].Add(1)
+		}
 		if err == nil {
-			c.sent.Inc()
+			fm.sent[i].Add(1)
 		}
 		return resp, err
 	}
@@ -119,7 +124,7 @@ func (d *dataPath) serve(ctx context.Context, serve dataMethod, req []byte) (res
 func (d *dataPath) get(ctx context.Context, req []byte) (any, error) {
 	key, err := decodeKey(req)
 	if err != nil {
-		return nil, err
+		return nil, unmarshalError(proto.Unmarshal(req, new(cacheev1.GetRequest)))
 	}
 	if err := d.lim.key("key", key); err != nil {
 		return nil, toStatus(err)
@@ -176,7 +181,7 @@ const binaryMaxVarint32 = 5
 func (d *dataPath) set(ctx context.Context, req []byte) (any, error) {
 	r, err := decodeSet(req)
 	if err != nil {
-		return nil, err
+		return nil, unmarshalError(proto.Unmarshal(req, new(cacheev1.SetRequest)))
 	}
 	ttl := durationpb.Duration{Seconds: r.ttlSeconds, Nanos: r.ttlNanos}
 	var ttlp *durationpb.Duration
@@ -203,7 +208,7 @@ func (d *dataPath) set(ctx context.Context, req []byte) (any, error) {
 func (d *dataPath) delete(ctx context.Context, req []byte) (any, error) {
 	key, err := decodeKey(req)
 	if err != nil {
-		return nil, err
+		return nil, unmarshalError(proto.Unmarshal(req, new(cacheev1.DeleteRequest)))
 	}
 	if err := d.lim.key("key", key); err != nil {
 		return nil, toStatus(err)
@@ -235,7 +240,7 @@ func decoded[Req any, PReq interface {
 	return func(d *dataPath, ctx context.Context, b []byte) (any, error) {
 		req := PReq(new(Req))
 		if err := proto.Unmarshal(b, req); err != nil {
-			return nil, toStatus(&fieldError{field: "request", err: errInvalidField})
+			return nil, unmarshalError(err)
 		}
 		if err := d.lim.validate(req); err != nil {
 			return nil, toStatus(err)
@@ -265,7 +270,7 @@ func decodeKey(b []byte) (key []byte, err error) {
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return nil, badRequest()
+			return nil, errMalformed
 		}
 		b = b[n:]
 		if num == 1 && typ == protowire.BytesType {
@@ -274,7 +279,7 @@ func decodeKey(b []byte) (key []byte, err error) {
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
 		if n < 0 {
-			return nil, badRequest()
+			return nil, errMalformed
 		}
 		b = b[n:]
 	}
@@ -296,7 +301,7 @@ func decodeSet(b []byte) (r setRequest, err error) {
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return r, badRequest()
+			return r, errMalformed
 		}
 		b = b[n:]
 		switch {
@@ -321,7 +326,7 @@ func decodeSet(b []byte) (r setRequest, err error) {
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
 		if n < 0 {
-			return r, badRequest()
+			return r, errMalformed
 		}
 		b = b[n:]
 	}
@@ -332,7 +337,7 @@ func decodeDuration(b []byte, seconds *int64, nanos *int32) error {
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return badRequest()
+			return errMalformed
 		}
 		b = b[n:]
 		switch {
@@ -348,7 +353,7 @@ func decodeDuration(b []byte, seconds *int64, nanos *int32) error {
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
 		if n < 0 {
-			return badRequest()
+			return errMalformed
 		}
 		b = b[n:]
 	}
@@ -365,4 +370,13 @@ func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
 	return num, typ, n
 }
 
-func badRequest() error { return toStatus(&fieldError{field: "request", err: errInvalidField}) }
+// errMalformed is a request that is not a valid message of its type.
+var errMalformed = errors.New("server: malformed request")
+
+// unmarshalError is the status grpc-go answers a request that is not its method's
+// message with, to the word: the answer does not depend on which path served the
+// call. The in-place decoders give the error of proto.Unmarshal, which they follow
+// (FuzzDecodeInPlace), by calling it.
+func unmarshalError(err error) error {
+	return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
+}

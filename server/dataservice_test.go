@@ -64,6 +64,7 @@ func TestDataPathHandlersMatchTheChain(t *testing.T) {
 		"BatchSet":     func() proto.Message { return new(cacheev1.BatchSetResponse) },
 		"RecordAccess": func() proto.Message { return new(cacheev1.RecordAccessResponse) },
 	}
+	defer onGRPCGo()()
 	run := func(level slog.Level) []string {
 		r := serveAt(t, server.Config{Budget: server.NewBudget(16 << 20)}, level)
 		cc := grpcConn(t, "unix://"+r.addrs.Socket)
@@ -81,6 +82,14 @@ func TestDataPathHandlersMatchTheChain(t *testing.T) {
 			t.Errorf("call %d: own handler:\n\t%s\nchain:\n\t%s", i, own[i], chain[i])
 		}
 	}
+}
+
+// onGRPCGo has the servers the test starts serve gRPC from grpc-go alone, where the
+// data-path handlers are, and returns what undoes it.
+func onGRPCGo() (undo func()) {
+	old := fastPath
+	fastPath = false
+	return func() { fastPath = old }
 }
 
 // describe renders a call's outcome: the answer, or the status and its ErrorInfo.
@@ -120,6 +129,7 @@ func (t panicTier) Delete(_ context.Context, key []byte) (bool, error) { return 
 // A panic in a data-path handler becomes INTERNAL for that call, is logged and
 // counted, and the server serves on.
 func TestDataPathPanicBecomesInternal(t *testing.T) {
+	defer onGRPCGo()()
 	r := serveWith(t, server.Config{}, func(st *store.Store, cfg *server.Config) {
 		cfg.Tier = panicTier{st}
 	})

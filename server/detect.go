@@ -1,22 +1,27 @@
 package server
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
 )
 
 // ConnHandler serves the connections that are not gRPC: the RESP (Redis protocol)
-// shim. c is the raw connection; peeked holds the bytes the server already read from
-// it while telling the protocols apart, which the handler must treat as the start of
-// the stream. The handler owns c: it returns when it is done with it, and the server
-// closes c after ServeConn returns in case the handler has not.
-//
-// A handler that also implements Shutdown(ctx context.Context) error is told when the
-// server drains, so that it can finish in-flight commands and close idle connections;
-// connections still open when the grace period ends are closed by the server.
+// shim. The server calls ServeConn for each such connection and Shutdown once, when it
+// drains.
 type ConnHandler interface {
+	// ServeConn takes c over. peeked holds the bytes the server already read from c
+	// while telling the protocols apart, which the handler must treat as the start of
+	// the stream. From the call on, c is the handler's: it closes c, whether it serves c
+	// until c ends or hands it to other goroutines (an event loop) and returns at once.
+	// The server never touches c again.
 	ServeConn(c net.Conn, peeked []byte)
+	// Shutdown drains: it refuses connections passed to ServeConn from then on, lets
+	// those it serves finish what they sent and write the replies, and closes them. When
+	// ctx ends first it closes what is left and returns ctx's error. Every connection it
+	// was given is closed, and every ServeConn has returned, when Shutdown returns.
+	Shutdown(ctx context.Context) error
 }
 
 // h2Preface opens every HTTP/2 connection, and so every gRPC one (RFC 9113 §3.4).

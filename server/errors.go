@@ -11,26 +11,18 @@ import (
 	"google.golang.org/grpc/status"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of every error the server returns.
 const ErrorDomain = "cachee"
 
-// ErrPrewarmSource is for a Prewarmer to wrap when its source cannot be reached; the
-// Prewarm RPC then fails UNAVAILABLE.
-var ErrPrewarmSource = errors.New("server: prewarm source unavailable")
-
-// ErrL2Unavailable is for a Tier to wrap when its L2 cannot be reached (or answered
-// too late) for a call that needs it, such as a write-through; the call then fails
-// UNAVAILABLE.
-var ErrL2Unavailable = errors.New("server: L2 unavailable")
-
 // Errors that the server itself raises; the store's errors come from package store.
 var (
 	errBatchTooLarge   = errors.New("server: batch too large")
 	errInvalidField    = errors.New("server: invalid field")
-	errNoPrewarmer     = errors.New("server: no prewarm source configured")
+	errNoPrewarmer     = errors.New("server: no prewarm source configured: start cachee with --l2 or --prewarm-source (redis://HOST:PORT)")
 	errPrewarmRunning  = errors.New("server: a prewarm is already running")
 	errMessageTooLarge = errors.New("server: request message too large")
 )
@@ -60,8 +52,8 @@ var errorCodes = []struct {
 	{store.ErrCorrupt, codes.DataLoss, cacheev1.ErrorReason_ERROR_REASON_SEGMENT_CORRUPT},
 	{errNoPrewarmer, codes.FailedPrecondition, cacheev1.ErrorReason_ERROR_REASON_PREWARM_NOT_CONFIGURED},
 	{errPrewarmRunning, codes.Aborted, cacheev1.ErrorReason_ERROR_REASON_PREWARM_RUNNING},
-	{ErrPrewarmSource, codes.Unavailable, cacheev1.ErrorReason_ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE},
-	{ErrL2Unavailable, codes.Unavailable, cacheev1.ErrorReason_ERROR_REASON_L2_UNAVAILABLE},
+	{tier.ErrPrewarmSource, codes.Unavailable, cacheev1.ErrorReason_ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE},
+	{tier.ErrL2Unavailable, codes.Unavailable, cacheev1.ErrorReason_ERROR_REASON_L2_UNAVAILABLE},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, cacheev1.ErrorReason_ERROR_REASON_DEADLINE_EXCEEDED},
 	{context.Canceled, codes.Canceled, cacheev1.ErrorReason_ERROR_REASON_CANCELED},
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -32,8 +33,8 @@ func TestToStatus(t *testing.T) {
 		{store.ErrCorrupt, codes.DataLoss, "SEGMENT_CORRUPT", nil},
 		{errNoPrewarmer, codes.FailedPrecondition, "PREWARM_NOT_CONFIGURED", nil},
 		{errPrewarmRunning, codes.Aborted, "PREWARM_RUNNING", nil},
-		{fmt.Errorf("%w: dial redis:6379: refused", ErrPrewarmSource), codes.Unavailable, "PREWARM_SOURCE_UNAVAILABLE", nil},
-		{fmt.Errorf("%w: dial redis:6379: refused", ErrL2Unavailable), codes.Unavailable, "L2_UNAVAILABLE", nil},
+		{fmt.Errorf("%w: dial redis:6379: refused", tier.ErrPrewarmSource), codes.Unavailable, "PREWARM_SOURCE_UNAVAILABLE", nil},
+		{fmt.Errorf("%w: dial redis:6379: refused", tier.ErrL2Unavailable), codes.Unavailable, "L2_UNAVAILABLE", nil},
 		{fmt.Errorf("loading: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "DEADLINE_EXCEEDED", nil},
 		{context.Canceled, codes.Canceled, "CANCELED", nil},
 		{errors.New("disk on fire"), codes.Internal, "INTERNAL", nil},

@@ -57,7 +57,7 @@ var fuzzServer = sync.OnceValues(func() (*grpc.ClientConn, error) {
 	}
 	sock := filepath.Join(dir, "c.sock")
 	srv, err := server.New(server.Config{Socket: sock, Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), FastPath: fastPath}, st)
 	if err != nil {
 		return nil, err
 	}

@@ -317,28 +317,36 @@ func (g *readGate) readAs(ctx context.Context, m any, dec func(any) error, strea
 			return 0, toStatus(err)
 		}
 	}
-	err = dec(m)
-	if err == nil {
-		var size int64
-		switch m := m.(type) {
-		case *rawRequest:
-			size, held = int64(len(m.b)), m.held()
-		case proto.Message:
-			size = int64(proto.Size(m))
-			held = size
-		}
-		if size > g.maxRecv {
-			err, held = toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise}), 0
-		}
+	if err = dec(m); err == nil {
+		held, err = g.decoded(m) // before the reservation goes, so the count never dips below what is held
 	}
 	if g.budget != nil {
-		g.budget.charge(held) // before the reservation goes, so the count never dips below what is held
 		if !stream {
 			g.reading.Add(-1)
 		}
 		g.budget.Release(g.reserve)
 	}
 	return held, err
+}
+
+// decoded checks a request just decoded into m against the message size limit, and
+// charges it to stay held until its handler returns; it reports the bytes held, for
+// the caller to release then. The gRPC fast path, which has a request's bytes before
+// it decodes them, calls it directly.
+func (g *readGate) decoded(m any) (held int64, err error) {
+	var size int64
+	switch m := m.(type) {
+	case *rawRequest:
+		size, held = int64(len(m.b)), m.held()
+	case proto.Message:
+		size = int64(proto.Size(m))
+		held = size
+	}
+	if size > g.maxRecv {
+		return 0, toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise})
+	}
+	g.budget.charge(held)
+	return held, nil
 }
 
 // enter takes a read's reservation, waiting in the queue for it when the budget does
@@ -460,21 +468,18 @@ func (s *gatedStream) RecvMsg(m any) error {
 
 // registrar registers services on the gRPC server: every unary method's request is
 // read through the gate (a unary request is read before any interceptor runs, by the
-// method's handler), its grpc_server_* counters are resolved, and a data-path method
-// gets the handler fast gives it, if any.
+// method's handler), and a data-path method gets the handler fast gives it, if any.
 type registrar struct {
 	*grpc.Server
-	gate    *readGate
-	metrics *grpcMetrics
-	fast    func(fullMethod string, c *methodCounters) grpc.MethodHandler
+	gate *readGate
+	fast func(fullMethod string) grpc.MethodHandler
 }
 
 func (r registrar) RegisterService(sd *grpc.ServiceDesc, impl any) {
-	counters := r.metrics.register(sd)
 	d := *sd
 	d.Methods = make([]grpc.MethodDesc, len(sd.Methods))
 	for i, m := range sd.Methods {
-		if h := r.fast("/"+sd.ServiceName+"/"+m.MethodName, counters[m.MethodName]); h != nil {
+		if h := r.fast("/" + sd.ServiceName + "/" + m.MethodName); h != nil {
 			m.Handler = h
 		} else {
 			m.Handler = r.gate.unary(m.Handler)

@@ -55,6 +55,13 @@ type limited struct {
 
 func serveLimited(t *testing.T, cfg server.Config, scfg store.Config) *limited {
 	t.Helper()
+	cfg.FastPath = fastPath
+	return serveLimitedAs(t, cfg, scfg)
+}
+
+// serveLimitedAs is serveLimited with cfg.FastPath as given.
+func serveLimitedAs(t *testing.T, cfg server.Config, scfg store.Config) *limited {
+	t.Helper()
 	st, err := store.Open(scfg)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,35 @@ import (
 // maxSocketPath is the room in sockaddr_un.sun_path on Linux, less the terminating NUL.
 const maxSocketPath = 107
 
+// Why a socket path is refused, for errors.Is.
+var (
+	ErrSocketInUse = errors.New("another server is listening on it")
+	ErrNotSocket   = errors.New("it exists and is not a socket; not replacing it")
+)
+
+// ListenError is a listener Listen could not bind: which one (the fields of Addrs:
+// "socket", "tcp", "http" or "metrics"), its address, and why.
+type ListenError struct {
+	Listener string
+	Addr     string
+	Err      error
+}
+
+func (e *ListenError) Error() string {
+	err := e.Err
+	// net's error repeats the address ("listen tcp 127.0.0.1:6380: bind: ..."): keep
+	// what follows it.
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	return listenerNames[e.Listener] + " " + e.Addr + ": " + err.Error()
+}
+
+var listenerNames = map[string]string{"socket": "socket", "tcp": "TCP port", "http": "HTTP port", "metrics": "metrics port"}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
 // unixSocket is a listening Unix socket that only its owner and group can connect to.
 type unixSocket struct {
 	*net.UnixListener
@@ -30,7 +59,7 @@ type unixSocket struct {
 // other kind of file at path.
 func listenUnix(path string) (*unixSocket, error) {
 	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("socket path %q is %d bytes, longer than the %d a Unix socket allows", path, len(path), maxSocketPath)
+		return nil, fmt.Errorf("the path is %d bytes, longer than the %d a Unix socket allows", len(path), maxSocketPath)
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -38,11 +67,11 @@ func listenUnix(path string) (*unixSocket, error) {
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket; not replacing it", path)
+			return nil, ErrNotSocket
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("%s: another server is listening on it", path)
+			return nil, ErrSocketInUse
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err

@@ -128,3 +128,46 @@ func hitRate(s store.Stats) float64 {
 	}
 	return 0
 }
+
+// readinessCollector exports what holds /ready, so that a warm-up that holds it past
+// its bound can be alerted on: cachee_ready, how long each condition has held it,
+// and the longest the warm-up conditions are configured to hold it.
+type readinessCollector struct {
+	s                    *Server
+	ready, held, maxWait *prometheus.Desc
+}
+
+func newReadinessCollector(s *Server) *readinessCollector {
+	return &readinessCollector{
+		s:     s,
+		ready: prometheus.NewDesc("cachee_ready", "1 when /ready answers 200, 0 while anything holds it.", nil, nil),
+		held: prometheus.NewDesc("cachee_readiness_held_seconds",
+			"How long each condition now holding /ready has held it: serving (starting or draining), prewarm, hit-rate.", []string{"condition"}, nil),
+		maxWait: prometheus.NewDesc("cachee_readiness_max_wait_seconds",
+			"The longest a warm-up condition is configured to hold /ready: prewarm (--prewarm-timeout), hit-rate (--ready-max-wait).", []string{"condition"}, nil),
+	}
+}
+
+func (c *readinessCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.ready
+	ch <- c.held
+	ch <- c.maxWait
+}
+
+func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
+	ready := 0.0
+	if ok, _ := c.s.ready.Ready(); ok {
+		ready = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, ready)
+	for cond, d := range c.s.ready.HeldFor() {
+		ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, d.Seconds(), cond)
+	}
+	cfg := c.s.cfg
+	if cfg.PrewarmAtStart && cfg.Prewarmer != nil && cfg.Prewarm.Keys != 0 {
+		ch <- prometheus.MustNewConstMetric(c.maxWait, prometheus.GaugeValue, cfg.Prewarm.Timeout.Seconds(), "prewarm")
+	}
+	if cfg.ReadyHitRate > 0 {
+		ch <- prometheus.MustNewConstMetric(c.maxWait, prometheus.GaugeValue, cfg.ReadyMaxWait.Seconds(), "hit-rate")
+	}
+}

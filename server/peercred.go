@@ -5,9 +5,13 @@ import (
 	"net"
 	"os"
 	"slices"
-
-	"golang.org/x/sys/unix"
 )
+
+// peerID is who is at the other end of a Unix socket connection.
+type peerID struct {
+	pid      int32
+	uid, gid uint32
+}
 
 // peerAllowed reports whether the process at the other end of a Unix socket
 // connection may use the server, by the credentials the kernel recorded when it
@@ -27,28 +31,8 @@ func (s *Server) peerAllowed(c net.Conn) (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
-	if cred.Uid == uint32(os.Geteuid()) || slices.Contains(s.cfg.AllowUIDs, cred.Uid) || slices.Contains(s.cfg.AllowGIDs, cred.Gid) {
+	if cred.uid == uint32(os.Geteuid()) || slices.Contains(s.cfg.AllowUIDs, cred.uid) || slices.Contains(s.cfg.AllowGIDs, cred.gid) {
 		return true, ""
 	}
-	return false, fmt.Sprintf("peer pid %d uid %d gid %d is not allowed", cred.Pid, cred.Uid, cred.Gid)
-}
-
-// peerCred reads SO_PEERCRED: the credentials of the peer as of connect(2), which the
-// peer cannot change afterwards.
-func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return nil, err
-	}
-	if credErr != nil {
-		return nil, fmt.Errorf("SO_PEERCRED: %w", credErr)
-	}
-	return cred, nil
+	return false, fmt.Sprintf("peer pid %d uid %d gid %d is not allowed", cred.pid, cred.uid, cred.gid)
 }

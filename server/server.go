@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -51,12 +51,13 @@ type Server struct {
 	httpSrv, metricsSrv *http.Server
 
 	acceptors sync.WaitGroup // accept loops
-	routes    sync.WaitGroup // one per accepted connection until gRPC takes it or its handler returns
+	routes    sync.WaitGroup // one per accepted connection until gRPC takes it or ServeConn returns
 
 	mu      sync.Mutex
-	conns   map[net.Conn]bool // connections being sniffed (false) or with the ConnHandler (true)
+	sniffed map[net.Conn]struct{} // connections whose protocol is not known yet
 	closing bool
 
+	fast      *fastPath              // nil: every gRPC connection goes to grpc-go
 	grpcConns atomic.Int64           // open gRPC connections, against MaxConns
 	rejected  *prometheus.CounterVec // connections and calls refused, by reason
 }
@@ -84,7 +85,7 @@ func newServer(cfg Config, st *store.Store) *Server {
 		started:  time.Now(),
 		health:   health.NewServer(),
 		registry: prometheus.NewRegistry(),
-		conns:    make(map[net.Conn]bool),
+		sniffed:  make(map[net.Conn]struct{}),
 	}
 	// notify first, so that grpc.health.v1 (SERVING when created) follows the first hold.
 	s.ready.notify = s.followReadiness
@@ -101,6 +102,7 @@ func (s *Server) registerMetrics() *latency {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(s.st),
+		newReadinessCollector(s),
 		lat.summary,
 	)
 	s.registerLimitMetrics()
@@ -124,15 +126,15 @@ func (s *Server) Listen() (err error) {
 		}
 	}()
 	if s.sock, err = listenUnix(s.cfg.Socket); err != nil {
-		return fmt.Errorf("socket %s: %w", s.cfg.Socket, err)
+		return &ListenError{"socket", s.cfg.Socket, err}
 	}
 	closers = append(closers, func() { s.sock.Close(); s.sock.remove() })
 	for _, l := range []struct {
-		ln   *net.Listener
-		addr string
-	}{{&s.tcp, s.cfg.Addr}, {&s.httpLn, s.cfg.HTTPAddr}, {&s.metricsLn, s.cfg.MetricsAddr}} {
+		ln         *net.Listener
+		name, addr string
+	}{{&s.tcp, "tcp", s.cfg.Addr}, {&s.httpLn, "http", s.cfg.HTTPAddr}, {&s.metricsLn, "metrics", s.cfg.MetricsAddr}} {
 		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
-			return err
+			return &ListenError{l.name, l.addr, err}
 		}
 		closers = append(closers, func() { (*l.ln).Close() })
 	}
@@ -235,7 +237,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		close(done)
 		return done
 	}
-	src := RedactURL(opts.Source)
+	src := tier.RedactURL(opts.Source)
 	if src == "" {
 		src = "L2"
 	}
@@ -246,7 +248,7 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		defer s.svc.warming.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		defer cancel()
-		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(PrewarmCounts) {})
+		c, err := s.cfg.Prewarmer.Prewarm(ctx, opts, func(tier.PrewarmCounts) {})
 		attrs := []any{"source", src, "requested", c.Requested, "loaded", c.Loaded,
 			"skipped", c.Skipped, "failed", c.Failed, "elapsed", c.Elapsed}
 		switch {
@@ -259,16 +261,6 @@ func (s *Server) startupPrewarm() <-chan struct{} {
 		}
 	}()
 	return done
-}
-
-// RedactURL hides the user information of a URL (a password) for logs and errors.
-func RedactURL(u string) string {
-	if at := strings.LastIndexByte(u, '@'); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "xxxxx" + u[at:]
-		}
-	}
-	return u
 }
 
 // phase names the server's state for /health.
@@ -298,7 +290,7 @@ func (s *Server) accept(ln net.Listener) {
 			continue
 		}
 		delay = 0
-		if !s.track(c, false) {
+		if !s.track(c) {
 			c.Close()
 			continue
 		}
@@ -307,21 +299,25 @@ func (s *Server) accept(ln net.Listener) {
 	}
 }
 
-// track records c as being sniffed or handled; false means the server is closing.
-func (s *Server) track(c net.Conn, handled bool) bool {
+// track records c as being sniffed, for shutdown to close; false means the server is
+// closing.
+func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.conns[c] = handled
+	s.sniffed[c] = struct{}{}
 	return true
 }
 
-func (s *Server) untrack(c net.Conn) {
+// untrack hands c, whose protocol is known, to the caller; false means shutdown has
+// closed it meanwhile.
+func (s *Server) untrack(c net.Conn) bool {
 	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	delete(s.sniffed, c)
+	return !s.closing
 }
 
 // route tells gRPC from everything else by the first bytes, in the connection's own
@@ -352,6 +348,9 @@ func (s *Server) route(c net.Conn) {
 			c.Close()
 			return
 		}
+		if s.fast != nil && s.fast.serve(c, ac, buf[:n]) {
+			return
+		}
 		if !s.grpcLn.push(&replayConn{Conn: ac, pending: buf[:n]}) {
 			ac.Close()
 		}
@@ -367,16 +366,9 @@ func (s *Server) route(c net.Conn) {
 		s.log.Warn("closed a connection that is not gRPC: "+why, "remote", remote(c), "first_bytes", string(buf[:n]))
 		return
 	}
-	if !s.track(c, true) {
-		s.untrack(c)
-		c.Close()
-		return
+	if s.untrack(c) {
+		s.cfg.ConnHandler.ServeConn(c, buf[:n]) // c is the handler's now
 	}
-	defer func() {
-		s.untrack(c)
-		c.Close()
-	}()
-	s.cfg.ConnHandler.ServeConn(c, buf[:n])
 }
 
 // remote names a peer for logs; Unix socket peers have no address.
@@ -402,15 +394,17 @@ func (s *Server) shutdown() {
 
 	s.mu.Lock()
 	s.closing = true
-	for c, handled := range s.conns {
-		if !handled {
-			c.Close() // still sniffing: nothing in flight yet
-		}
+	for c := range s.sniffed {
+		c.Close() // nothing in flight yet
 	}
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	fastDone := closedChan
+	if s.fast != nil {
+		fastDone = s.fast.drain() // GOAWAY on every fast-path connection; calls in flight finish
+	}
 	grpcDone := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop() // closes grpcLn, sends GOAWAY, waits for calls in flight
@@ -418,15 +412,16 @@ func (s *Server) shutdown() {
 	}()
 	connsDone := make(chan struct{})
 	go func() {
-		if sh, ok := s.cfg.ConnHandler.(interface{ Shutdown(context.Context) error }); ok {
-			if err := sh.Shutdown(ctx); err != nil {
-				s.log.Warn("RESP handler shutdown", "err", err)
+		if h := s.cfg.ConnHandler; h != nil {
+			// Returns by the end of the grace period, its connections closed.
+			if err := h.Shutdown(ctx); err != nil {
+				s.log.Warn("RESP connections still open at the end of the grace period were closed", "err", err)
 			}
 		}
 		s.routes.Wait()
 		close(connsDone)
 	}()
-	for _, done := range []chan struct{}{grpcDone, connsDone} {
+	for _, done := range []<-chan struct{}{fastDone, grpcDone, connsDone} {
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -434,16 +429,17 @@ func (s *Server) shutdown() {
 	}
 	if ctx.Err() != nil {
 		s.log.Warn("grace period over; closing connections still open")
-		s.grpc.Stop()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.Close()
+		if s.fast != nil {
+			s.fast.close()
 		}
-		s.mu.Unlock()
+		s.grpc.Stop()
 		<-grpcDone
 		<-connsDone
 	}
 
+	if s.fast != nil {
+		s.fast.close() // stops its loops; its connections are gone by now
+	}
 	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
 	defer hcancel()
 	s.httpSrv.Shutdown(hctx)

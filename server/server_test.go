@@ -26,6 +26,7 @@ import (
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 	"github.com/cachee/cachee/server"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -55,6 +56,11 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// fastPath is whether the tests' servers answer gRPC on the fast path: yes, unless
+// CACHEE_GRPC_FAST_PATH=false (the flag's variable) asks for grpc-go alone, which
+// make test runs too, so that both give the same results.
+var fastPath = os.Getenv("CACHEE_GRPC_FAST_PATH") != "false"
 
 func serve(t *testing.T, cfg server.Config) *running {
 	t.Helper()
@@ -92,6 +98,7 @@ func serveHooked(t *testing.T, cfg server.Config, level slog.Level, hook func(*s
 	cfg.Socket = filepath.Join(dir, "c.sock")
 	cfg.Addr, cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), &slog.HandlerOptions{Level: level}))
+	cfg.FastPath = fastPath
 	srv, err := server.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +143,7 @@ type mapSource struct {
 	data map[string]string
 }
 
-func (m *mapSource) Prewarm(ctx context.Context, opts server.PrewarmOptions, progress func(server.PrewarmCounts)) (server.PrewarmCounts, error) {
+func (m *mapSource) Prewarm(ctx context.Context, opts tier.PrewarmOptions, progress func(tier.PrewarmCounts)) (tier.PrewarmCounts, error) {
 	start := time.Now()
 	keys := slices.Sorted(func(yield func(string) bool) {
 		for k := range m.data {
@@ -146,7 +153,7 @@ func (m *mapSource) Prewarm(ctx context.Context, opts server.PrewarmOptions, pro
 		}
 	})
 	keys = keys[:min(len(keys), opts.Keys)]
-	c := server.PrewarmCounts{Requested: int64(len(keys))}
+	c := tier.PrewarmCounts{Requested: int64(len(keys))}
 	for _, k := range keys {
 		if err := ctx.Err(); err != nil {
 			return c, err
@@ -166,10 +173,10 @@ func (m *mapSource) Prewarm(ctx context.Context, opts server.PrewarmOptions, pro
 	return c, nil
 }
 
-// prewarmerFunc adapts a function to server.Prewarmer.
-type prewarmerFunc func(context.Context, server.PrewarmOptions, func(server.PrewarmCounts)) (server.PrewarmCounts, error)
+// prewarmerFunc adapts a function to tier.Prewarmer.
+type prewarmerFunc func(context.Context, tier.PrewarmOptions, func(tier.PrewarmCounts)) (tier.PrewarmCounts, error)
 
-func (f prewarmerFunc) Prewarm(ctx context.Context, o server.PrewarmOptions, p func(server.PrewarmCounts)) (server.PrewarmCounts, error) {
+func (f prewarmerFunc) Prewarm(ctx context.Context, o tier.PrewarmOptions, p func(tier.PrewarmCounts)) (tier.PrewarmCounts, error) {
 	return f(ctx, o, p)
 }
 
@@ -191,7 +198,7 @@ func drain(t *testing.T, s grpc.ServerStreamingClient[cacheev1.PrewarmResponse])
 
 func TestPrewarmStreamsProgressThenCounts(t *testing.T) {
 	src := &mapSource{data: map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"}}
-	r := serve(t, server.Config{Prewarmer: src, Prewarm: server.PrewarmOptions{Keys: 4, Timeout: time.Minute}})
+	r := serve(t, server.Config{Prewarmer: src, Prewarm: tier.PrewarmOptions{Keys: 4, Timeout: time.Minute}})
 	src.st = r.st
 	r.st.Set([]byte("b"), []byte("already"), store.SetOptions{})
 
@@ -234,14 +241,14 @@ func TestPrewarmStreamsProgressThenCounts(t *testing.T) {
 // TestPrewarmTimeoutEndsWithCounts: running out of time is not a failure; the final
 // message says how far the prewarm got.
 func TestPrewarmTimeoutEndsWithCounts(t *testing.T) {
-	opts := make(chan server.PrewarmOptions, 1)
-	r := serve(t, server.Config{Prewarmer: prewarmerFunc(func(ctx context.Context, o server.PrewarmOptions, progress func(server.PrewarmCounts)) (server.PrewarmCounts, error) {
+	opts := make(chan tier.PrewarmOptions, 1)
+	r := serve(t, server.Config{Prewarmer: prewarmerFunc(func(ctx context.Context, o tier.PrewarmOptions, progress func(tier.PrewarmCounts)) (tier.PrewarmCounts, error) {
 		opts <- o
-		c := server.PrewarmCounts{Requested: 10, Loaded: 3}
+		c := tier.PrewarmCounts{Requested: 10, Loaded: 3}
 		progress(c)
 		<-ctx.Done() // a source slower than the timeout
 		return c, ctx.Err()
-	}), Prewarm: server.PrewarmOptions{Source: "redis://l2:6379"}})
+	}), Prewarm: tier.PrewarmOptions{Source: "redis://l2:6379"}})
 
 	s, err := r.client.Prewarm(bounded(t), &cacheev1.PrewarmRequest{Timeout: durationpb.New(20 * time.Millisecond)})
 	if err != nil {
@@ -263,14 +270,14 @@ func TestPrewarmTimeoutEndsWithCounts(t *testing.T) {
 func TestPrewarmErrors(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int32
-	r := serve(t, server.Config{Prewarmer: prewarmerFunc(func(ctx context.Context, _ server.PrewarmOptions, _ func(server.PrewarmCounts)) (server.PrewarmCounts, error) {
+	r := serve(t, server.Config{Prewarmer: prewarmerFunc(func(ctx context.Context, _ tier.PrewarmOptions, _ func(tier.PrewarmCounts)) (tier.PrewarmCounts, error) {
 		switch calls.Add(1) {
 		case 1:
 			close(started)
 			<-release
-			return server.PrewarmCounts{}, nil
+			return tier.PrewarmCounts{}, nil
 		case 2:
-			return server.PrewarmCounts{}, fmt.Errorf("%w: dial redis: connection refused", server.ErrPrewarmSource)
+			return tier.PrewarmCounts{}, fmt.Errorf("%w: dial redis: connection refused", tier.ErrPrewarmSource)
 		default:
 			panic("prewarmer bug")
 		}
@@ -328,18 +335,30 @@ func wantReason(t *testing.T, err error, code codes.Code, reason string) *errdet
 }
 
 // echoHandler stands in for the RESP shim on the ConnHandler contract: it writes back
-// the peeked bytes and then everything else the client sends.
+// the peeked bytes and then everything else the client sends. An echo has nothing in
+// flight between reads, so Shutdown closes its connections at once.
 type echoHandler struct {
 	mu        sync.Mutex
 	peeked    [][]byte
 	shutdowns int
+	closed    bool
+	conns     map[net.Conn]struct{}
 	active    sync.WaitGroup
 }
 
 func (h *echoHandler) ServeConn(c net.Conn, peeked []byte) {
+	defer c.Close()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	if h.conns == nil {
+		h.conns = make(map[net.Conn]struct{})
+	}
+	h.conns[c] = struct{}{}
 	h.active.Add(1)
 	defer h.active.Done()
-	h.mu.Lock()
 	h.peeked = append(h.peeked, slices.Clone(peeked))
 	h.mu.Unlock()
 	c.Write(peeked)
@@ -348,8 +367,13 @@ func (h *echoHandler) ServeConn(c net.Conn, peeked []byte) {
 
 func (h *echoHandler) Shutdown(context.Context) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.shutdowns++
+	h.closed = true
+	for c := range h.conns {
+		c.Close()
+	}
+	h.mu.Unlock()
+	h.active.Wait()
 	return nil
 }
 
@@ -384,8 +408,8 @@ func TestConnHandlerGetsNonGRPCConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Draining tells the handler, then closes its connections once the grace period
-	// is over, which ends ServeConn.
+	// Draining tells the handler, which closes its connections: every ServeConn has
+	// returned by the time Serve does.
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}

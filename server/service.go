@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -19,11 +20,11 @@ type service struct {
 	cacheev1.UnimplementedCacheServiceServer
 
 	st        *store.Store
-	tier      Tier // the store, or an L2 tier in front of it
+	tier      tier.Tier // the store, or an L2 tier in front of it
 	lat       *latency
 	started   time.Time
-	prewarmer Prewarmer
-	prewarm   PrewarmOptions
+	prewarmer tier.Prewarmer
+	prewarm   tier.PrewarmOptions
 	warming   atomic.Bool // a Prewarm is running
 
 	// budget holds the values an answer copies out of the store, from before the
@@ -199,14 +200,14 @@ func (s *service) Prewarm(req *cacheev1.PrewarmRequest, stream cacheev1.CacheSer
 		mu      sync.Mutex
 		sendErr error
 	)
-	send := func(c PrewarmCounts, done bool) {
+	send := func(c tier.PrewarmCounts, done bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if sendErr == nil {
 			sendErr = stream.Send(&cacheev1.PrewarmResponse{Counts: countsPB(c), Done: done})
 		}
 	}
-	final, err := s.prewarmer.Prewarm(ctx, opts, func(c PrewarmCounts) { send(c, false) })
+	final, err := s.prewarmer.Prewarm(ctx, opts, func(c tier.PrewarmCounts) { send(c, false) })
 	if err != nil && !(errors.Is(err, context.DeadlineExceeded) && stream.Context().Err() == nil) {
 		return toStatus(err)
 	}
@@ -214,7 +215,7 @@ func (s *service) Prewarm(req *cacheev1.PrewarmRequest, stream cacheev1.CacheSer
 	return sendErr
 }
 
-func countsPB(c PrewarmCounts) *cacheev1.PrewarmCounts {
+func countsPB(c tier.PrewarmCounts) *cacheev1.PrewarmCounts {
 	return &cacheev1.PrewarmCounts{
 		Requested: c.Requested,
 		Loaded:    c.Loaded,

@@ -18,6 +18,7 @@ import (
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 	"github.com/cachee/cachee/server"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -49,7 +50,7 @@ func (f *fakeTier) GetMany(ctx context.Context, keys [][]byte, fn func(int, []by
 
 func (f *fakeTier) Set(_ context.Context, key, value []byte, opt store.SetOptions) (bool, error) {
 	if strings.HasPrefix(string(key), "down") {
-		return false, fmt.Errorf("%w: connection refused", server.ErrL2Unavailable)
+		return false, fmt.Errorf("%w: connection refused", tier.ErrL2Unavailable)
 	}
 	f.mu.Lock()
 	f.remote[string(key)] = string(value)
@@ -122,14 +123,14 @@ func TestTierServesDataPath(t *testing.T) {
 // Prewarm RPC meanwhile answers that one is running.
 func TestStartupPrewarmGatesReadiness(t *testing.T) {
 	release := make(chan struct{})
-	started := make(chan server.PrewarmOptions, 1)
+	started := make(chan tier.PrewarmOptions, 1)
 	r := serve(t, server.Config{
 		PrewarmAtStart: true,
-		Prewarm:        server.PrewarmOptions{Source: "redis://l2:6379", Keys: 7, Timeout: time.Minute},
-		Prewarmer: prewarmerFunc(func(ctx context.Context, o server.PrewarmOptions, _ func(server.PrewarmCounts)) (server.PrewarmCounts, error) {
+		Prewarm:        tier.PrewarmOptions{Source: "redis://l2:6379", Keys: 7, Timeout: time.Minute},
+		Prewarmer: prewarmerFunc(func(ctx context.Context, o tier.PrewarmOptions, _ func(tier.PrewarmCounts)) (tier.PrewarmCounts, error) {
 			started <- o
 			<-release
-			return server.PrewarmCounts{Requested: 7, Loaded: 7}, nil
+			return tier.PrewarmCounts{Requested: 7, Loaded: 7}, nil
 		}),
 	})
 	if o := <-started; o.Keys != 7 || o.Source != "redis://l2:6379" {

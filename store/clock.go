@@ -4,7 +4,14 @@ import (
 	"time"
 )
 
-// now is the writer's clock: exact.
+// The store's clock. Everything that decides by the time (a TTL set or answered,
+// EXPIRE and its conditions, a write meeting an expired entry, the sweep) reads real
+// time when it runs: now, truncated to the millisecond, so it is never behind real
+// time by a millisecond or more. Lock-free reads, here and in other processes, apply
+// the segment's expiry rule (view.expired): the clock published in the header decides
+// for deadlines more than nearMillis from it, and real time is read only near one.
+
+// now is the store's clock: the wall clock, or the test clock.
 func (s *Store) now() time.Time {
 	if s.clock != nil {
 		return s.clock()
@@ -12,115 +19,56 @@ func (s *Store) now() time.Time {
 	return time.Now()
 }
 
+// nowWrite is the store's clock in unix ms, for everything but lock-free reads.
 func (s *Store) nowWrite() int64 { return s.now().UnixMilli() }
 
-// nowRead is the readers' clock: the one the writer publishes in the header, unless a
-// test clock is set.
-func (s *Store) nowRead() int64 {
-	if s.clock != nil {
-		return s.clock().UnixMilli()
-	}
-	return int64(s.v.m.load(hdrClock))
-}
-
+// publishClock moves the header clock forward to ms; it never moves it back.
 func (s *Store) publishClock(ms int64) {
 	if int64(s.v.m.load(hdrClock)) < ms {
 		s.v.m.store(hdrClock, uint64(ms))
 	}
 }
 
-// tick returns the clock a write judges expiry by: the readers' clock, so that the
-// writer and every reader agree on what has expired. A test clock is published first.
-// Caller holds mu.
+// tick reads the clock for a write and publishes it, so that the header clock is
+// fresh whenever the store is written. Caller holds mu.
 func (s *Store) tick() int64 {
-	if s.clock != nil {
-		s.publishClock(s.nowWrite())
-	} else if s.idle.Load() {
-		s.wake()
-	}
-	return int64(s.v.m.load(hdrClock))
+	now := s.nowWrite()
+	s.publishClock(now)
+	return now
 }
 
-// Clock rates. While the store is busy the readers' clock advances every millisecond,
-// so expiry is exact to the millisecond; after idleAfter without an operation it
-// advances every idleTick, so an idle sidecar costs almost no CPU. The first operation
-// in this process after a quiet spell sets the clock itself (wake), so only readers in
-// other processes ever see the coarser clock, and only until their reported hits wake
-// the store.
+// clockTick is how often the background loop publishes the clock when nothing writes.
+// It bounds how far the header clock lags real time (plus scheduling delays), which
+// only needs to stay well under MaxReaderLag: the expiry rule reads real time near a
+// deadline whatever the lag. 25 ms costs an idle sidecar almost no CPU.
+// maintainTick is how often buffered reads reach the policy and expired entries are
+// reclaimed.
 const (
-	busyTick     = time.Millisecond
-	idleTick     = 25 * time.Millisecond
-	idleAfter    = 100 * time.Millisecond
+	clockTick    = 25 * time.Millisecond
 	maintainTick = 100 * time.Millisecond
 )
 
-// background advances the readers' clock and, every maintainTick, feeds buffered reads
-// to the policy, adapts it, and reclaims expired entries.
+// background publishes the clock and, every maintainTick, feeds buffered reads to the
+// policy, adapts it, and reclaims expired entries.
 func (s *Store) background() {
 	defer close(s.done)
-	t := time.NewTimer(busyTick)
+	t := time.NewTicker(clockTick)
 	defer t.Stop()
-	var lastOps uint64
-	lastActive, lastMaintain := time.Now(), time.Now()
+	lastMaintain := time.Now()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-s.wakeCh:
 		case <-t.C:
 		}
 		now := time.Now()
 		if s.clock == nil {
 			s.publishClock(now.UnixMilli())
 		}
-		// Deciding "idle" and waking take idleMu, so a wake that races the decision
-		// (an operation under way but not counted yet) is never overwritten.
-		s.idleMu.Lock()
-		if ops := s.ops(); ops != lastOps || s.woken {
-			lastOps, lastActive, s.woken = ops, now, false
-		}
-		idle := now.Sub(lastActive) > idleAfter
-		s.idle.Store(idle)
-		s.idleMu.Unlock()
 		if now.Sub(lastMaintain) >= maintainTick {
 			lastMaintain = now
 			s.maintain()
 		}
-		t.Stop()
-		select {
-		case <-t.C:
-		default:
-		}
-		if idle {
-			t.Reset(idleTick)
-		} else {
-			t.Reset(busyTick)
-		}
-	}
-}
-
-// ops counts operations, for telling a busy store from an idle one.
-func (s *Store) ops() uint64 {
-	hits, misses := s.rb.counts()
-	return hits + misses + s.sets.Load() + s.deletes.Load() + s.sdk.Load()
-}
-
-// wake brings the clock up to date after a quiet spell and returns the background loop
-// to the busy rate.
-func (s *Store) wake() {
-	s.idleMu.Lock()
-	defer s.idleMu.Unlock()
-	if !s.idle.Load() {
-		return
-	}
-	s.idle.Store(false)
-	s.woken = true
-	if s.clock == nil {
-		s.publishClock(time.Now().UnixMilli())
-	}
-	select {
-	case s.wakeCh <- struct{}{}:
-	default:
 	}
 }
 

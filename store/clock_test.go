@@ -1,40 +1,59 @@
 package store
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 )
 
-// TestClockIdlesAndWakes checks that a quiet store slows its clock down, and that the
-// first read afterwards brings the clock up to date before it judges expiry.
-func TestClockIdlesAndWakes(t *testing.T) {
+// TestClockNeverBehind checks the store's clock where writes and TTLs use it: a
+// transaction's clock is never behind a wall-clock reading taken before it began, and a
+// TTL read right after a write never exceeds what was set, with quiet spells between
+// the writes (when the header clock lags most).
+func TestClockNeverBehind(t *testing.T) {
 	s, err := Open(Config{MaxMemory: MinMemory})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Set([]byte("k"), []byte("v"), SetOptions{TTL: 30 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.idle.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the store never went idle")
+	rng := rand.New(rand.NewPCG(1, 2))
+	key := []byte("k")
+	for i := range 300 {
+		if i%30 == 0 {
+			time.Sleep(3 * clockTick) // the background loop alone publishes the clock
+		} else {
+			time.Sleep(time.Duration(rng.IntN(1000)) * time.Microsecond)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// The key has expired by now; the header clock may lag by up to idleTick, but an
-	// in-process read wakes the clock first and must not see the key.
-	time.Sleep(idleTick)
-	before := time.Now().UnixMilli()
-	if _, ok, _ := s.Get([]byte("k"), nil); ok {
-		t.Fatal("an expired key was read right after the store woke")
-	}
-	if s.idle.Load() {
-		t.Fatal("a read did not wake the store")
-	}
-	if clock := int64(s.v.m.load(hdrClock)); clock < before {
-		t.Fatalf("clock %d still behind the time of the read %d", clock, before)
+		before := time.Now().UnixMilli()
+		ttl := time.Duration(1+rng.IntN(20000)) * time.Millisecond
+		var txNow, txTTL time.Duration
+		err := s.Update(func(tx *Tx) error {
+			txNow = time.Duration(tx.Now().UnixMilli())
+			if _, err := tx.Set(key, []byte("v"), SetOptions{TTL: ttl}); err != nil {
+				return err
+			}
+			txTTL, _, err = tx.TTL(key)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(txNow) < before {
+			t.Fatalf("transaction clock %d behind the wall clock %d read before it", txNow, before)
+		}
+		if txTTL > ttl {
+			t.Fatalf("TTL %v inside the writing transaction, set %v", txTTL, ttl)
+		}
+		if got, ok, err := s.TTL(key); err != nil || !ok || got > ttl {
+			t.Fatalf("TTL %v %v %v right after setting %v", got, ok, err, ttl)
+		}
+		at := time.UnixMilli(time.Now().UnixMilli() + ttl.Milliseconds())
+		if _, err := s.Expire(key, at, ExpireAlways); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := s.TTL(key); got > ttl {
+			t.Fatalf("TTL %v right after expiring at now + %v", got, ttl)
+		}
 	}
 }
 

@@ -153,7 +153,7 @@ func (s *Store) dropEntry(e uint64, c *atomic.Uint64) (uint64, uint64) {
 }
 
 func (s *Store) removeEntry(h, so, e uint64, c *atomic.Uint64) (uint64, uint64) {
-	if c == &s.evictions && s.expired(e, s.nowRead()) {
+	if c == &s.evictions && s.expired(e, s.nowWrite()) {
 		c = &s.expirations
 	}
 	s.countExpiring(int64(s.v.m.load(e+8)&w1ExpMask), 0)

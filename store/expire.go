@@ -29,9 +29,10 @@ func (s *Store) expiry(opt SetOptions, now int64, old uint64) (exp int64, err er
 	case opt.KeepTTL:
 		exp = int64(old)
 	case opt.TTL > 0:
-		// A TTL counts from now exactly, not from the coarse clock.
+		// now was read when the write (or its transaction) began: every operation of a
+		// transaction sees one time, so a TTL set in one reads back whole in it.
 		ms := (opt.TTL + time.Millisecond - 1) / time.Millisecond
-		exp = max(now, s.nowWrite()) + int64(ms)
+		exp = now + int64(ms)
 	}
 	if exp > w1ExpMask {
 		return 0, fmt.Errorf("%w: expiry %d ms is beyond the year 10000", ErrInvalidTTL, exp)
@@ -170,7 +171,7 @@ func (s *Store) sweep() {
 
 // sweepStep examines n buckets from the cursor and removes the expired entries it finds.
 func (s *Store) sweepStep(n int) (seen, expired int) {
-	now := s.nowRead()
+	now := s.nowWrite()
 	m := &s.v.m
 	nb := s.idx.nb()
 	for range n {

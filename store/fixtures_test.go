@@ -88,7 +88,7 @@ func fixtureResult(t *testing.T, r *Reader, openErr error, c FixtureCase) (strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.v.clock = func() time.Time { return time.UnixMilli(c.NowMs) }
+	r.v.wallClock = func() time.Time { return time.UnixMilli(c.NowMs) }
 	value, ref, found, err := r.Get(key, nil)
 	switch {
 	case err != nil:

@@ -7,17 +7,13 @@ import (
 // Get appends the value of key to dst. It never blocks and, given a dst with room,
 // never allocates.
 func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
-	if err := s.checkKey(key); err != nil {
-		return dst, false, err
+	if uint(len(key))-1 >= uint(s.cfg.MaxKeySize) { // empty, or too long
+		return dst, false, s.checkKey(key)
 	}
 	if s.closed.Load() {
 		return dst, false, ErrClosed
 	}
-	if s.idle.Load() {
-		s.wake()
-	}
-	h := s.hash(key)
-	out, ref, res := s.v.get(h, key, dst, s.nowRead())
+	out, ref, res := s.v.get(key, dst)
 	switch res {
 	case resHit:
 		if !s.rb.hit(ref) {
@@ -30,19 +26,24 @@ func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
 	case resNotString:
 		return dst, false, ErrWrongType
 	}
+	return s.getLocked(key, dst, res)
+}
+
+// getLocked is Get's way out of a read that failed: corruption is reported, and a read
+// that kept meeting the writer mid-change (a long transaction) waits for it.
+func (s *Store) getLocked(key, dst []byte, res int) ([]byte, bool, error) {
 	if s.closed.Load() {
 		return dst, false, ErrClosed
 	}
 	if res == resCorrupt {
 		return dst, false, ErrCorrupt
 	}
-	// The writer kept changing what we read (a long transaction): wait for it.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
 		return dst, false, ErrClosed
 	}
-	out, ref, res = s.v.get(h, key, dst, s.nowRead())
+	out, ref, res := s.v.get(key, dst)
 	switch res {
 	case resHit:
 		s.pol.access(ref&0xffffffff*unit, ref>>32, 1)
@@ -117,9 +118,6 @@ func (s *Store) resolveRef(ref uint64) (uint64, bool) {
 // the number of further hits the reader made but does not name (a reader may send a
 // sample of a hot loop), which count in the statistics only.
 func (s *Store) RecordAccess(refs []uint64, unreported uint64) {
-	if s.idle.Load() {
-		s.wake()
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
@@ -140,7 +138,7 @@ func (s *Store) Hottest(n int) [][]byte {
 		return nil
 	}
 	s.drain()
-	now := s.nowRead()
+	now := s.nowWrite()
 	// The policy orders entries by its own notion of value (recency within the
 	// protected space first); rank a wider set of them by how often they were
 	// requested, which is what a prewarm or a published hotset wants.

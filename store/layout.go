@@ -36,7 +36,7 @@ const (
 	hdrArenaOffset = 72  // u64 byte offset of the arena
 	hdrArenaSize   = 80  // u64 bytes in the arena
 	hdrMaxValue    = 88  // u64 maximum value length the writer accepts
-	hdrClock       = 128 // i64 writer's clock, unix ms, advanced about every millisecond
+	hdrClock       = 128 // i64 writer's clock, unix ms, published at writes and every 25 ms
 	hdrIndexVer    = 192 // u64 seqlock over the directory: odd while it changes
 	hdrGlobalDepth = 200 // u32 directory entries in use are 1<<depth
 	hdrState       = 204 // u32 one of the state* values
@@ -88,6 +88,7 @@ const (
 	w0KindShift = 59
 	w0KindMask  = 0x3
 	w0TypeShift = 61 // value type of an entry; a reader reads only typeString as a string
+	w0TypeMask  = 0x7
 
 	w1ExpMask    = 1<<48 - 1
 	w1QueueShift = 48

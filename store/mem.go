@@ -39,48 +39,74 @@ func (m *mem) bytes(off, n uint64) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(m.base, off)), n)
 }
 
-// equal reports whether the n = len(key) bytes at the aligned offset off equal key,
-// using word loads.
-func (m *mem) equal(off uint64, key []byte) bool {
-	n := len(key)
-	i := 0
-	for ; i+8 <= n; i += 8 {
-		if m.load(off+uint64(i)) != binary.LittleEndian.Uint64(key[i:]) {
-			return false
-		}
-	}
-	if i < n {
-		w := m.load(off + uint64(i))
-		var k uint64
-		for j := n - 1; j >= i; j-- {
-			k = k<<8 | uint64(key[j])
-		}
-		mask := uint64(1)<<(8*uint(n-i)) - 1
-		if w&mask != k {
-			return false
-		}
-	}
-	return true
+// load is an atomic load of the aligned word at off from the mapping at base. The read
+// path calls it with base in a register: a method on mem would reload the base from
+// memory after every atomic load.
+func load(base unsafe.Pointer, off uint64) uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Add(base, off)))
 }
 
-// copyOut copies n bytes starting at off (any alignment) into out[:n] using aligned
-// word loads only. Every word it loads holds at least one of the n bytes, so it never
+func load32(base unsafe.Pointer, off uint64) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Add(base, off)))
+}
+
+// equalKey16 is equalKey for keys of 9 to 16 bytes (the usual cache key): two words,
+// compared where the compiler can inline them.
+func equalKey16(base unsafe.Pointer, off uint64, key []byte) bool {
+	n := uint(len(key))
+	p := unsafe.Pointer(unsafe.SliceData(key))
+	// The segment's second word holds key bytes 8..n-1 in its low bytes; the key's last
+	// eight bytes hold them in their high bytes. Shift both to the top.
+	sh := (128 - 8*n) & 63
+	return load(base, off) == *(*uint64)(p) &&
+		load(base, off+8)<<sh == *(*uint64)(unsafe.Add(p, n-8))>>sh<<sh
+}
+
+// equalKey reports whether the len(key) bytes at the aligned offset off equal key: word
+// loads on the segment's side, and on the key's side word loads too, the last one ending
+// at the key's end (keys of 8 bytes or more), so that no byte is compared alone.
+func equalKey(base unsafe.Pointer, off uint64, key []byte) bool {
+	n := len(key)
+	p := unsafe.Pointer(unsafe.SliceData(key))
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if load(base, off+uint64(i)) != *(*uint64)(unsafe.Add(p, i)) {
+			return false
+		}
+	}
+	if i == n {
+		return true
+	}
+	r := uint(n-i) * 8 // 8..56 bits left
+	var k uint64
+	if n >= 8 {
+		k = *(*uint64)(unsafe.Add(p, n-8)) >> ((64 - r) & 63)
+	} else {
+		for j := n - 1; j >= 0; j-- {
+			k = k<<8 | uint64(*(*byte)(unsafe.Add(p, j)))
+		}
+	}
+	return load(base, off+uint64(i))&(1<<(r&63)-1) == k
+}
+
+// copyWords copies len(out) bytes starting at off (any alignment) into out using aligned
+// word loads only. Every word it loads holds at least one of the bytes, so it never
 // reads past the block that holds them.
-func (m *mem) copyOut(out []byte, off uint64, n int) {
-	out = out[:n]
+func copyWords(base unsafe.Pointer, out []byte, off uint64) {
+	n := len(out)
 	a := off &^ 7
 	sh := (off - a) * 8
 	i := 0
 	if sh == 0 {
 		for ; i+8 <= n; i += 8 {
-			binary.LittleEndian.PutUint64(out[i:], m.load(a))
+			binary.LittleEndian.PutUint64(out[i:], load(base, a))
 			a += 8
 		}
 	} else if n >= 8 {
-		cur := m.load(a) >> sh
+		cur := load(base, a) >> sh
 		for ; i+8 <= n; i += 8 {
 			a += 8
-			nxt := m.load(a)
+			nxt := load(base, a)
 			binary.LittleEndian.PutUint64(out[i:], cur|nxt<<(64-sh))
 			cur = nxt >> sh
 		}
@@ -89,9 +115,9 @@ func (m *mem) copyOut(out []byte, off uint64, n int) {
 		p := off + uint64(i)
 		pa := p &^ 7
 		s := (p - pa) * 8
-		w := m.load(pa) >> s
+		w := load(base, pa) >> s
 		if uint64(n-i) > 8-(p-pa) {
-			w |= m.load(pa+8) << (64 - s)
+			w |= load(base, pa+8) << (64 - s)
 		}
 		for j := i; j < n; j++ {
 			out[j] = byte(w)

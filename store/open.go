@@ -15,7 +15,7 @@ func Open(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	size := uint64(cfg.MaxMemory) &^ (4096 - 1)
 	var seg *segment
 	var err error
@@ -34,7 +34,6 @@ func Open(cfg Config) (*Store, error) {
 		clock:    cfg.Clock,
 		rb:       newReadBuffer(),
 		weighted: cfg.MaxEntries == 0,
-		wakeCh:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -78,8 +77,9 @@ func geometry(size uint64) (nbLog2, maxDepth uint, dirOff, arenaOff uint64) {
 
 func (s *Store) initView() {
 	size := s.seg.size
-	nbLog2, maxDepth, dirOff, arenaOff := geometry(size)
-	s.v = view{m: s.seg.mem, dirOff: dirOff, maxDepth: maxDepth, nbLog2: nbLog2, lo: arenaOff, hi: size, seed: s.seed, clock: s.clock}
+	s.v = newView(s.seg.mem, s.seed)
+	s.v.testClock, s.v.wallClock = s.clock, s.clock
+	nbLog2, arenaOff := s.v.nbLog2, s.v.lo
 	// Split a table at 90% full (or sooner, if a key's window fills).
 	s.idx = index{v: &s.v, maxCount: int(uint64(slotsPerBucket) << nbLog2 * 9 / 10)}
 	s.al = newAllocator(&s.v.m, arenaOff, size)

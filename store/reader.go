@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/zeebo/xxh3"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +52,7 @@ func OpenReader(dir string) (*Reader, error) {
 		seg:  segment{mem: mem{base: base, size: size}, path: path, f: f},
 		path: path,
 		ino:  st.Ino,
-		dev:  st.Dev,
+		dev:  uint64(st.Dev), // int32 on darwin
 	}
 	if err := r.validate(); err != nil {
 		r.seg.close()
@@ -84,7 +83,7 @@ func (r *Reader) validate() error {
 	if st := m.load32(hdrState); st != stateActive {
 		return fmt.Errorf("%w: state %d", ErrStale, st)
 	}
-	r.v = view{m: *m, dirOff: dirOff, maxDepth: maxDepth, nbLog2: nbLog2, lo: arenaOff, hi: size, seed: m.load(hdrSeed)}
+	r.v = newView(*m, m.load(hdrSeed))
 	r.gen = m.load(hdrGeneration)
 	return nil
 }
@@ -98,18 +97,17 @@ func (r *Reader) validate() error {
 // Expiry follows the segment's rule: the writer's published clock decides, and this
 // process's own clock is read only within a second of an entry's deadline.
 func (r *Reader) Get(key, dst []byte) (value []byte, ref uint64, found bool, err error) {
-	m := &r.v.m
-	if m.load32(hdrState) != stateActive || m.load(hdrGeneration) != r.gen {
+	base := r.v.m.base
+	if load32(base, hdrState) != stateActive || load(base, hdrGeneration) != r.gen {
 		return dst, 0, false, ErrStale
 	}
-	switch {
-	case len(key) == 0:
-		return dst, 0, false, ErrKeyEmpty
-	case len(key) > maxKeyLimit:
+	if uint(len(key))-1 >= maxKeyLimit { // empty, or too long
+		if len(key) == 0 {
+			return dst, 0, false, ErrKeyEmpty
+		}
 		return dst, 0, false, ErrKeyTooLarge
 	}
-	h := xxh3.HashSeed(key, r.v.seed)
-	out, ref, res := r.v.get(h, key, dst, int64(m.load(hdrClock)))
+	out, ref, res := r.v.get(key, dst)
 	switch res {
 	case resHit:
 		return out, ref, true, nil
@@ -151,7 +149,7 @@ func (r *Reader) Check(maxLag time.Duration) error {
 		return fmt.Errorf("%w: writer restarted", ErrStale)
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(r.path, &st); err != nil || st.Ino != r.ino || st.Dev != r.dev {
+	if err := unix.Stat(r.path, &st); err != nil || st.Ino != r.ino || uint64(st.Dev) != r.dev {
 		return fmt.Errorf("%w: segment file replaced", ErrStale)
 	}
 	// Holding the lock shared succeeds only if no writer holds it.

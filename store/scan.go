@@ -18,7 +18,7 @@ func (s *Store) Scan(cursor uint64, count int, fn func(key []byte)) uint64 {
 }
 
 func (s *Store) scan(cursor uint64, count int, fn func(key []byte)) uint64 {
-	now := s.nowRead()
+	now := s.nowWrite()
 	m := &s.v.m
 	count = max(count, 1)
 	mask := uint64(1)<<s.idx.depth - 1

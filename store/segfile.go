@@ -142,7 +142,7 @@ func createShared(path string, size uint64) (*segment, error) {
 	}
 	// Reserve the memory now: on tmpfs a page that cannot be allocated later would be a
 	// SIGBUS in the middle of a write; here it is an error at start.
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size)); err != nil {
+	if err := fallocate(f, size); err != nil {
 		if !errors.Is(err, unix.EOPNOTSUPP) {
 			return fail(fmt.Errorf("store: reserve %d bytes for the segment: %w", size, err))
 		}

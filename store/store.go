@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/zeebo/xxh3"
 )
 
 // Store is a memory-bounded cache of byte-string keys and values that lives in one
@@ -44,23 +42,19 @@ type Store struct {
 	sets, deletes, evictions, expirations, sdk atomic.Uint64
 	used                                       atomic.Uint64
 
-	idle   atomic.Bool // the clock advances at the idle rate (see background)
-	idleMu sync.Mutex  // orders idle decisions with wakes
-	woken  bool        // a wake since the last decision; under idleMu
-	wakeCh chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	stop chan struct{}
+	done chan struct{}
 }
 
 // Hash returns the hash the segment files key under, for a Reader's refs and tests.
-func (s *Store) hash(key []byte) uint64 { return xxh3.HashSeed(key, s.seed) }
+func (s *Store) hash(key []byte) uint64 { return hashKey(key, s.seed) }
 
 // tagOf is the policy's handle on an entry's key: its hash's top 32 bits.
 func (s *Store) tagOf(e uint64) uint64 { return s.hashOf(e) >> 32 }
 
 func (s *Store) hashOf(e uint64) uint64 {
 	klen := w0Klen(s.v.m.load(e))
-	return xxh3.HashSeed(s.v.m.bytes(e+entryHeader, uint64(klen)), s.seed)
+	return hashKey(s.v.m.bytes(e+entryHeader, uint64(klen)), s.seed)
 }
 
 func (s *Store) checkKey(key []byte) error {

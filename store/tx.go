@@ -37,6 +37,30 @@ func (s *Store) Atomic(fn func(tx *Tx) error) error {
 	})
 }
 
+// DB is what a Store and a Tx both offer, so that code can run the same operations on
+// either: on the store, or inside a transaction that other operations share (a
+// Redis MULTI/EXEC). Update and Atomic on a Tx run fn at once, in that transaction.
+type DB interface {
+	Get(key, dst []byte) ([]byte, bool, error)
+	Set(key, value []byte, opt SetOptions) (bool, error)
+	Delete(key []byte) (bool, error)
+	TTL(key []byte) (time.Duration, bool, error)
+	Update(fn func(tx *Tx) error) error
+	Atomic(fn func(tx *Tx) error) error
+}
+
+var (
+	_ DB = (*Store)(nil)
+	_ DB = (*Tx)(nil)
+)
+
+// Update runs fn in the transaction: Store.Update's meaning inside one.
+func (tx *Tx) Update(fn func(tx *Tx) error) error { return fn(tx) }
+
+// Atomic runs fn in the transaction. Lock-free readers see its writes all at once only
+// if the transaction came from Store.Atomic.
+func (tx *Tx) Atomic(fn func(tx *Tx) error) error { return fn(tx) }
+
 // Get appends key's value to dst.
 func (tx *Tx) Get(key, dst []byte) ([]byte, bool, error) {
 	if err := tx.s.checkKey(key); err != nil {

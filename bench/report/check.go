@@ -18,6 +18,7 @@ var sectionHeads = []string{
 	"## 3. Hit rate",
 	"## 4. Memory",
 	"## 5. L1/L2",
+	"## 6. SDK paths",
 }
 
 const l2NotMeasured = "not measured: this build has no L2 tier"
@@ -88,6 +89,9 @@ func checkReport(dir string) error {
 	l2 := secs[sectionHeads[4]]
 	if t := tables(l2); !strings.Contains(l2, l2NotMeasured) && (len(t) != 1 || t[0][0] != len(l2Order)) {
 		fail("L1/L2: neither %q nor a table of %d rows", l2NotMeasured, len(l2Order))
+	}
+	if t := tableRows(sectionHeads[5]); len(t) != 1 || t[0][0] < 3*len(sdkRunners(true)) || t[0][1] != 9 {
+		fail("SDK paths: want 1 table of at least 3 rows per runner and 9 columns, have %v", t)
 	}
 	var linked []string
 	for _, m := range imageRef.FindAllStringSubmatch(doc, -1) {

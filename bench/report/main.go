@@ -195,6 +195,7 @@ func run(cfg config, stdout io.Writer) error {
 		{"hitrate", "3. Hit rate", b.hitRate},
 		{"memory", "4. Memory", b.memory},
 		{"l2", "5. L1/L2", b.l2},
+		{"sdks", "6. SDK paths", b.sdkPaths},
 	}
 	defer b.closeEnv()
 	var body bytes.Buffer

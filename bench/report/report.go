@@ -199,6 +199,7 @@ type results struct {
 	Memory   *memoryResult   `json:"memory,omitempty"`
 	RSS      *rssResult      `json:"rss,omitempty"`
 	L2       []latencyResult `json:"l2,omitempty"`
+	SDKs     []sdkResult     `json:"sdks,omitempty"`
 	GRPC     grpcResult      `json:"grpc"`
 }
 

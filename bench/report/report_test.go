@@ -157,6 +157,8 @@ func goodReport(t *testing.T, dir string) string {
 	img("rss.png")
 	head("## 5. L1/L2")
 	b.WriteString(l2NotMeasured + " (x).\n")
+	head("## 6. SDK paths")
+	tbl(3*len(sdkRunners(true)), 9)
 	return b.String()
 }
 
@@ -180,6 +182,7 @@ func TestCheckReport(t *testing.T) {
 		"a hit-rate chart gone": strings.Replace(good, "![c](hitrate-zipf-1.2.png)\n", "", 1),
 		"neither L2 nor table":  strings.Replace(good, l2NotMeasured, "maybe", 1),
 		"a short latency table": strings.Replace(good, "| v | v | v | v | v | v | v | v |\n\n", "\n", 1),
+		"no SDK paths table":    strings.Replace(good, "| v | v | v | v | v | v | v | v | v |\n\n", "\n", 1),
 	} {
 		write(bad)
 		if err := checkReport(dir); err == nil {

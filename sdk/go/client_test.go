@@ -105,7 +105,7 @@ func TestSetConditions(t *testing.T) {
 }
 
 // TestTTL checks that an expired entry is a miss on both paths: the segment reader
-// judges expiry by the sidecar's clock, and then asks the sidecar.
+// judges expiry by the segment's expiry rule, and then asks the sidecar.
 func TestTTL(t *testing.T) {
 	s := startSidecar(t, true)
 	modes(t, s, func(t *testing.T, c *cachee.Client) {

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachee/cachee/server"
 	"github.com/cachee/cachee/server/l2"
 	"github.com/cachee/cachee/server/l2/redistest"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -59,7 +59,7 @@ func TestL2Down(t *testing.T) {
 	}
 	t0 := time.Now()
 	_, err := s.Set(ctx, []byte("k"), []byte("v"), store.SetOptions{})
-	if !errors.Is(err, server.ErrL2Unavailable) || time.Since(t0) > hangBound {
+	if !errors.Is(err, tier.ErrL2Unavailable) || time.Since(t0) > hangBound {
 		t.Fatalf("write-through with L2 down: %v after %v", err, time.Since(t0))
 	}
 	if _, ok := s.l1("hot"); !ok {
@@ -99,7 +99,7 @@ func TestL2Hangs(t *testing.T) {
 	if worst := misses[len(misses)-1]; worst > hangBound {
 		t.Fatalf("a miss took %v with --l2-timeout %v: it waited for L2", worst, timeout)
 	}
-	if !errors.Is(err, server.ErrL2Unavailable) || write > hangBound {
+	if !errors.Is(err, tier.ErrL2Unavailable) || write > hangBound {
 		t.Fatalf("write with L2 hung: %v after %v", err, write)
 	}
 	if s.metric(t, "cachee_l2_errors_total") == 0 {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/cachee/cachee/server"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -35,14 +35,14 @@ type source struct {
 	tracked   bool
 }
 
-// Prewarm implements server.Prewarmer: it loads up to opts.Keys of the source's
+// Prewarm implements tier.Prewarmer: it loads up to opts.Keys of the source's
 // hottest keys into L1 within ctx's deadline. Hot keys come from, in order, the
 // hotset that running sidecars publish (--hotset-key); OBJECT FREQ of a SCAN sample
 // when L2 evicts by LFU; and a plain SCAN sample. Values come in pipelined batches of
 // GET and PTTL; keys already in L1 are skipped. A source that cannot be reached is an
-// error wrapping server.ErrPrewarmSource; running out of time returns the counts so
+// error wrapping tier.ErrPrewarmSource; running out of time returns the counts so
 // far with ctx's error.
-func (t *Tier) Prewarm(ctx context.Context, opts server.PrewarmOptions, progress func(server.PrewarmCounts)) (c server.PrewarmCounts, err error) {
+func (t *Tier) Prewarm(ctx context.Context, opts tier.PrewarmOptions, progress func(tier.PrewarmCounts)) (c tier.PrewarmCounts, err error) {
 	start := time.Now()
 	defer func() {
 		c.Elapsed = time.Since(start)
@@ -69,7 +69,7 @@ func (t *Tier) Prewarm(ctx context.Context, opts server.PrewarmOptions, progress
 		if ctx.Err() != nil {
 			return c, ctx.Err()
 		}
-		return c, fmt.Errorf("%w: %s: %w", server.ErrPrewarmSource, src.ep, err)
+		return c, fmt.Errorf("%w: %s: %w", tier.ErrPrewarmSource, src.ep, err)
 	}
 	c.Requested = int64(len(keys))
 	for start := 0; start < len(keys); start += prewarmBatch {
@@ -92,13 +92,13 @@ func (t *Tier) source(ctx context.Context, url string) (source, func(), error) {
 	if url != "" {
 		var err error
 		if ep, err = ParseURL(url); err != nil {
-			return source{}, nil, fmt.Errorf("%w: %w", server.ErrPrewarmSource, err)
+			return source{}, nil, fmt.Errorf("%w: %w", tier.ErrPrewarmSource, err)
 		}
 	}
 	if ep.SameServers(t.ep) {
 		data, aux := t.clientsNow()
 		if !t.up.Load() || data == nil {
-			return source{}, nil, fmt.Errorf("%w: %s: %w", server.ErrPrewarmSource, ep, errDown)
+			return source{}, nil, fmt.Errorf("%w: %s: %w", tier.ErrPrewarmSource, ep, errDown)
 		}
 		return source{ep: ep, data: data, aux: aux, tracked: t.tracking()}, func() {}, nil
 	}
@@ -115,7 +115,7 @@ func (t *Tier) source(ctx context.Context, url string) (source, func(), error) {
 		if c != nil {
 			c.Close()
 		}
-		return source{}, nil, fmt.Errorf("%w: %s: %w", server.ErrPrewarmSource, ep, err)
+		return source{}, nil, fmt.Errorf("%w: %s: %w", tier.ErrPrewarmSource, ep, err)
 	}
 	return source{ep: ep, data: c, aux: c}, c.Close, nil
 }
@@ -242,7 +242,7 @@ func (t *Tier) byFrequency(ctx context.Context, src source, sample int) ([]strin
 
 // load fetches one batch with pipelined GET and PTTL and stores what it finds,
 // counting into c. Keys L1 already holds are skipped without a round trip.
-func (t *Tier) load(ctx context.Context, src source, keys []string, c *server.PrewarmCounts) error {
+func (t *Tier) load(ctx context.Context, src source, keys []string, c *tier.PrewarmCounts) error {
 	present := make([]bool, len(keys))
 	t.st.Update(func(tx *store.Tx) error {
 		for i, k := range keys {
@@ -317,7 +317,7 @@ func (t *Tier) load(ctx context.Context, src source, keys []string, c *server.Pr
 		c.Loaded++
 	}
 	if netErr != nil && ctx.Err() == nil {
-		return fmt.Errorf("%w: %s: %w", server.ErrPrewarmSource, src.ep, netErr)
+		return fmt.Errorf("%w: %s: %w", tier.ErrPrewarmSource, src.ep, netErr)
 	}
 	return nil
 }

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachee/cachee/server"
 	"github.com/cachee/cachee/server/l2"
 	"github.com/cachee/cachee/server/l2/redistest"
+	"github.com/cachee/cachee/server/tier"
 )
 
 func fill(t *testing.T, url string, n int) {
@@ -50,7 +50,7 @@ func TestPrewarmFromHotset(t *testing.T) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var updates int
-	c, err := b.Prewarm(pctx, server.PrewarmOptions{Keys: 1000, Timeout: 10 * time.Second}, func(server.PrewarmCounts) { updates++ })
+	c, err := b.Prewarm(pctx, tier.PrewarmOptions{Keys: 1000, Timeout: 10 * time.Second}, func(tier.PrewarmCounts) { updates++ })
 	t.Logf("prewarm of 1000 keys from the hotset: %+v, %d progress updates", c, updates)
 	if err != nil {
 		t.Fatalf("prewarm: %v (counts %+v)", err, c)
@@ -72,7 +72,7 @@ func TestPrewarmFromHotset(t *testing.T) {
 	do(t, client(t, r.URL()), "SET", "key:1500", "changed")
 	waitUntil(t, "a prewarmed key to be invalidated", 5*time.Second, func() bool { _, ok := b.l1("key:1500"); return !ok })
 	// A second prewarm finds them present.
-	c, err = b.Prewarm(ctx, server.PrewarmOptions{Keys: 1000}, func(server.PrewarmCounts) {})
+	c, err = b.Prewarm(ctx, tier.PrewarmOptions{Keys: 1000}, func(tier.PrewarmCounts) {})
 	if err != nil || c.Skipped < 999 {
 		t.Fatalf("second prewarm: %+v %v", c, err)
 	}
@@ -92,7 +92,7 @@ func TestPrewarmSources(t *testing.T) {
 			}
 		}
 		s := newSidecar(t, r.URL())
-		c, err := s.Prewarm(context.Background(), server.PrewarmOptions{Keys: 10}, func(server.PrewarmCounts) {})
+		c, err := s.Prewarm(context.Background(), tier.PrewarmOptions{Keys: 10}, func(tier.PrewarmCounts) {})
 		if err != nil || c.Loaded != 10 {
 			t.Fatalf("%+v %v", c, err)
 		}
@@ -106,7 +106,7 @@ func TestPrewarmSources(t *testing.T) {
 		r := redistest.Start(t)
 		fill(t, r.URL(), 300)
 		s := newSidecar(t, r.URL())
-		c, err := s.Prewarm(context.Background(), server.PrewarmOptions{Keys: 1000}, func(server.PrewarmCounts) {})
+		c, err := s.Prewarm(context.Background(), tier.PrewarmOptions{Keys: 1000}, func(tier.PrewarmCounts) {})
 		if err != nil || c.Requested != 300 || c.Loaded != 300 {
 			t.Fatalf("%+v %v", c, err)
 		}
@@ -116,7 +116,7 @@ func TestPrewarmSources(t *testing.T) {
 		fill(t, src.URL(), 100)
 		l2srv := redistest.Start(t)
 		s := newSidecar(t, l2srv.URL())
-		c, err := s.Prewarm(context.Background(), server.PrewarmOptions{Source: src.URL(), Keys: 50}, func(server.PrewarmCounts) {})
+		c, err := s.Prewarm(context.Background(), tier.PrewarmOptions{Source: src.URL(), Keys: 50}, func(tier.PrewarmCounts) {})
 		if err != nil || c.Loaded != 50 {
 			t.Fatalf("%+v %v", c, err)
 		}
@@ -125,7 +125,7 @@ func TestPrewarmSources(t *testing.T) {
 		r := redistest.Start(t, "--requirepass", "s3cret")
 		do(t, client(t, "redis://:s3cret@"+r.Addr()), "SET", "k", "v")
 		s := newSidecar(t, "redis://:s3cret@"+r.Addr())
-		c, err := s.Prewarm(context.Background(), server.PrewarmOptions{Source: r.URL(), Keys: 10}, func(server.PrewarmCounts) {})
+		c, err := s.Prewarm(context.Background(), tier.PrewarmOptions{Source: r.URL(), Keys: 10}, func(tier.PrewarmCounts) {})
 		if err != nil || c.Loaded != 1 {
 			t.Fatalf("%+v %v", c, err)
 		}
@@ -137,7 +137,7 @@ func TestPrewarmSources(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		defer cancel()
 		time.Sleep(2 * time.Millisecond)
-		c, err := s.Prewarm(ctx, server.PrewarmOptions{Keys: 2000}, func(server.PrewarmCounts) {})
+		c, err := s.Prewarm(ctx, tier.PrewarmOptions{Keys: 2000}, func(tier.PrewarmCounts) {})
 		if !errors.Is(err, context.DeadlineExceeded) || c.Loaded == 2000 {
 			t.Fatalf("%+v %v", c, err)
 		}
@@ -148,8 +148,8 @@ func TestPrewarmSources(t *testing.T) {
 		r.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
-		_, err := s.Prewarm(ctx, server.PrewarmOptions{Source: "redis://127.0.0.1:1", Keys: 10}, func(server.PrewarmCounts) {})
-		if !errors.Is(err, server.ErrPrewarmSource) {
+		_, err := s.Prewarm(ctx, tier.PrewarmOptions{Source: "redis://127.0.0.1:1", Keys: 10}, func(tier.PrewarmCounts) {})
+		if !errors.Is(err, tier.ErrPrewarmSource) {
 			t.Fatalf("unreachable source: %v", err)
 		}
 	})

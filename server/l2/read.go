@@ -26,7 +26,7 @@ type flight struct {
 const maxPipeline = 1000
 
 // Get reads key from L1, and on a miss from L2 (filling L1). It implements
-// server.Tier: an L2 that fails or is down makes a miss, not an error (counted in
+// tier.Tier: an L2 that fails or is down makes a miss, not an error (counted in
 // cachee_l2_errors_total), so a cold key costs at most --l2-timeout.
 func (t *Tier) Get(_ context.Context, key, dst []byte) ([]byte, bool, error) {
 	v, ok, err := t.st.Get(key, dst)

@@ -15,12 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
-	"github.com/cachee/cachee/server"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
 // Tier is the L2 tier: the store (L1) in front of a central Redis (L2). It implements
-// server.Tier for the gRPC data path, server.Prewarmer, and the asynchronous calls the
+// tier.Tier for the gRPC data path, tier.Prewarmer, and the asynchronous calls the
 // RESP shim makes (FetchAsync, WriteAsync).
 //
 // Two clients talk to L2. The data client reads values and writes through; with
@@ -295,7 +295,7 @@ func reason(err error) string {
 
 // unavailable wraps err so that the gRPC layer answers UNAVAILABLE.
 func unavailable(err error) error {
-	return fmt.Errorf("%w: %w", server.ErrL2Unavailable, err)
+	return fmt.Errorf("%w: %w", tier.ErrL2Unavailable, err)
 }
 
 func isRedisNil(err error) bool { return rueidis.IsRedisNil(err) }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/cachee/cachee/server"
+	"github.com/cachee/cachee/server/tier"
 )
 
 // Endpoint is a parsed --l2 (or --prewarm-source) URL.
@@ -37,7 +37,7 @@ func ParseURL(s string) (Endpoint, error) {
 	var e Endpoint
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return e, fmt.Errorf("l2: %q: want redis://HOST:PORT, rediss://..., or redis+cluster://H1:P1,H2:P2", server.RedactURL(s))
+		return e, fmt.Errorf("l2: %q: want redis://HOST:PORT, rediss://..., or redis+cluster://H1:P1,H2:P2", tier.RedactURL(s))
 	}
 	switch strings.ToLower(scheme) {
 	case "redis":
@@ -69,7 +69,7 @@ func ParseURL(s string) (Endpoint, error) {
 	}
 	// Checked after the credentials, which may hold these characters unencoded.
 	if strings.ContainsAny(rest, "?#") {
-		return e, fmt.Errorf("l2: %q: query and fragment are not supported", server.RedactURL(s))
+		return e, fmt.Errorf("l2: %q: query and fragment are not supported", tier.RedactURL(s))
 	}
 	hosts, path, _ := strings.Cut(rest, "/")
 	if path != "" {
@@ -83,11 +83,11 @@ func ParseURL(s string) (Endpoint, error) {
 		e.DB = db
 	}
 	if hosts == "" {
-		return e, fmt.Errorf("l2: %q has no host", server.RedactURL(s))
+		return e, fmt.Errorf("l2: %q has no host", tier.RedactURL(s))
 	}
 	for h := range strings.SplitSeq(hosts, ",") {
 		if h == "" {
-			return e, fmt.Errorf("l2: %q: empty host in the list", server.RedactURL(s))
+			return e, fmt.Errorf("l2: %q: empty host in the list", tier.RedactURL(s))
 		}
 		if _, _, err := net.SplitHostPort(h); err != nil {
 			h = net.JoinHostPort(strings.Trim(h, "[]"), "6379")

@@ -68,7 +68,7 @@ const (
 var ErrCrossSlot = errors.New("CROSSSLOT Keys in request don't hash to the same slot")
 
 // WriteAsync runs w on another goroutine and calls done with L2's reply, or an error
-// wrapping server.ErrL2Unavailable when L2 could not be asked or did not answer within
+// wrapping tier.ErrL2Unavailable when L2 could not be asked or did not answer within
 // --l2-timeout (L1's copies of the keys are then dropped, since L2 may or may not have
 // applied it). w's slices are copied.
 func (t *Tier) WriteAsync(w Write, done func(Reply, error)) {
@@ -374,7 +374,7 @@ func errorsIsDeadline(err error) bool { return errors.Is(err, context.DeadlineEx
 
 func storeTTL(ttl time.Duration) store.SetOptions { return store.SetOptions{TTL: ttl} }
 
-// Set implements server.Tier. With write-through it runs SET in L2 (with the TTL,
+// Set implements tier.Tier. With write-through it runs SET in L2 (with the TTL,
 // expiry and condition given) and then stores the value in L1; otherwise only in L1.
 func (t *Tier) Set(_ context.Context, key, value []byte, opt store.SetOptions) (bool, error) {
 	if !t.WriteThrough() {
@@ -384,7 +384,7 @@ func (t *Tier) Set(_ context.Context, key, value []byte, opt store.SetOptions) (
 	return setResult(r, err)
 }
 
-// SetMany implements server.Tier: one pipeline to L2 for all items.
+// SetMany implements tier.Tier: one pipeline to L2 for all items.
 func (t *Tier) SetMany(_ context.Context, items []store.Item, stored []bool) []error {
 	if !t.WriteThrough() {
 		return t.st.SetMany(items, stored)
@@ -409,7 +409,7 @@ func (t *Tier) SetMany(_ context.Context, items []store.Item, stored []bool) []e
 	return out
 }
 
-// Delete implements server.Tier: with write-through, DEL in L2 and then in L1 (and
+// Delete implements tier.Tier: with write-through, DEL in L2 and then in L1 (and
 // the answer is L2's); otherwise in L1 only.
 func (t *Tier) Delete(_ context.Context, key []byte) (bool, error) {
 	if !t.WriteThrough() {
@@ -475,7 +475,7 @@ func (t *Tier) WriteManyAsync(ws []Write, done func([]Reply, []error)) {
 // with write-through: L2 holds the authoritative copies, and only it can run the
 // commands atomically against everyone's writes), then drops L1's copies of every key
 // they name. done gets each command's reply, a nil slice if L2 aborted the
-// transaction, or an error wrapping server.ErrL2Unavailable.
+// transaction, or an error wrapping tier.ErrL2Unavailable.
 func (t *Tier) TxAsync(cmds []Write, done func([]Reply, error)) {
 	cp := make([]Write, len(cmds))
 	for i, w := range cmds {

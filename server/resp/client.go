@@ -28,12 +28,15 @@ type client struct {
 	fd       int // -1 until an event loop takes the connection; written and read under mu
 	created  time.Time
 	kill     func() // closes the connection from another goroutine; set under srv.mu
+	wake     func() // ends a goroutine's blocked read when the server drains; set under srv.mu
 
 	in     []byte // read buffer; in[r:w] is unparsed
 	ri, wi int
 	p      parser
 	w      writer
-	db     db
+	// db is what commands read and write: the store, or inside EXEC the transaction
+	// that the queued commands share (whose lock the store's own methods would wait for).
+	db store.DB
 
 	authed  bool
 	closing bool // close after writing what is in w.b
@@ -80,7 +83,7 @@ func newClient(s *Server, c net.Conn) *client {
 		fd:      -1,
 		p:       newParser(s.maxBulk, s.cfg.MaxArgs),
 		w:       writer{proto: 2},
-		db:      db{st: s.st},
+		db:      s.st,
 		authed:  s.cfg.RequirePass == "",
 		proto:   2,
 		multiN:  -1,
@@ -195,6 +198,17 @@ func (c *client) process() bool {
 			c.flushSets()
 			return true
 		}
+		if c.p.dropping {
+			// The rest of a request refused for its size: read to its end, so that the
+			// client is not reset while still writing it, then close.
+			n, done := c.p.discard(c.in[c.ri:c.wi])
+			c.ri += n
+			c.closing = done
+			if !done {
+				break // all of it read: wait for more
+			}
+			continue
+		}
 		n, st, perr := c.p.parse(c.in[c.ri:c.wi], c.authed)
 		switch st {
 		case parseMore:
@@ -203,8 +217,12 @@ func (c *client) process() bool {
 		case parseError:
 			c.flushSets()
 			c.w.err("ERR Protocol error: " + perr)
-			c.closing = true
+			c.ri += n // what the parser consumed of a request it is dropping
+			c.closing = !c.p.dropping
 			c.p.reset()
+			if c.p.dropping {
+				continue
+			}
 			return false
 		}
 		multibulk := c.in[c.ri] == '*'

@@ -16,7 +16,7 @@ func cmdDel(c *client, args [][]byte) {
 	}
 	if len(args) == 2 {
 		// One key: the store's own Delete, which (unlike Update) does not allocate.
-		ok, err := c.db.del(args[1])
+		ok, err := c.db.Delete(args[1])
 		switch {
 		case err != nil && !keyErr(err):
 			c.storeErr(err)
@@ -29,7 +29,7 @@ func cmdDel(c *client, args [][]byte) {
 		return
 	}
 	var n int64
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		for _, k := range args[1:] {
 			ok, err := tx.Delete(k)
 			if err != nil && !keyErr(err) {
@@ -52,7 +52,7 @@ func cmdDel(c *client, args [][]byte) {
 func cmdExists(c *client, args [][]byte) {
 	var n int64
 	var missing [][]byte
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		for _, k := range args[1:] {
 			if tx.Exists(k) {
 				n++
@@ -129,7 +129,7 @@ func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
 	key := args[1]
 	var reply int64 = -1
 	var msg string
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		now := tx.Now().UnixMilli()
 		if relative {
 			if when > math.MaxInt64-now {
@@ -180,7 +180,7 @@ func expireGeneric(c *client, args [][]byte, relative, seconds bool) {
 // expiry), and the store's clock in ms.
 func (c *client) ttlMillis(key []byte) (int64, int64, error) {
 	var ms, now int64
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		now = tx.Now().UnixMilli()
 		ttl, ok, err := tx.TTL(key)
 		switch {
@@ -250,7 +250,7 @@ func cmdPersist(c *client, args [][]byte) {
 		return
 	}
 	var ok bool
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		var err error
 		ok, err = tx.Expire(args[1], time.Time{}, store.ExpireAlways)
 		if keyErr(err) {
@@ -272,7 +272,7 @@ func cmdPersist(c *client, args [][]byte) {
 
 func cmdType(c *client, args [][]byte) {
 	var ok bool
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		ok = tx.Exists(args[1])
 		return nil
 	})
@@ -380,7 +380,7 @@ func cmdFlush(c *client, args [][]byte) {
 		c.w.err(errSyntax)
 		return
 	}
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		tx.Clear()
 		return nil
 	})

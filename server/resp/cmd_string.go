@@ -21,7 +21,7 @@ func keyErr(err error) bool {
 
 // value reads key into the client's scratch buffer.
 func (c *client) value(key []byte) ([]byte, bool, error) {
-	v, ok, err := c.db.get(key, c.scratch[:0])
+	v, ok, err := c.db.Get(key, c.scratch[:0])
 	if cap(v) <= keepBuf {
 		c.scratch = v[:0]
 	}
@@ -65,7 +65,7 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 	pos, oldCap := len(w.b), cap(w.b)
 	room := max(c.bulkRoom, 4) // "$0\r\n" at least
 	var hdr [1 + 20 + 2]byte
-	v, ok, err := c.db.get(key, append(w.b, hdr[:room]...))
+	v, ok, err := c.db.Get(key, append(w.b, hdr[:room]...))
 	if err != nil || !ok {
 		w.b = v[:pos]
 		if err != nil && keyErr(err) {
@@ -209,7 +209,7 @@ func cmdSet(c *client, args [][]byte) {
 		return
 	}
 	if !o.get {
-		stored, err := c.db.set(key, val, opt)
+		stored, err := c.db.Set(key, val, opt)
 		switch {
 		case err != nil:
 			c.storeErr(err)
@@ -223,7 +223,7 @@ func cmdSet(c *client, args [][]byte) {
 	}
 	var old []byte
 	var found, stored bool
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		var err error
 		old, found, err = tx.Get(key, c.scratch[:0])
 		if err != nil {
@@ -250,7 +250,7 @@ func cmdSetNX(c *client, args [][]byte) {
 	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyInt, args[2]) {
 		return
 	}
-	stored, err := c.db.set(args[1], args[2], store.SetOptions{Cond: store.IfAbsent})
+	stored, err := c.db.Set(args[1], args[2], store.SetOptions{Cond: store.IfAbsent})
 	if err != nil {
 		c.storeErr(err)
 		return
@@ -275,7 +275,7 @@ func setWithExpire(c *client, args [][]byte, unit expireUnit) {
 	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyOK, args[3]) {
 		return
 	}
-	if _, err := c.db.set(args[1], args[3], opt); err != nil {
+	if _, err := c.db.Set(args[1], args[3], opt); err != nil {
 		c.storeErr(err)
 		return
 	}
@@ -289,7 +289,7 @@ func cmdGetSet(c *client, args [][]byte) {
 	}
 	var old []byte
 	var found bool
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		var err error
 		old, found, err = tx.Get(args[1], c.scratch[:0])
 		if err != nil {
@@ -316,7 +316,7 @@ func cmdGetDel(c *client, args [][]byte) {
 	}
 	var v []byte
 	var found bool
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		var err error
 		v, found, err = tx.Get(args[1], c.scratch[:0])
 		if err != nil || !found {
@@ -355,7 +355,7 @@ func cmdGetEX(c *client, args [][]byte) {
 	var v []byte
 	var found, changed bool
 	var msg string
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		var err error
 		v, found, err = tx.Get(args[1], c.scratch[:0])
 		if err != nil || !found {
@@ -440,7 +440,7 @@ func cmdMSet(c *client, args [][]byte) {
 	if c.l2Writes() && c.l2Forward(args, l2.StoreIfOK, c.replyOK, values(args)...) {
 		return
 	}
-	err := c.db.atomic(func(tx *store.Tx) error {
+	err := c.db.Atomic(func(tx *store.Tx) error {
 		for i := 1; i < len(args); i += 2 {
 			if _, err := tx.Set(args[i], args[i+1], store.SetOptions{}); err != nil {
 				return err
@@ -470,7 +470,7 @@ func cmdMSetNX(c *client, args [][]byte) {
 		return
 	}
 	set := false
-	err := c.db.atomic(func(tx *store.Tx) error {
+	err := c.db.Atomic(func(tx *store.Tx) error {
 		for i := 1; i < len(args); i += 2 {
 			if tx.Exists(args[i]) {
 				return nil
@@ -544,7 +544,7 @@ func cmdDecrBy(c *client, args [][]byte) {
 func incrBy(c *client, key []byte, delta int64) {
 	var result int64
 	var msg string
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		v, found, err := tx.Get(key, c.scratch[:0])
 		if err != nil {
 			return err
@@ -584,7 +584,7 @@ func cmdIncrByFloat(c *client, args [][]byte) {
 	var out []byte
 	var msg string
 	key := args[1]
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		v, found, err := tx.Get(key, c.scratch[:0])
 		if err != nil {
 			return err
@@ -630,7 +630,7 @@ func cmdAppend(c *client, args [][]byte) {
 	}
 	var n int
 	var msg string
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		v, _, err := tx.Get(args[1], c.scratch[:0])
 		if err != nil {
 			return err
@@ -725,7 +725,7 @@ func cmdSetRange(c *client, args [][]byte) {
 	val := args[3]
 	var n int
 	var msg string
-	err := c.db.update(func(tx *store.Tx) error {
+	err := c.db.Update(func(tx *store.Tx) error {
 		v, found, err := tx.Get(args[1], c.scratch[:0])
 		if err != nil && !(keyErr(err) && len(val) == 0) {
 			return err

@@ -36,7 +36,7 @@ func TestCommandsTable(t *testing.T) {
 				{w("MSET a 1 '' 2"), `-ERR empty keys are not supported by cachee\r\n`},
 				{w("EXISTS a"), `:0\r\n`},
 				{[]string{"SET", strings.Repeat("k", 70000), "v"}, `-ERR key is larger than cachee's max key size\r\n`},
-				{[]string{"SET", "big", strings.Repeat("v", 2<<20)}, `-ERR Protocol error: invalid bulk length\r\n`},
+				{[]string{"SET", "big", strings.Repeat("v", 2<<20)}, `-ERR Protocol error: invalid bulk length 2097152: over the limit of 1048576 bytes \(--max-value-size\)\r\n`},
 			} {
 				if tc.cmd[0] == "SET" && tc.cmd[1] == "big" {
 					c = dial(t, "unix", e.unix) // the protocol error closes the connection

@@ -19,6 +19,13 @@
 // goroutine per connection pays for the scheduler parking and waking a goroutine on
 // every request. Run `go run ./bench/resp -modes loop,goroutine` to measure again.
 //
+// The Server owns every connection given to ServeConn, also after ServeConn returns.
+// Shutdown drains them (package server calls it at SIGTERM, as server.ConnHandler
+// requires): no new clients are admitted; each connection is served until it has
+// nothing in flight, then its sending side is closed and what the client still sends
+// is dropped until it closes (see lingerQuiet), so replies already sent are never lost
+// to a reset. Close stops at once.
+//
 // Requests are parsed in place in the read buffer, run in order, and all replies to one
 // read leave in one write. Pipelined SETs without options are stored with one
 // store.SetMany per read (one lock, clock read and read-buffer drain for the lot); GET
@@ -67,7 +74,10 @@
 //     writes get an -ERR, reads answer as for a missing key.
 //   - A bulk string may not exceed Config.MaxBulk (by default the store's largest value
 //     or key), where Redis allows 512 MB: larger is "Protocol error: invalid bulk
-//     length". Values the store cannot hold get "string exceeds maximum allowed size".
+//     length N: over the limit of M bytes (--max-value-size)", and the rest of that
+//     request (up to 512 MB an argument) is read and dropped before the connection
+//     closes, so that a client still writing it reads the error instead of a reset.
+//     Values the store cannot hold get "string exceeds maximum allowed size".
 //   - Expiry times past the year 10000 are "invalid expire time" (the store keeps
 //     milliseconds in 48 bits).
 //   - An inline or count line longer than 64 KiB is refused even when its end has

@@ -365,11 +365,16 @@ func TestLargeValuesAndSlowReader(t *testing.T) {
 			if v, _ := c.Get(ctx, "big").Bytes(); !bytes.Equal(v, big) {
 				t.Fatal("big value changed")
 			}
-			// A bulk longer than the store's largest value is refused before it is read.
+			// A bulk longer than the store's largest value is refused before it is read,
+			// then read and dropped: the connection closes at the end of the request.
 			raw := dial(t, "tcp", e.tcp)
 			raw.send([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\n"))
-			if got := raw.read(); got != "-ERR Protocol error: invalid bulk length\r\n" || !raw.closed() {
+			if got := raw.read(); got != "-ERR Protocol error: invalid bulk length 2097152: over the limit of 1048576 bytes (--max-value-size)\r\n" {
 				t.Fatalf("2 MiB value: %q", got)
+			}
+			raw.send(append(bytes.Repeat([]byte("v"), 2<<20), "\r\n"...))
+			if !raw.closed() {
+				t.Fatal("2 MiB value: not closed after the refused request")
 			}
 		})
 	}

@@ -2,9 +2,9 @@ package resp
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/cachee/cachee/server/l2"
+	"github.com/cachee/cachee/store"
 )
 
 // With an L2 tier (Config.L2), commands read misses through from L2 and, with
@@ -38,10 +38,16 @@ type pendingOp struct {
 }
 
 // l2Reads reports whether a miss may be read through now.
-func (c *client) l2Reads() bool { return c.srv.l2 != nil && c.db.tx == nil }
+func (c *client) l2Reads() bool { return c.srv.l2 != nil && !c.inTx() }
 
 // l2Writes reports whether a write goes to L2 now.
-func (c *client) l2Writes() bool { return c.srv.writeThrough() && c.db.tx == nil }
+func (c *client) l2Writes() bool { return c.srv.writeThrough() && !c.inTx() }
+
+// inTx reports whether commands run inside EXEC's store transaction.
+func (c *client) inTx() bool {
+	_, ok := c.db.(*store.Tx)
+	return ok
+}
 
 func (s *Server) writeThrough() bool { return s.l2 != nil && s.l2.WriteThrough() }
 
@@ -98,7 +104,7 @@ func (c *client) l2Run(ws []l2.Write, reply func(rs []l2.Reply)) {
 		},
 		finish: func() {
 			if failed != nil {
-				c.w.err("ERR L2 did not confirm the write: " + strings.TrimPrefix(failed.Error(), "server: "))
+				c.w.err("ERR L2 did not confirm the write: " + failed.Error())
 				return
 			}
 			reply(rs)
@@ -200,7 +206,7 @@ func execInL2(c *client) {
 		finish: func() {
 			switch {
 			case failed != nil:
-				c.w.err("EXECABORT L2 did not confirm the transaction: " + strings.TrimPrefix(failed.Error(), "server: "))
+				c.w.err("EXECABORT L2 did not confirm the transaction: " + failed.Error())
 			case rs == nil:
 				c.w.nullArray()
 			default:

@@ -19,6 +19,7 @@ import (
 
 // l2env is a RESP server over a store with an L2 tier in front of a real redis-server.
 type l2env struct {
+	srv  *resp.Server
 	st   *store.Store
 	tier *l2.Tier
 	tcp  string
@@ -56,7 +57,7 @@ func startL2Env(t *testing.T, m mode, url string, edit ...func(*l2.Config)) *l2e
 		tier.Close()
 		st.Close()
 	})
-	return &l2env{st: st, tier: tier, tcp: ln.Addr().String(), l2: direct}
+	return &l2env{srv: srv, st: st, tier: tier, tcp: ln.Addr().String(), l2: direct}
 }
 
 func (e *l2env) client(t *testing.T) *redis.Client {

@@ -34,6 +34,11 @@ type loop struct {
 	resumed []*loopConn // parked connections whose L2 call has finished
 	stop    bool        // shutdown asked
 	stopped bool        // the loop has exited: add closes at once
+	drains  bool        // drain asked
+
+	draining  bool   // the loop's copy of drains: close connections as they go quiet
+	lingering int    // connections lingering (see settle)
+	sink      []byte // what lingering connections send, dropped
 
 	now int64 // unix nanos, read once per wakeup (for CLIENT LIST's idle=)
 
@@ -86,6 +91,10 @@ type loopConn struct {
 	events uint32 // what epoll watches for
 	parked bool   // waiting for an L2 call (cl.pending); see park
 	closed bool
+	// lingering: the server drains and has closed its sending side; what the client
+	// still sends is read and dropped until it closes or goes quiet (see settle).
+	lingering  bool
+	lingerTill int64 // unix nanos: closed if nothing arrives before
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -171,7 +180,7 @@ func (s *Server) serveInLoop(cl *client, c net.Conn) bool {
 	cl.fd = fd
 	cl.mu.Unlock()
 	s.mu.Lock()
-	cl.kill = nil // the loop closes its connections at shutdown
+	cl.kill, cl.wake = nil, nil // the loop closes and drains its connections itself
 	s.mu.Unlock()
 	l.add(&loopConn{cl: cl, fd: fd})
 	return true
@@ -206,6 +215,14 @@ func (l *loop) shutdown() {
 	l.wake()
 }
 
+// drain asks the loop to close each of its connections once it goes quiet (settle).
+func (l *loop) drain() {
+	l.mu.Lock()
+	l.drains = true
+	l.mu.Unlock()
+	l.wake()
+}
+
 func (l *loop) run() {
 	defer l.srv.wg.Done()
 	// The loop keeps its thread, as Redis's main thread is its own: measured with
@@ -216,7 +233,11 @@ func (l *loop) run() {
 	events := make([]unix.EpollEvent, 256)
 	ready := make([]*loopConn, 0, 256)
 	for {
-		n, err := l.wait(events)
+		timeout := -1
+		if l.lingering > 0 {
+			timeout = int(lingerCheck / time.Millisecond)
+		}
+		n, err := l.wait(events, timeout)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -244,13 +265,26 @@ func (l *loop) run() {
 				l.serve(lc, events[i].Events)
 			}
 		}
+		if l.lingering > 0 {
+			l.closeQuiet()
+		}
 		if woken {
 			var buf [8]byte
 			_, _ = unix.Read(l.efd, buf[:])
 			l.mu.Lock()
 			adds, resumed, stop, sweep := l.adds, l.resumed, l.stop, l.sweep
 			l.adds, l.resumed, l.sweep = nil, nil, false
+			var quiet []*loopConn
+			if l.drains && !l.draining {
+				l.draining = true
+				for _, lc := range l.conns {
+					quiet = append(quiet, lc)
+				}
+			}
 			l.mu.Unlock()
+			for _, lc := range quiet {
+				l.settle(lc)
+			}
 			for _, lc := range adds {
 				l.register(lc)
 			}
@@ -284,6 +318,7 @@ func (l *loop) register(lc *loopConn) {
 		l.run1(lc)
 	} else {
 		l.reclaim(lc)
+		l.settle(lc)
 	}
 }
 
@@ -310,6 +345,10 @@ func (l *loop) exit() {
 }
 
 func (l *loop) close(lc *loopConn) {
+	if lc.lingering {
+		lc.lingering = false
+		l.lingering--
+	}
 	lc.closed = true
 	l.mu.Lock()
 	delete(l.conns, int32(lc.fd))
@@ -321,6 +360,10 @@ func (l *loop) close(lc *loopConn) {
 
 // serve handles one readiness event: write what waits, read once, run what was read.
 func (l *loop) serve(lc *loopConn, events uint32) {
+	if lc.lingering {
+		l.discard(lc)
+		return
+	}
 	cl := lc.cl
 	if lc.out < len(cl.w.b) && !l.flush(lc) {
 		return
@@ -403,6 +446,79 @@ func (l *loop) run1(lc *loopConn) {
 	if !cl.account() {
 		cl.dropped(limitMemory)
 		l.close(lc)
+		return
+	}
+	l.settle(lc)
+}
+
+// While the server drains (Server.Shutdown), a connection is served as usual until it
+// goes quiet: no request half-received or arrived unread, none parked on L2, every
+// reply written. Then the loop closes the sending side, so the client reads all its
+// replies and then the end of the stream, and lingers: it reads and drops what the
+// client still sends until the client closes, or sends nothing for lingerQuiet. Closing
+// with unread input, or input arriving after the close, would make the kernel reset the
+// connection, and the client could lose replies it had not read yet. Shutdown's
+// context bounds the whole drain.
+
+// settle closes lc's sending side if the server drains and lc is quiet.
+func (l *loop) settle(lc *loopConn) {
+	cl := lc.cl
+	if !l.draining || lc.closed || lc.lingering || lc.parked || cl.closing ||
+		lc.out < len(cl.w.b) || cl.ri < cl.wi {
+		return
+	}
+	n, err := peekInput(lc.fd)
+	for err == unix.EINTR {
+		n, err = peekInput(lc.fd)
+	}
+	switch {
+	case n > 0:
+		return // epoll reports it readable: serve reads and runs it
+	case err != unix.EAGAIN:
+		l.close(lc) // the client closed, or the socket failed: nothing to wait for
+		return
+	}
+	if unix.Shutdown(lc.fd, unix.SHUT_WR) != nil {
+		l.close(lc)
+		return
+	}
+	lc.lingering = true
+	lc.lingerTill = time.Now().Add(lingerQuiet).UnixNano()
+	l.lingering++
+	l.watch(lc, unix.EPOLLIN|unix.EPOLLRDHUP)
+}
+
+// closeQuiet closes the lingering connections that have sent nothing for lingerQuiet.
+func (l *loop) closeQuiet() {
+	l.mu.Lock()
+	var quiet []*loopConn
+	for _, lc := range l.conns {
+		if lc.lingering && l.now > lc.lingerTill {
+			quiet = append(quiet, lc)
+		}
+	}
+	l.mu.Unlock()
+	for _, lc := range quiet {
+		l.close(lc)
+	}
+}
+
+// discard reads and drops what a lingering connection sends, and closes it at the end
+// of the stream.
+func (l *loop) discard(lc *loopConn) {
+	if l.sink == nil {
+		l.sink = make([]byte, readChunk)
+	}
+	for range 16 { // then let the other connections have a turn
+		n, err := rawRead(lc.fd, l.sink)
+		if n > 0 {
+			lc.lingerTill = l.now + int64(lingerQuiet)
+			continue
+		}
+		if err != unix.EAGAIN && err != unix.EINTR {
+			l.close(lc)
+		}
+		return
 	}
 }
 
@@ -553,6 +669,19 @@ func rawRead(fd int, b []byte) (int, error) {
 	return int(n), nil
 }
 
+// peekInput reports whether input waits on the socket fd, without reading it or
+// waiting: more than 0 when some does, 0 at the end of the stream, and EAGAIN when
+// nothing has arrived.
+func peekInput(fd int) (int, error) {
+	var b [1]byte
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
 func rawWrite(fd int, b []byte) (int, error) {
 	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
@@ -561,11 +690,11 @@ func rawWrite(fd int, b []byte) (int, error) {
 	return int(n), nil
 }
 
-func (l *loop) wait(events []unix.EpollEvent) (int, error) {
+func (l *loop) wait(events []unix.EpollEvent, msec int) (int, error) {
 	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epfd),
 		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if e == 0 && n > 0 {
 		return int(n), nil
 	}
-	return unix.EpollWait(l.epfd, events, -1)
+	return unix.EpollWait(l.epfd, events, msec)
 }

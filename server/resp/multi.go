@@ -274,8 +274,8 @@ func cmdExec(c *client, args [][]byte) {
 				}
 				c.w.array(len(q))
 			}
-			c.db.tx = tx
-			defer func() { c.db.tx = nil }()
+			c.db = tx
+			defer func() { c.db = c.srv.st }()
 			for k := i; k < j; k++ {
 				c.run(q[k].cmd, q[k].args)
 			}

@@ -1,6 +1,9 @@
 package resp
 
-import "bytes"
+import (
+	"bytes"
+	"strconv"
+)
 
 // The request parser is written for this project rather than taken from a library,
 // because it is where untrusted bytes meet memory: every length it reads is checked
@@ -36,7 +39,24 @@ type parser struct {
 
 	args   [][]byte // arguments of the last request, valid until the next call
 	quoted []byte   // unescaped bytes of quoted inline arguments
+
+	// The rest of a request refused for an argument over maxBulk, being read and
+	// dropped (see discard): the bytes left of the current argument, and the
+	// arguments after it.
+	dropping  bool
+	dropBytes int64
+	dropArgs  int
 }
+
+// bulkLimitFlag is the setting behind maxBulk that a client can be told to raise: by
+// default the largest bulk is the store's largest value.
+const bulkLimitFlag = "--max-value-size"
+
+// maxDrop is the longest argument whose bytes are read and dropped after refusing it,
+// so that the client, still writing it, sees the error rather than a reset: Redis's
+// own largest (proto-max-bulk-len's default). A longer one is not a value any client
+// means to send, and its connection is closed at once.
+const maxDrop = 512 << 20
 
 func newParser(maxBulk, maxArgs int) parser {
 	return parser{maxBulk: maxBulk, maxArgs: maxArgs, bulk: -1}
@@ -114,6 +134,14 @@ func (p *parser) parse(b []byte, authed bool) (n int, st parseStatus, perr strin
 			}
 			ll, ok := parseInt(rest[1:cr])
 			switch {
+			case ok && ll > int64(p.maxBulk) && ll <= maxDrop && authed:
+				// A value too large, from a client that may be blocked writing it: refuse
+				// it now, and read and drop the rest of the request before closing.
+				n = p.pos + cr + 2
+				p.dropping, p.dropBytes, p.dropArgs = true, ll+2, p.argc-len(p.spans)-1
+				p.reset()
+				return n, parseError, "invalid bulk length " + strconv.FormatInt(ll, 10) + ": over the limit of " +
+					strconv.Itoa(p.maxBulk) + " bytes (" + bulkLimitFlag + ")"
 			case !ok || ll < 0 || ll > int64(p.maxBulk):
 				return 0, parseError, "invalid bulk length"
 			case ll > unauthBulk && !authed:
@@ -136,6 +164,42 @@ func (p *parser) parse(b []byte, authed bool) (n int, st parseStatus, perr strin
 	n = p.pos
 	p.reset()
 	return n, parsedRequest, ""
+}
+
+// discard reads and drops what b holds of a request refused by parse for an argument
+// over the limit (p.dropping): the rest of that argument, then each argument after
+// it. It returns the bytes it consumed; done when the whole request is consumed, or
+// when what follows is not a request's argument (then nothing more can be read in
+// step with the client).
+func (p *parser) discard(b []byte) (n int, done bool) {
+	for {
+		k := int(min(int64(len(b)-n), p.dropBytes))
+		n += k
+		p.dropBytes -= int64(k)
+		if p.dropBytes > 0 {
+			return n, false
+		}
+		if p.dropArgs == 0 {
+			p.dropping = false
+			return n, true
+		}
+		rest := b[n:]
+		cr := bytes.IndexByte(rest, '\r')
+		if len(rest) > 0 && rest[0] != '$' || cr < 0 && len(rest) > MaxInline || cr > MaxInline {
+			p.dropping = false
+			return n, true
+		}
+		if cr < 0 || cr+2 > len(rest) {
+			return n, false
+		}
+		ll, ok := parseInt(rest[1:cr])
+		if !ok || ll < 0 || ll > maxDrop {
+			p.dropping = false
+			return n, true
+		}
+		n += cr + 2
+		p.dropBytes, p.dropArgs = ll+2, p.dropArgs-1
+	}
 }
 
 // printable renders the byte Redis puts in "expected '$', got '%c'": raw, except that

@@ -67,7 +67,7 @@ func TestParser(t *testing.T) {
 		{in: "*1\r\n$2\r\nabXY", reqs: [][]string{{"ab"}}}, // Redis skips the two bytes unchecked
 		{in: "*x\r\n", perr: "invalid multibulk length"},
 		{in: "*65\r\n", perr: "invalid multibulk length"}, // maxArgs 64 here
-		{in: "*1\r\n$1025\r\n", perr: "invalid bulk length"},
+		{in: "*1\r\n$1025\r\n", perr: "invalid bulk length 1025: over the limit of 1024 bytes (--max-value-size)"},
 		{in: "*1\r\n$-1\r\n", perr: "invalid bulk length"},
 		{in: "*1\r\n$9223372036854775807\r\n", perr: "invalid bulk length"},
 		{in: "*9223372036854775807\r\n", perr: "invalid multibulk length"},
@@ -268,5 +268,48 @@ func TestBatchedSets(t *testing.T) {
 	out, _ = drive(watcher, []byte("MULTI\r\nGET b\r\nEXEC\r\n"), 0)
 	if string(out) != "+OK\r\n+QUEUED\r\n*-1\r\n" {
 		t.Fatalf("EXEC after a batched SET of a watched key: %q", out)
+	}
+}
+
+// TestOversizedArgumentDropped: an argument over the bulk limit is refused with an
+// error that names the limit and its flag, then the rest of its request is read and
+// dropped, so that a client still writing it is not reset; the connection closes at
+// the request's end, and nothing after it runs. However the bytes arrive.
+func TestOversizedArgumentDropped(t *testing.T) {
+	const limit = 1024
+	big := strings.Repeat("v", 3000)
+	refused := fmt.Sprintf("-ERR Protocol error: invalid bulk length %d: over the limit of %d bytes (--max-value-size)\r\n", len(big), limit)
+	for _, tc := range []struct {
+		name    string
+		request string // closes the connection at its last byte, not before
+		after   string // not run
+		pass    string // RequirePass: the client has not authenticated
+		want    string
+	}{
+		{name: "last argument", request: "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000\r\n" + big + "\r\n", after: "PING\r\n", want: refused},
+		{name: "arguments after it", request: "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000\r\n" + big + "\r\n$2\r\nEX\r\n$2\r\n10\r\n",
+			after: "*1\r\n$4\r\nPING\r\n", want: refused},
+		{name: "oversized arguments after it", request: "*3\r\n$4\r\nMSET\r\n$3000\r\n" + big + "\r\n$3000\r\n" + big + "\r\n", after: "PING\r\n", want: refused},
+		{name: "a pipeline before it runs", request: "PING\r\n*2\r\n$3\r\nGET\r\n$3000\r\n" + big + "\r\n", want: "+PONG\r\n" + refused},
+		// What follows the refused argument is not an argument: nothing more can be read
+		// in step with the client, so the connection closes there.
+		{name: "garbage after it", request: "*3\r\n$3\r\nSET\r\n$3000\r\n" + big + "\r\n+", after: "PING\r\n", want: refused},
+		{name: "beyond any value", request: "*2\r\n$3\r\nGET\r\n$536870913\r\n", after: "PING\r\n", want: "-ERR Protocol error: invalid bulk length\r\n"},
+		{name: "unauthenticated", pass: "pw", request: "*2\r\n$3\r\nGET\r\n$3000\r\n", after: big, want: "-ERR Protocol error: invalid bulk length\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, chunk := range []int{0, 1, 7, 1000} {
+				cl := newClient(testServer(t, Config{MaxBulk: limit, RequirePass: tc.pass}), nil)
+				req := []byte(tc.request)
+				out, closed := drive(cl, req[:len(req)-1], chunk)
+				if closed {
+					t.Fatalf("chunk %d: closed before the request's last byte, replies %q", chunk, out)
+				}
+				more, closed := drive(cl, append(req[len(req)-1:], tc.after...), chunk)
+				if out = append(out, more...); !closed || string(out) != tc.want {
+					t.Fatalf("chunk %d: replies %q, closed %v; want %q and closed", chunk, out, closed, tc.want)
+				}
+			}
+		})
 	}
 }

@@ -1,13 +1,17 @@
 package resp
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cachee/cachee/server/l2"
@@ -24,10 +28,12 @@ type Server struct {
 	start   time.Time
 	runID   string
 
-	mu      sync.Mutex
-	clients map[int64]*client
-	closed  bool
-	wg      sync.WaitGroup // goroutine-served connections and event loops
+	mu       sync.Mutex
+	clients  map[int64]*client
+	closed   bool
+	drained  chan struct{}  // made by Shutdown; closed once no client is left
+	draining atomic.Bool    // Shutdown has begun: admit no one, close clients as they go quiet
+	wg       sync.WaitGroup // goroutine-served connections and event loops
 
 	loops    []*loop
 	nextLoop atomic.Uint32
@@ -106,7 +112,10 @@ func (s *Server) sweepIdle() {
 }
 
 // ServeConn serves one RESP connection. peeked holds bytes already read from c; they
-// are parsed first. The Server owns c from here on and closes it.
+// are parsed first. The Server owns c from here on and closes it, also after ServeConn
+// has returned: an event loop takes c's socket over and ServeConn returns at once,
+// while a connection served by a goroutine returns when it ends. Either way Shutdown
+// and Close end it.
 func (s *Server) ServeConn(c net.Conn, peeked []byte) {
 	cl, ok := s.admit(c)
 	if !ok {
@@ -123,7 +132,7 @@ func (s *Server) ServeConn(c net.Conn, peeked []byte) {
 func (s *Server) admit(c net.Conn) (*client, bool) {
 	s.connsTotal.Add(1)
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.draining.Load() {
 		s.mu.Unlock()
 		c.Close()
 		return nil, false
@@ -146,6 +155,8 @@ func (s *Server) admit(c net.Conn) (*client, bool) {
 		return nil, false
 	}
 	cl.kill = func() { c.Close() }
+	// A deadline in the past wakes a goroutine blocked reading c (see readBlocking).
+	cl.wake = func() { _ = c.SetReadDeadline(time.Now()) }
 	s.clients[cl.id] = cl
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -158,8 +169,22 @@ func (s *Server) release(cl *client) {
 	s.watch.unwatchAll(cl)
 	s.mu.Lock()
 	delete(s.clients, cl.id)
+	s.checkDrained()
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// checkDrained closes drained once Shutdown has begun and no client is left. Caller
+// holds mu.
+func (s *Server) checkDrained() {
+	if s.drained == nil || len(s.clients) > 0 {
+		return
+	}
+	select {
+	case <-s.drained:
+	default:
+		close(s.drained)
+	}
 }
 
 // serveBlocking serves c from the calling goroutine until it closes. Replies go to a
@@ -175,10 +200,11 @@ func (s *Server) serveBlocking(cl *client, c net.Conn) {
 		defer close(done)
 		o.writeTo(c, &s.netOut)
 	}()
-	defer func() {
+	flush := func() {
 		o.finish()
 		<-done
-	}()
+	}
+	defer flush()
 	cl.w.max = s.cfg.MaxOutput
 	for {
 		more := cl.process()
@@ -210,11 +236,13 @@ func (s *Server) serveBlocking(cl *client, c net.Conn) {
 		if !cl.makeRoom() {
 			return
 		}
-		if t := s.cfg.IdleTimeout; t > 0 {
-			_ = c.SetReadDeadline(time.Now().Add(t))
+		n, err := s.readBlocking(cl, c)
+		if errors.Is(err, errQuiet) {
+			flush()
+			lingerClose(c)
+			return
 		}
-		n, err := c.Read(cl.in[cl.wi:])
-		if ne, ok := err.(net.Error); ok && ne.Timeout() && n == 0 {
+		if isTimeout(err) && n == 0 {
 			cl.dropped(limitIdle)
 			return
 		}
@@ -227,6 +255,121 @@ func (s *Server) serveBlocking(cl *client, c net.Conn) {
 			return
 		}
 	}
+}
+
+// errQuiet is readBlocking's word that the server drains and the client has nothing
+// in flight: no request half-received, none arrived unread.
+var errQuiet = errors.New("resp: quiet while draining")
+
+// readBlocking reads the client's next bytes into cl.in. While the server drains it
+// reads without the idle timeout (Shutdown's context bounds the drain), waits only for
+// the rest of a request already begun, and otherwise returns errQuiet unless input has
+// already arrived.
+func (s *Server) readBlocking(cl *client, c net.Conn) (int, error) {
+	b := cl.in[cl.wi:]
+	var deadline time.Time
+	if t := s.cfg.IdleTimeout; t > 0 {
+		deadline = time.Now().Add(t)
+	}
+	_ = c.SetReadDeadline(deadline)
+	// Shutdown sets draining before it wakes this read (cl.wake), and the deadline was
+	// set above before draining is checked here: so either this sees draining, or the
+	// wake comes after the deadline above and ends the Read.
+	if !s.draining.Load() {
+		n, err := c.Read(b)
+		if n > 0 || !isTimeout(err) || !s.draining.Load() {
+			return n, err
+		}
+	}
+	// The wake may also land after the deadline is cleared here: it sets a deadline
+	// once, so one timeout is retried.
+	for woken := false; ; woken = true {
+		_ = c.SetReadDeadline(time.Time{})
+		n, err := drainRead(cl, c, b)
+		if n == 0 && isTimeout(err) && !woken {
+			continue
+		}
+		return n, err
+	}
+}
+
+// drainRead is readBlocking while the server drains, without deadlines.
+func drainRead(cl *client, c net.Conn, b []byte) (int, error) {
+	if cl.ri == cl.wi {
+		n, err := peekConn(c)
+		switch {
+		case n == 0 && err == nil:
+			return 0, io.EOF
+		case isTimeout(err):
+			return 0, err
+		case n <= 0:
+			return 0, errQuiet // nothing arrived, or c cannot tell: finish now
+		}
+	}
+	return c.Read(b)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// While the server drains, a connection that has nothing in flight lingers before it
+// closes: the server closes its sending side, so the client reads every reply and then
+// the end of the stream, and reads and drops whatever the client still sends until the
+// client closes too, or sends nothing for lingerQuiet. Closing a socket with unread
+// input, or input arriving after the close, would make the kernel reset the
+// connection, and the client could lose replies it had not read yet. Shutdown's
+// context bounds the wait.
+const (
+	lingerQuiet = time.Second
+	lingerCheck = 100 * time.Millisecond // how often an event loop looks for quiet ones
+)
+
+// lingerClose lingers on c (see lingerQuiet) for a goroutine-served connection.
+func lingerClose(c net.Conn) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	buf := make([]byte, 4096)
+	till := time.Now().Add(lingerQuiet)
+	for {
+		_ = c.SetReadDeadline(till)
+		n, err := c.Read(buf)
+		if n > 0 {
+			till = time.Now().Add(lingerQuiet)
+		}
+		// A timeout before till is Shutdown's wake (see readBlocking).
+		if err != nil && (!isTimeout(err) || time.Now().After(till)) {
+			return
+		}
+	}
+}
+
+// peekConn is peekInput for a net.Conn: it reports -1 and a nil error when c is not a
+// socket, which cannot tell.
+func peekConn(c net.Conn) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, nil
+	}
+	var n int
+	var perr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, perr = peekInput(int(fd))
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	if perr != nil {
+		return -1, perr
+	}
+	return n, nil
 }
 
 // outbox passes replies from a connection's reader to its writer.
@@ -308,6 +451,34 @@ func (o *outbox) writeTo(c net.Conn, counter *atomic.Int64) {
 	}
 }
 
+// Shutdown drains the server, as net/http's Shutdown does: it admits no new clients,
+// lets every connection finish the requests it has sent (those parked on L2 included)
+// and write their replies, then closes it once it has nothing in flight (closing the
+// sending side first, so that the client reads its replies and then the end of the
+// stream). When ctx ends first it closes what is left, as Close does, and returns ctx's
+// error. The Server is closed when Shutdown returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	drained := s.drained
+	if drained != nil {
+		s.mu.Unlock() // draining already
+	} else {
+		drained = make(chan struct{})
+		s.drained = drained
+		s.draining.Store(true)
+		s.checkDrained()
+		s.signal(func(cl *client) func() { return cl.wake }, (*loop).drain)
+	}
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.Close()
+	return err
+}
+
 // Close closes every client connection and waits until they are gone. Connections
 // passed to ServeConn afterwards are closed at once.
 func (s *Server) Close() error {
@@ -320,22 +491,29 @@ func (s *Server) Close() error {
 	if s.stopSweep != nil {
 		close(s.stopSweep)
 	}
-	var kills []func()
+	s.signal(func(cl *client) func() { return cl.kill }, (*loop).shutdown)
+	s.wg.Wait()
+	return nil
+}
+
+// signal calls the hook that pick returns for each client that has one (those served
+// by a goroutine: an event loop looks after its own) and onLoop for each event loop.
+// Caller holds mu, which signal releases before calling anything.
+func (s *Server) signal(pick func(*client) func(), onLoop func(*loop)) {
+	var hooks []func()
 	for _, cl := range s.clients {
-		if cl.kill != nil {
-			kills = append(kills, cl.kill)
+		if h := pick(cl); h != nil {
+			hooks = append(hooks, h)
 		}
 	}
 	loops := s.loops
 	s.mu.Unlock()
-	for _, k := range kills {
-		k()
+	for _, h := range hooks {
+		h()
 	}
 	for _, l := range loops {
-		l.shutdown()
+		onLoop(l)
 	}
-	s.wg.Wait()
-	return nil
 }
 
 // numLoops is how many event loops to run.

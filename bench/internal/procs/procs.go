@@ -29,8 +29,8 @@ type Cachee struct {
 	Cmd     *exec.Cmd
 	Socket  string // Unix socket (gRPC and RESP)
 	TCP     string // host:port (gRPC and RESP)
-	Metrics string // host:port of /metrics
 	Segment string // the segment file, "" in private memory
+	Metrics string // host:port of /metrics
 	RESP    bool
 	Args    []string
 }
@@ -74,8 +74,8 @@ func StartCachee(o CacheeOptions) (*Cachee, error) {
 		Msg     string
 		Socket  string
 		Addr    string
-		Metrics string
 		Segment string
+		Metrics string
 		Resp    bool
 	}
 	ready := make(chan serving, 1)
@@ -98,7 +98,7 @@ func StartCachee(o CacheeOptions) (*Cachee, error) {
 			cmd.Wait()
 			return nil, fmt.Errorf("cachee %v exited before serving", args)
 		}
-		return &Cachee{Cmd: cmd, Socket: sock, TCP: line.Addr, Metrics: loopbackAddr(line.Metrics), Segment: line.Segment, RESP: line.Resp, Args: args}, nil
+		return &Cachee{Cmd: cmd, Socket: sock, TCP: line.Addr, Segment: line.Segment, Metrics: loopbackAddr(line.Metrics), RESP: line.Resp, Args: args}, nil
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -390,3 +390,66 @@ func readLoadAvg() (LoadAvg, error) {
 }
 
 func (l LoadAvg) String() string { return fmt.Sprintf("%.2f %.2f %.2f", l[0], l[1], l[2]) }
+
+// Counters are what the kernel counts for a process across all its threads: the
+// context switches that tell how often its threads slept and were woken, and the
+// read- and write-type system calls (/proc/pid/io's syscr and syscw: read, write,
+// readv, writev and the like, which is how Go reads and writes sockets).
+type Counters struct {
+	Voluntary, Involuntary int64 // context switches
+	ReadCalls, WriteCalls  int64
+}
+
+// ReadCounters sums /proc/pid/task/*/status's context switches and reads /proc/pid/io.
+// Threads that exited are not counted: read it around runs short enough that a Go
+// process keeps its threads (it rarely ends one).
+func ReadCounters(pid int) (Counters, error) {
+	var c Counters
+	base := "/proc/" + strconv.Itoa(pid)
+	tasks, err := os.ReadDir(base + "/task")
+	if err != nil {
+		return c, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(base + "/task/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			name, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			switch name {
+			case "voluntary_ctxt_switches":
+				c.Voluntary += n
+			case "nonvoluntary_ctxt_switches":
+				c.Involuntary += n
+			}
+		}
+	}
+	b, err := os.ReadFile(base + "/io")
+	if err != nil {
+		return c, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch name {
+		case "syscr":
+			c.ReadCalls = n
+		case "syscw":
+			c.WriteCalls = n
+		}
+	}
+	return c, nil
+}
+
+// Sub is the counts from o to c.
+func (c Counters) Sub(o Counters) Counters {
+	return Counters{c.Voluntary - o.Voluntary, c.Involuntary - o.Involuntary, c.ReadCalls - o.ReadCalls, c.WriteCalls - o.WriteCalls}
+}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -60,3 +61,32 @@ def short_dir():
 def key(request: pytest.FixtureRequest) -> str:
     """A key of the test's own, so that tests sharing the server do not collide."""
     return f"py:{request.node.name}:{time.monotonic_ns()}"
+
+
+@pytest.fixture
+def redis_url(short_dir):
+    """A real redis-server on a free loopback port, for the tests that need an L2 or a
+    prewarm source; stopped after the test."""
+    for _ in range(10):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", short_dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        if proc.poll() is None:
+            break
+    else:
+        raise RuntimeError("redis-server did not start")
+    yield f"redis://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()

@@ -22,17 +22,26 @@ async def test_async_calls(server, key):
         assert await c.get_many([key, key + ":b", key + ":c"]) == [b"v1", b"b", None]
         assert (await c.stats()).hits >= 20
         assert await c.delete(key)
-        with pytest.raises(cachee.FailedPreconditionError) as e:
+        with pytest.raises(cachee.PrewarmNotConfiguredError) as e:
             await c.prewarm()
         assert e.value.reason == "PREWARM_NOT_CONFIGURED"
-        with pytest.raises(cachee.InvalidArgumentError) as e:
+        with pytest.raises(cachee.KeyEmptyError) as e:
             await c.set(b"", b"v")
         assert e.value.reason == "KEY_EMPTY"
 
 
 @pytest.mark.asyncio
-async def test_async_retries_stop_at_the_deadline(tmp_path):
-    retry = cachee.RetryPolicy(max_attempts=1000, initial_backoff=0.5, max_backoff=0.5)
-    async with cachee.AsyncClient(str(tmp_path / "absent.sock"), retry=retry) as c:
-        with pytest.raises((cachee.UnavailableError, cachee.DeadlineExceededError)):
-            await asyncio.wait_for(c.get("k", timeout=1.0), 10)
+async def test_async_oversized_set(server, key):
+    async with cachee.AsyncClient(server.sock) as c:
+        with pytest.raises(cachee.ValueTooLargeError) as e:
+            await c.set(key, b"x" * ((1 << 20) + 1))
+        assert e.value.reason == "VALUE_TOO_LARGE"
+        assert e.value.metadata["field"] == "value"
+
+
+@pytest.mark.asyncio
+async def test_async_down_sidecar(tmp_path):
+    async with cachee.AsyncClient(str(tmp_path / "absent.sock")) as c:
+        with pytest.raises(cachee.UnavailableError) as e:
+            await c.get("k")
+        assert e.value.reason is None

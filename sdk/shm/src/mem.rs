@@ -107,7 +107,8 @@ impl Mem {
         let mut chunks = key.chunks_exact(8);
         let mut a = off;
         for c in &mut chunks {
-            if self.load(a) != u64::from_le_bytes(c.try_into().unwrap()) {
+            // Byte strings are compared in memory order.
+            if self.load(a) != u64::from_ne_bytes(c.try_into().unwrap()) {
                 return false;
             }
             a += 8;
@@ -116,10 +117,7 @@ impl Mem {
         if rest.is_empty() {
             return true;
         }
-        let mut k = [0u8; 8];
-        k[..rest.len()].copy_from_slice(rest);
-        let mask = (1u64 << (8 * rest.len())) - 1;
-        self.load(a) & mask == u64::from_le_bytes(k)
+        self.load(a).to_ne_bytes()[..rest.len()] == *rest
     }
 
     /// Copies n bytes that start at off (any alignment) to out, with aligned word loads
@@ -133,19 +131,28 @@ impl Mem {
         if n == 0 {
             return;
         }
-        let first = off & !7;
-        let skip = (off - first) as usize;
-        let end = off + n as u64;
-        let mut a = first;
-        let mut written = 0usize;
-        while a < end {
-            let w = self.load(a).to_le_bytes();
-            let from = if a == first { skip } else { 0 };
-            let take = (8 - from).min(n - written);
-            // SAFETY: written + take <= n, and out holds n bytes.
-            unsafe { std::ptr::copy_nonoverlapping(w.as_ptr().add(from), out.add(written), take) };
-            written += take;
+        let mut a = off & !7;
+        let skip = (off - a) as usize;
+        let mut done = 0usize;
+        if skip != 0 {
+            // The head: the bytes of the first word from skip on.
+            let w = self.load(a).to_ne_bytes();
+            let take = (8 - skip).min(n);
+            // SAFETY: take <= n bytes of out.
+            unsafe { std::ptr::copy_nonoverlapping(w.as_ptr().add(skip), out, take) };
+            done = take;
             a += 8;
+        }
+        while n - done >= 8 {
+            // SAFETY: 8 of the n bytes of out; out may be unaligned.
+            unsafe { std::ptr::write_unaligned(out.add(done).cast::<u64>(), self.load(a)) };
+            done += 8;
+            a += 8;
+        }
+        if done < n {
+            let w = self.load(a).to_ne_bytes();
+            // SAFETY: the last n - done bytes of out.
+            unsafe { std::ptr::copy_nonoverlapping(w.as_ptr(), out.add(done), n - done) };
         }
     }
 }

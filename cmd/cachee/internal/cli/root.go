@@ -88,7 +88,10 @@ Every flag can also be set as CACHEE_<FLAG>, e.g. CACHEE_MAX_MEMORY=1gb.`,
 		newDelCmd(),
 		newStatsCmd(),
 		newPrewarmCmd(),
+		newVersionCmd(),
 	)
+	root.Version = buildInfo().version
+	root.SetVersionTemplate(buildInfo().String())
 	return root
 }
 

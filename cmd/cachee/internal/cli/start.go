@@ -20,6 +20,7 @@ import (
 	"github.com/cachee/cachee/server"
 	"github.com/cachee/cachee/server/l2"
 	"github.com/cachee/cachee/server/resp"
+	"github.com/cachee/cachee/server/tier"
 	"github.com/cachee/cachee/store"
 )
 
@@ -65,6 +66,7 @@ type serveOptions struct {
 	readyMaxWait   time.Duration
 	shm            string
 	gracePeriod    time.Duration
+	grpcFastPath   bool
 	logLevel       *choiceValue
 	logFormat      *choiceValue
 	limits         limitOptions // limits_flags.go
@@ -72,7 +74,7 @@ type serveOptions struct {
 
 func newServeOptions() *serveOptions {
 	return &serveOptions{
-		maxMemory:    newSize("256mb"),
+		maxMemory:    sizeOf(store.DefaultConfig().MaxMemory),
 		maxValueSize: &sizeValue{}, // zero: the store's default
 		eviction:     newChoice(store.EvictionLFU, store.EvictionLFU, store.EvictionLRU, store.EvictionNone),
 		l2Write:      newChoice(l2.WriteThrough, l2.WriteThrough, l2.WriteNone),
@@ -89,7 +91,8 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.httpPort, "http-port", 6381, "port for /health and /ready, on every interface (0 picks a free port)")
 	fs.IntVar(&o.metricsPort, "metrics-port", 9090, "port for Prometheus /metrics, on every interface (0 picks a free port)")
 	fs.Var(o.maxMemory, "max-memory", "memory budget for data, index and metadata: bytes, or 256mb, 1gb, 512MiB (mb = MiB, m = 10^6, as in Redis)")
-	fs.Var(o.maxValueSize, "max-value-size", "largest value accepted, same units as --max-memory (default 1mb, or a quarter of --max-memory if that is less)")
+	fs.Var(o.maxValueSize, "max-value-size", "largest value accepted, same units as --max-memory (default "+
+		sizeOf(int64(store.DefaultConfig().MaxValueSize)).String()+", or a quarter of --max-memory if that is less)")
 	fs.Var(o.eviction, "eviction", "eviction policy: cachee-lfu, lru or noeviction (writes fail when full)")
 	fs.BoolVar(&o.respCompat, "resp-compat", true, "serve the Redis protocol (RESP) on the socket and TCP port")
 	fs.StringVar(&o.requirePass, "requirepass", "", "password RESP clients must give with AUTH, as Redis's requirepass (prefer the CACHEE_REQUIREPASS environment variable: flags show in ps)")
@@ -108,6 +111,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.prewarmTimeout, "prewarm-timeout", server.DefaultPrewarmTimeout, "how long a prewarm may take")
 	fs.StringVar(&o.shm, "shm", DefaultShm, "directory of the shared-memory segment; the default falls back to private memory when absent, \"\" forces private memory")
 	fs.DurationVar(&o.gracePeriod, "grace-period", server.DefaultGracePeriod, "on SIGTERM, how long in-flight calls may take to finish")
+	fs.BoolVar(&o.grpcFastPath, "grpc-fast-path", false, "answer CacheService's unary gRPC calls on event loops, relaying other gRPC calls to grpc-go (false: grpc-go serves all of gRPC)")
 	fs.Var(o.logLevel, "log-level", "debug, info, warn or error (debug logs every gRPC call)")
 	fs.Var(o.logFormat, "log-format", "text or json")
 	o.limits.register(fs)
@@ -217,7 +221,8 @@ func (o *serveOptions) serverConfig(log *slog.Logger) server.Config {
 	cfg.HTTPAddr = ":" + strconv.Itoa(o.httpPort)
 	cfg.MetricsAddr = ":" + strconv.Itoa(o.metricsPort)
 	cfg.GracePeriod = o.gracePeriod
-	cfg.Prewarm = server.PrewarmOptions{Source: o.prewarmSource, Keys: o.prewarmKeys, Timeout: o.prewarmTimeout}
+	cfg.FastPath = o.grpcFastPath
+	cfg.Prewarm = tier.PrewarmOptions{Source: o.prewarmSource, Keys: o.prewarmKeys, Timeout: o.prewarmTimeout}
 	cfg.PrewarmAtStart = o.l2 != "" || o.prewarmSource != ""
 	cfg.ReadyHitRate = o.readyHitRate
 	cfg.ReadyMaxWait = o.readyMaxWait
@@ -304,19 +309,18 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		if err := rcfg.Validate(); err != nil {
 			return usageError{err}
 		}
-		rs := resp.New(st, rcfg)
-		defer rs.Close()
-		cfg.ConnHandler = rs
+		cfg.ConnHandler = resp.New(st, rcfg) // Serve drains and closes it (ConnHandler.Shutdown)
 	}
 	srv, err := server.New(cfg, st)
 	if err != nil {
 		return err
 	}
+	srv.Registry().MustRegister(buildInfo().collector())
 	if tier != nil {
 		srv.Registry().MustRegister(tier.Collectors()...)
 	}
 	if err := srv.Listen(); err != nil {
-		return err
+		return listenHint(err)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

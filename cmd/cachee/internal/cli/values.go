@@ -51,10 +51,15 @@ type sizeValue struct {
 	text string
 }
 
-func newSize(text string) *sizeValue {
-	n, err := ParseSize(text)
-	if err != nil {
-		panic(err) // defaults are constants
+// sizeOf is a sizeValue holding n, printed in the largest binary unit that divides it
+// (65536 prints as 64kb), for defaults that come from another package's constants.
+func sizeOf(n int64) *sizeValue {
+	text := strconv.FormatInt(n, 10)
+	for _, u := range []string{"tb", "gb", "mb", "kb"} {
+		if m := sizeUnits[u]; n != 0 && n%m == 0 {
+			text = strconv.FormatInt(n/m, 10) + u
+			break
+		}
 	}
 	return &sizeValue{n: n, text: text}
 }

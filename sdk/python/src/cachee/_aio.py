@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import inspect
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
+import grpc
 import grpc.aio
 
 from cachee import _common as c
-from cachee._errors import DeadlineExceededError, InternalError, from_rpc_error
+from cachee import _shm
+from cachee._errors import InternalError
 from cachee.v1 import cache_service_pb2 as pb
 from cachee.v1 import cache_service_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 
+# What grpc.aio raises for a call made on a channel that is closed.
+_CLOSED_CHANNEL = (ValueError, grpc.aio.UsageError)
+
+
+def _cancelled_by_close(closed: bool) -> bool:
+    """Whether a CancelledError out of a call comes from close() (which cancels the
+    calls in flight) rather than from the caller's task being cancelled."""
+    if not closed:
+        return False
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return cancelling is None or cancelling() == 0
+
 
 class AsyncClient:
     """An asyncio connection to a cachee sidecar; arguments as :class:`cachee.Client`.
-    Create and use it inside one event loop; ``async with`` closes it."""
+    Create and use it inside one event loop; ``async with`` closes it.
+
+    Cancelling a call's task cancels its RPC and raises asyncio.CancelledError. A hit
+    in shared memory returns without awaiting anything."""
 
     def __init__(
         self,
@@ -27,14 +45,34 @@ class AsyncClient:
         *,
         timeout: float = c.DEFAULT_TIMEOUT,
         retry: c.RetryPolicy = c.RetryPolicy(),
+        auth_token: str | None = None,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        shm_dir: str | None = None,
     ) -> None:
         self.target = c.target(address)
         self._timeout = timeout
         self._retry = retry
-        self._channel = grpc.aio.insecure_channel(self.target, options=c.CHANNEL_OPTIONS)
+        self._metadata = c.call_metadata(c.auth_token(auth_token))
+        self._closed = False
+        self._channel = grpc.aio.insecure_channel(
+            self.target, options=c.CHANNEL_OPTIONS, interceptors=list(interceptors) or None
+        )
         self._stub = pb_grpc.CacheServiceStub(self._channel)
+        self._shm = _shm.start(shm_dir, self.target, self._metadata, timeout)
+
+    def _known_down(self) -> bool:
+        """The last connection attempt failed and none has succeeded since."""
+        return self._channel.get_state(try_to_connect=False) is grpc.ChannelConnectivity.TRANSIENT_FAILURE
 
     async def close(self) -> None:
+        """Releases the connection. Final and idempotent: calls in flight complete or
+        raise ClosedError, and every later call raises ClosedError without I/O."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._shm is not None:
+            # Joins the maintenance thread and reports the last hits: off the loop.
+            await asyncio.get_running_loop().run_in_executor(None, self._shm.close)
         await self._channel.close()
 
     async def __aenter__(self) -> "AsyncClient":
@@ -44,33 +82,38 @@ class AsyncClient:
         await self.close()
 
     async def _call(
-        self,
-        method: Callable[..., Awaitable[T]],
-        request: Any,
-        timeout: float | None,
-        safe: bool = True,
+        self, rpc: c.Rpc, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None
     ) -> T:
-        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
-        attempt = 1
+        """Sends ``request`` (built once) with ``method``, retried as the contract says."""
+        if self._closed:
+            raise c.closed_error()
+        attempts = c.Attempts(rpc, self._retry, timeout, self._timeout)
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                # gRPC may still complete a call whose deadline has passed; don't start one.
-                raise DeadlineExceededError("DEADLINE_EXCEEDED", "deadline passed before the call")
             try:
-                return await method(request, timeout=remaining)
-            except grpc.aio.AioRpcError as e:
-                err = from_rpc_error(e)
-            if not c.may_retry(safe, err.code, err.reason):
-                raise err
-            wait = self._retry.next_wait(attempt, err.code, deadline)
-            if wait is None:
-                raise err
+                return await method(request, timeout=attempts.remaining(), metadata=self._metadata)
+            except grpc.RpcError as e:
+                err, wait = attempts.failed(e, self._closed, self._known_down())
+                if wait is None:
+                    raise err from e
+            except _CLOSED_CHANNEL as e:
+                if self._closed:
+                    raise c.closed_error() from e
+                raise
+            except asyncio.CancelledError as e:
+                if _cancelled_by_close(self._closed):
+                    raise c.closed_error() from e
+                raise
             await asyncio.sleep(wait)
-            attempt += 1
 
     async def get(self, key: c.Key, *, timeout: float | None = None) -> bytes | None:
-        r = await self._call(self._stub.Get, pb.GetRequest(key=c.as_bytes(key)), timeout)
+        if self._closed:
+            raise c.closed_error()
+        shm = self._shm
+        if shm is not None:
+            v = shm.reader.get(key)
+            if v is not None:
+                return v
+        r = await self._call(c.GET, self._stub.Get, pb.GetRequest(key=c.as_bytes(key)), timeout)
         return r.value if r.found else None
 
     async def set(
@@ -83,44 +126,133 @@ class AsyncClient:
         only_if_present: bool = False,
         timeout: float | None = None,
     ) -> bool:
-        req = c.set_request(key, value, ttl, only_if_absent, only_if_present)
-        safe = not (only_if_absent or only_if_present)
-        return (await self._call(self._stub.Set, req, timeout, safe)).stored
+        rpc, req = c.set_call(key, value, ttl, only_if_absent, only_if_present)
+        return (await self._call(rpc, self._stub.Set, req, timeout)).stored
 
     async def delete(self, key: c.Key, *, timeout: float | None = None) -> bool:
         req = pb.DeleteRequest(key=c.as_bytes(key))
-        r = await self._call(self._stub.Delete, req, timeout, safe=False)
-        return r.deleted
+        return (await self._call(c.DELETE, self._stub.Delete, req, timeout)).deleted
 
     async def get_many(self, keys: Iterable[c.Key], *, timeout: float | None = None) -> list[bytes | None]:
-        req = pb.BatchGetRequest(keys=[c.as_bytes(k) for k in keys])
-        r = await self._call(self._stub.BatchGet, req, timeout)
-        return [x.value if x.found else None for x in r.results]
+        if self._closed:
+            raise c.closed_error()
+        results, ask, req = c.batch_get_plan(self._shm and self._shm.reader, keys)
+        if not ask:
+            return results
+        return c.batch_get_merge(results, ask, await self._call(c.BATCH_GET, self._stub.BatchGet, req, timeout))
 
     async def set_many(self, items: Iterable[c.Item | tuple], *, timeout: float | None = None) -> list[bool]:
-        r = await self._call(self._stub.BatchSet, c.batch_set_request(items), timeout, safe=False)
-        return list(r.stored)
+        rpc, req = c.batch_set_call(items)
+        return list((await self._call(rpc, self._stub.BatchSet, req, timeout)).stored)
+
+    def shm_status(self) -> dict | None:
+        """As :meth:`cachee.Client.shm_status`."""
+        return None if self._shm is None else self._shm.status()
 
     async def stats(self, *, timeout: float | None = None) -> c.Stats:
-        return c.stats(await self._call(self._stub.Stats, pb.StatsRequest(), timeout))
+        return c.stats(await self._call(c.STATS, self._stub.Stats, pb.StatsRequest(), timeout))
+
+    def prewarm_stream(
+        self,
+        *,
+        keys: int = 0,
+        source_timeout: float | timedelta | None = None,
+        timeout: float | None = None,
+    ) -> "PrewarmStream":
+        """Starts a prewarm (arguments as :meth:`prewarm`) and returns its progress as
+        an async iterator; the last item has ``done`` set::
+
+            async for p in client.prewarm_stream():
+                print(p.loaded, "of", p.requested)
+
+        Leaving the loop early, or :meth:`PrewarmStream.cancel`, cancels the prewarm's
+        stream."""
+        req = c.prewarm_request(keys, source_timeout)
+        if self._closed:
+            raise c.closed_error()
+        attempts = c.Attempts(c.PREWARM, self._retry, timeout, c.DEFAULT_PREWARM_TIMEOUT)
+        try:
+            call = self._stub.Prewarm(req, timeout=attempts.remaining(), metadata=self._metadata)
+        except _CLOSED_CHANNEL as e:
+            if self._closed:
+                raise c.closed_error() from e
+            raise
+        return PrewarmStream(self, call, attempts)
 
     async def prewarm(
         self,
         *,
         keys: int = 0,
         source_timeout: float | timedelta | None = None,
-        on_progress: Callable[[c.PrewarmProgress], None] | None = None,
+        on_progress: Callable[[c.PrewarmProgress], object] | None = None,
         timeout: float | None = None,
     ) -> c.PrewarmProgress:
-        req = c.prewarm_request(keys, source_timeout)
-        call_timeout = c.DEFAULT_PREWARM_TIMEOUT if timeout is None else timeout
-        try:
-            async for msg in self._stub.Prewarm(req, timeout=call_timeout):
-                p = c.progress(msg)
-                if p.done:
-                    return p
+        """As :meth:`cachee.Client.prewarm`. ``on_progress`` may be a plain function or
+        a coroutine function; when it raises, the stream is cancelled at once and its
+        exception propagates as it is."""
+        stream = self.prewarm_stream(keys=keys, source_timeout=source_timeout, timeout=timeout)
+        async with stream:
+            async for p in stream:
                 if on_progress is not None:
-                    on_progress(p)
-        except grpc.aio.AioRpcError as e:
-            raise from_rpc_error(e) from None
-        raise InternalError("INTERNAL", "prewarm ended without final counts")
+                    r = on_progress(p)
+                    if inspect.isawaitable(r):
+                        await r
+        assert stream.last is not None  # the stream raises unless it ended on the final counts
+        return stream.last
+
+
+class PrewarmStream:
+    """A prewarm's progress messages, as an async iterator (see
+    :meth:`AsyncClient.prewarm_stream`). ``last`` is the latest one."""
+
+    def __init__(self, client: AsyncClient, call: Any, attempts: c.Attempts) -> None:
+        self._client = client
+        self._call = call
+        self._attempts = attempts
+        self._ended = False
+        self.last: c.PrewarmProgress | None = None
+
+    def __aiter__(self) -> "PrewarmStream":
+        return self
+
+    async def __anext__(self) -> c.PrewarmProgress:
+        if self._ended:
+            raise StopAsyncIteration
+        try:
+            msg = await self._call.read()
+        except grpc.RpcError as e:
+            self._ended = True
+            raise self._attempts.failed(e, self._client._closed, False)[0] from e
+        except asyncio.CancelledError as e:
+            self._ended = True
+            self._call.cancel()
+            if _cancelled_by_close(self._client._closed):
+                raise c.closed_error() from e
+            raise
+        if msg is grpc.aio.EOF:
+            self._ended = True
+            if self.last is None or not self.last.done:
+                raise InternalError("prewarm ended without final counts", "INTERNAL")
+            raise StopAsyncIteration
+        self.last = c.progress(msg)
+        return self.last
+
+    def cancel(self) -> None:
+        """Cancels the prewarm's stream (the sidecar stops loading)."""
+        if not self._ended:
+            self._ended = True
+            self._call.cancel()
+
+    async def aclose(self) -> None:
+        self.cancel()
+
+    async def __aenter__(self) -> "PrewarmStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cancel()
+
+    def __del__(self) -> None:
+        # An abandoned loop does not leave the stream open until its deadline.
+        if not self._ended:
+            self._call.cancel()

@@ -1,4 +1,9 @@
-"""Typed errors, mapped from gRPC status codes and cachee's google.rpc.ErrorInfo."""
+"""Typed errors: the SDK contract's classes (docs/sdk-contract.md, section 6), chosen
+from the ErrorInfo reason the sidecar sends, or from the status code when there is none.
+
+Every class derives from :class:`CacheeError`; a class that belongs to a broader one
+derives from it too (``ValueTooLargeError`` is an ``InvalidArgumentError``). An error
+raised for a failed call keeps the grpc error as its ``__cause__``."""
 
 from __future__ import annotations
 
@@ -7,104 +12,219 @@ from typing import Mapping
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-# Every cachee error carries an ErrorInfo in this domain; docs/grpc.md lists reasons.
+from cachee.v1 import error_reason_pb2
+
+# Every cachee error carries an ErrorInfo in this domain.
 DOMAIN = "cachee"
 
-# The reasons the server sends, as named in docs/grpc.md.
-KEY_EMPTY = "KEY_EMPTY"
-KEY_TOO_LARGE = "KEY_TOO_LARGE"
-VALUE_TOO_LARGE = "VALUE_TOO_LARGE"
-INVALID_TTL = "INVALID_TTL"
-BATCH_TOO_LARGE = "BATCH_TOO_LARGE"
-INVALID_FIELD = "INVALID_FIELD"
-OUT_OF_MEMORY = "OUT_OF_MEMORY"
-OVERLOADED = "OVERLOADED"
-SHUTTING_DOWN = "SHUTTING_DOWN"
-PREWARM_SOURCE_UNAVAILABLE = "PREWARM_SOURCE_UNAVAILABLE"
-PREWARM_NOT_CONFIGURED = "PREWARM_NOT_CONFIGURED"
-PREWARM_RUNNING = "PREWARM_RUNNING"
-READ_CONTENDED = "READ_CONTENDED"
-SEGMENT_CORRUPT = "SEGMENT_CORRUPT"
+# An ErrorReason value's name is this prefix and the reason as sent in ErrorInfo.
+_REASON_PREFIX = "ERROR_REASON_"
+
+
+def reason_name(value: int) -> str:
+    """The ErrorInfo form of an ErrorReason value: ``VALUE_TOO_LARGE``."""
+    return error_reason_pb2.ErrorReason.Name(value)[len(_REASON_PREFIX) :]
+
+
+def reason_value(reason: str | None) -> int:
+    """The ErrorReason value of an ErrorInfo reason; UNSPECIFIED for none, or for one
+    this SDK does not know (a newer sidecar's)."""
+    if not reason:
+        return error_reason_pb2.ERROR_REASON_UNSPECIFIED
+    try:
+        return error_reason_pb2.ErrorReason.Value(_REASON_PREFIX + reason)
+    except ValueError:
+        return error_reason_pb2.ERROR_REASON_UNSPECIFIED
 
 
 class CacheeError(Exception):
     """A failed call. ``code`` is the gRPC status code's name (``"UNAVAILABLE"``),
-    ``reason`` the ErrorInfo reason (``"VALUE_TOO_LARGE"``) or None when the error
-    came from gRPC itself, and ``metadata`` the ErrorInfo metadata (``field``,
-    ``size``, ``limit``)."""
+    None for a failure the client found itself (a closed client); ``reason`` the
+    ErrorInfo reason (``"VALUE_TOO_LARGE"``), None when the error came from gRPC
+    itself; ``metadata`` the ErrorInfo metadata (``field``, ``size``, ``limit``).
+
+    Errors can be pickled (to send them from a worker process), which keeps these
+    attributes but, as for every exception, not ``__cause__``."""
 
     def __init__(
         self,
-        code: str,
-        message: str,
+        message: str = "",
+        code: str | None = None,
         reason: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(f"{code} {reason}: {message}" if reason else f"{code}: {message}")
-        self.code = code
+        # All four go to args, so that pickle rebuilds the error with them.
+        metadata = dict(metadata or {})
+        super().__init__(message, code, reason, metadata)
         self.message = message
+        self.code = code
         self.reason = reason
-        self.metadata: dict[str, str] = dict(metadata or {})
+        self.metadata: dict[str, str] = metadata
+
+    def __str__(self) -> str:
+        head = " ".join(x for x in (self.code, self.reason) if x)
+        if head and self.message:
+            return f"{head}: {self.message}"
+        return head or self.message or type(self).__name__
 
 
 class InvalidArgumentError(CacheeError):
-    """A request field is invalid: empty or oversized key or value, bad TTL, too big a batch."""
+    """The request was malformed; the subclasses say how."""
 
 
-class ResourceExhaustedError(CacheeError):
-    """The cache is full under --eviction=noeviction, or a message is over the size limit."""
+class KeyEmptyError(InvalidArgumentError):
+    """The key is empty."""
+
+
+class KeyTooLargeError(InvalidArgumentError):
+    """The key is longer than the sidecar's --max-key-size."""
+
+
+class ValueTooLargeError(InvalidArgumentError):
+    """The value is longer than the sidecar's --max-value-size."""
+
+
+class InvalidTTLError(InvalidArgumentError):
+    """The TTL is negative or out of range."""
+
+
+class BatchTooLargeError(InvalidArgumentError):
+    """A batch holds more items than the sidecar accepts in one call (1000)."""
+
+
+class MessageTooLargeError(InvalidArgumentError):
+    """The request as a whole is over the sidecar's message limit (--grpc-max-msg-size):
+    a batch too large in bytes, or a value far over --max-value-size. Split it."""
+
+
+class ResponseTooLargeError(CacheeError):
+    """The answer would be over the sidecar's message limit: ask for fewer keys."""
+
+
+class OutOfMemoryError(CacheeError):
+    """The cache is full and the sidecar evicts nothing (--eviction=noeviction)."""
 
 
 class UnavailableError(CacheeError):
-    """The server cannot be reached or is shutting down; retried with backoff when the
-    call is safe to repeat or the server refused it unapplied (see RetryPolicy)."""
+    """The sidecar cannot be reached (not started yet, restarting, gone, draining),
+    or did not answer within the client's default deadline."""
 
 
-class FailedPreconditionError(CacheeError):
-    """The server is not set up for the call, e.g. prewarm without a prewarm source."""
+class OverloadedError(UnavailableError):
+    """The sidecar refused the call before applying it, for lack of client memory;
+    the client retries these itself."""
 
 
-class AbortedError(CacheeError):
-    """The call raced another (a running prewarm, a contended read); try again."""
+class L2UnavailableError(UnavailableError):
+    """The sidecar's L2 (a central Redis) could not be reached in time."""
+
+
+class UnauthenticatedError(CacheeError):
+    """The sidecar requires a token (--auth-token) and the call carried none, or a
+    wrong one: pass ``auth_token=`` or set CACHEE_AUTH_TOKEN."""
+
+
+class ContendedError(CacheeError):
+    """A read kept racing the sidecar's writes and gave up; retried by the client."""
+
+
+class CorruptError(CacheeError):
+    """The shared-memory segment contradicts its format."""
+
+
+class PrewarmNotConfiguredError(CacheeError):
+    """Prewarm on a sidecar without a prewarm source (--prewarm-source or --l2)."""
+
+
+class PrewarmRunningError(CacheeError):
+    """Another prewarm is running."""
+
+
+class PrewarmSourceUnavailableError(CacheeError):
+    """The prewarm source could not be reached."""
 
 
 class DeadlineExceededError(CacheeError):
     """The call's deadline passed."""
 
 
-class CancelledError(CacheeError):
-    """The call was cancelled."""
+class SidecarTimeoutError(DeadlineExceededError, UnavailableError):
+    """The client's default deadline passed (the caller gave none): the sidecar did
+    not answer in time, so this is both a deadline and an UnavailableError."""
 
 
-class DataLossError(CacheeError):
-    """The shared-memory segment contradicts its format."""
+class CanceledError(CacheeError):
+    """The call was cancelled (an asyncio task's cancellation raises
+    asyncio.CancelledError instead)."""
+
+
+class ClosedError(CacheeError):
+    """A call on a closed client."""
 
 
 class InternalError(CacheeError):
-    """Anything else the server or the transport reported."""
+    """The sidecar failed in a way it did not classify, or any other failure."""
 
 
-_BY_CODE: dict[grpc.StatusCode, type[CacheeError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
-    grpc.StatusCode.UNAVAILABLE: UnavailableError,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
-    grpc.StatusCode.ABORTED: AbortedError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
-    grpc.StatusCode.CANCELLED: CancelledError,
-    grpc.StatusCode.DATA_LOSS: DataLossError,
+_R = error_reason_pb2
+
+# The class of each reason; a test checks that every ErrorReason value has one.
+BY_REASON: dict[int, type[CacheeError]] = {
+    _R.ERROR_REASON_KEY_EMPTY: KeyEmptyError,
+    _R.ERROR_REASON_KEY_TOO_LARGE: KeyTooLargeError,
+    _R.ERROR_REASON_VALUE_TOO_LARGE: ValueTooLargeError,
+    _R.ERROR_REASON_MESSAGE_TOO_LARGE: MessageTooLargeError,
+    _R.ERROR_REASON_INVALID_TTL: InvalidTTLError,
+    _R.ERROR_REASON_BATCH_TOO_LARGE: BatchTooLargeError,
+    _R.ERROR_REASON_INVALID_FIELD: InvalidArgumentError,
+    _R.ERROR_REASON_UNAUTHENTICATED: UnauthenticatedError,
+    _R.ERROR_REASON_OVERLOADED: OverloadedError,
+    _R.ERROR_REASON_RESPONSE_TOO_LARGE: ResponseTooLargeError,
+    _R.ERROR_REASON_OUT_OF_MEMORY: OutOfMemoryError,
+    _R.ERROR_REASON_SHUTTING_DOWN: UnavailableError,
+    _R.ERROR_REASON_READ_CONTENDED: ContendedError,
+    _R.ERROR_REASON_SEGMENT_CORRUPT: CorruptError,
+    _R.ERROR_REASON_PREWARM_NOT_CONFIGURED: PrewarmNotConfiguredError,
+    _R.ERROR_REASON_PREWARM_RUNNING: PrewarmRunningError,
+    _R.ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE: PrewarmSourceUnavailableError,
+    _R.ERROR_REASON_L2_UNAVAILABLE: L2UnavailableError,
+    _R.ERROR_REASON_DEADLINE_EXCEEDED: DeadlineExceededError,
+    _R.ERROR_REASON_CANCELED: CanceledError,
+    _R.ERROR_REASON_INTERNAL: InternalError,
 }
+
+# The class when an error carries no reason this SDK knows: errors gRPC raises itself
+# (a dead socket, a message over its size limit, a deadline) have none.
+BY_CODE: dict[grpc.StatusCode, type[CacheeError]] = {
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: MessageTooLargeError,
+    grpc.StatusCode.DATA_LOSS: CorruptError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.CANCELLED: CanceledError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+}
+
+
+def classify(code: grpc.StatusCode, reason: str | None) -> type[CacheeError]:
+    """The class of a failure: its reason's when known, else its code's, else
+    InternalError."""
+    cls = BY_REASON.get(reason_value(reason))
+    if cls is not None:
+        return cls
+    return BY_CODE.get(code, InternalError)
+
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 def from_rpc_error(err: grpc.RpcError) -> CacheeError:
-    """Turns a grpc.RpcError (sync) or grpc.aio.AioRpcError into a typed error."""
-    code = err.code()  # type: ignore[attr-defined]
+    """The typed error of a grpc.RpcError (sync) or grpc.aio.AioRpcError. The caller
+    raises it ``from err``."""
+    code: grpc.StatusCode = err.code()  # type: ignore[attr-defined]
     message = err.details() or ""  # type: ignore[attr-defined]
     reason, metadata = _error_info(err.trailing_metadata())  # type: ignore[attr-defined]
-    cls = _BY_CODE.get(code, InternalError)
-    return cls(code.name, message, reason, metadata)
+    return classify(code, reason)(message, code.name, reason, metadata)
 
 
 def _error_info(trailers) -> tuple[str | None, dict[str, str]]:

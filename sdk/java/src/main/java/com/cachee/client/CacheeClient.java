@@ -121,6 +121,9 @@ public final class CacheeClient implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
+    // Connect now, in the background, so that the first call does not pay for it within
+    // its deadline; a sidecar that is not there yet only makes calls fail Unavailable.
+    channel.getState(true);
     watchChannel();
     Path shmDir = SharedMemory.dir(b.shmDir, System.getenv());
     this.shm = shmDir == null ? null
@@ -486,9 +489,7 @@ public final class CacheeClient implements AutoCloseable {
   /** The typed failure of an attempt: Closed once the client is closed, the default deadline's own class. */
   private CacheeException failure(StatusRuntimeException e, Duration callTimeout) {
     if (closed.get()) {
-      CacheeException c = CacheeException.closed();
-      c.initCause(e);
-      return c;
+      return CacheeException.closed(e);
     }
     if (e.getStatus().getCode() == Status.Code.DEADLINE_EXCEEDED) {
       return deadlineExceeded(callTimeout, e);
@@ -711,7 +712,7 @@ public final class CacheeClient implements AutoCloseable {
    * prewarm source within {@code sourceTimeout} (null: its --prewarm-timeout), passing
    * each progress message to {@code onProgress}, and returns the final counts. Not
    * retried: a prewarm that failed part-way is not restarted behind the caller's back.
-   * Without a prewarm source the server fails it with {@link CacheeException.FailedPrecondition}.
+   * Without a prewarm source the server fails it with {@link CacheeException.PrewarmNotConfigured}.
    *
    * @param timeout the call's deadline; null: {@link #DEFAULT_PREWARM_TIMEOUT}
    */

@@ -126,6 +126,25 @@ final class CacheeServer implements AutoCloseable {
     proc.waitFor(30, TimeUnit.SECONDS);
   }
 
+  private static final Pattern METRICS = Pattern.compile("\"metrics\":\"[^\"]*:(\\d+)\"");
+
+  /** A counter from the server's metrics endpoint: {@code name{labels} value}, 0 when absent. */
+  long metric(String name, String labels) {
+    Matcher m = METRICS.matcher(logs());
+    if (!m.find()) {
+      throw new AssertionError("no metrics address in the log");
+    }
+    try {
+      String body = java.net.http.HttpClient.newHttpClient().send(
+          java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + m.group(1) + "/metrics")).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+      Matcher v = Pattern.compile(Pattern.quote(name + "{" + labels + "} ") + "(\\d+)").matcher(body);
+      return v.find() ? Long.parseLong(v.group(1)) : 0;
+    } catch (IOException | InterruptedException e) {
+      throw new AssertionError(e);
+    }
+  }
+
   String logs() {
     synchronized (logs) {
       return String.join("\n", logs);

@@ -6,17 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /** The SDK contract end to end, against the real binary: prewarm, cancellation, close, the token. */
@@ -69,23 +63,9 @@ class LifecycleTest {
     }
   }
 
-  private static final Pattern METRICS = Pattern.compile("\"metrics\":\"[^\"]*:(\\d+)\"");
-
-  /** cachee_prewarm_runs_total{outcome} from the sidecar's metrics endpoint. */
+  /** cachee_prewarm_runs_total{outcome}. */
   static long runs(CacheeServer s, String outcome) {
-    Matcher m = METRICS.matcher(s.logs());
-    if (!m.find()) {
-      throw new AssertionError("no metrics address in the log");
-    }
-    try {
-      String body = HttpClient.newHttpClient().send(
-          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + m.group(1) + "/metrics")).build(),
-          HttpResponse.BodyHandlers.ofString()).body();
-      Matcher v = Pattern.compile("cachee_prewarm_runs_total\\{outcome=\"" + outcome + "\"} (\\d+)").matcher(body);
-      return v.find() ? Long.parseLong(v.group(1)) : 0;
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
+    return s.metric("cachee_prewarm_runs_total", "outcome=\"" + outcome + "\"");
   }
 
   @Test
@@ -133,10 +113,10 @@ class LifecycleTest {
         var e = assertThrows(CacheeException.Unauthenticated.class, () -> none.set("k", "v"));
         assertEquals("UNAUTHENTICATED", e.reason());
       }
-      try (var wrong = CacheeClient.builder().address("unix://" + s.sock).withoutShm().authToken("nope").build()) {
+      try (var wrong = CacheeClient.builder().address("unix://" + s.sock).withoutShm().authToken("nope").timeout(Duration.ofSeconds(10)).build()) {
         assertThrows(CacheeException.Unauthenticated.class, () -> wrong.get("k"));
       }
-      try (var with = CacheeClient.builder().address("unix://" + s.sock).shmDir(s.shm.toString()).authToken(TOKEN).build()) {
+      try (var with = CacheeClient.builder().address("unix://" + s.sock).shmDir(s.shm.toString()).authToken(TOKEN).timeout(Duration.ofSeconds(10)).build()) {
         assertTrue(with.set("k", "v"));
         assertEquals("v", with.getString("k").orElseThrow());
         // The segment is confirmed with Stats, which carries the token too.

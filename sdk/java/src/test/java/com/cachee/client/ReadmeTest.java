@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 /** Runs the README's example, as a user would, against a real cachee. */
 class ReadmeTest {
   @Test
+  @org.junit.jupiter.api.Timeout(value = 6, unit = TimeUnit.MINUTES) // up to three fresh JVMs on a loaded machine
   void readmeExamplePrintsTheValue() throws Exception {
     String readme = Files.readString(Path.of("README.md"));
     Matcher m = Pattern.compile("## Example\n\n```java\n(.*?)```", Pattern.DOTALL).matcher(readme);
@@ -33,10 +34,19 @@ class ReadmeTest {
       pb.environment().keySet().removeIf(k -> k.startsWith("CACHE_") || k.startsWith("CACHEE_"));
       pb.environment().put("CACHEE_SOCKET", server.sock.toString());
       pb.redirectErrorStream(true);
-      Process p = pb.start();
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      p.waitFor(60, TimeUnit.SECONDS);
-      assertEquals(0, p.exitValue(), out);
+      String out = "";
+      // A fresh JVM's first call loads grpc-java and Netty and connects within the 1 s
+      // default deadline; on a loaded machine that can run out. Run it again then, at
+      // most twice: a broken example fails every time.
+      for (int run = 0; run < 3; run++) {
+        Process p = pb.start();
+        out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        p.waitFor(60, TimeUnit.SECONDS);
+        if (p.exitValue() == 0 || !out.contains("the client's default deadline")) {
+          assertEquals(0, p.exitValue(), out);
+          break;
+        }
+      }
       assertEquals("{\"name\":\"Ada\"}\n", out);
     }
   }
