@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"net"
 	"runtime"
-	"strconv"
-	"strings"
-	"time"
+
+	"github.com/cachee/cachee/bench/internal/procs"
 )
 
 // grpcResult are the figures of the gRPC path that its targets are about, gathered
@@ -57,25 +53,8 @@ func (e *env) allocsPerGet(n int) (client, server float64, err error) {
 	return float64(m1.Mallocs-m0.Mallocs) / float64(n), float64(s2-s1-scrape) / float64(n), nil
 }
 
-// sidecarMallocs reads go_memstats_mallocs_total from the sidecar's /metrics.
-func (e *env) sidecarMallocs() (uint64, error) {
-	c, err := net.DialTimeout("tcp", e.cachee.Metrics, 10*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\nHost: cachee\r\n\r\n")
-	sc := bufio.NewScanner(c)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return uint64(f), err
-		}
-	}
-	return 0, fmt.Errorf("no go_memstats_mallocs_total on %s/metrics: %v", e.cachee.Metrics, sc.Err())
-}
+// sidecarMallocs is the sidecar's count of heap allocations.
+func (e *env) sidecarMallocs() (uint64, error) { return procs.Mallocs(e.cachee.Metrics) }
 
 // meets says whether a figure meets its target.
 func meets(ok bool) string {
