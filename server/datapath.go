@@ -122,14 +122,10 @@ func (d *dataPath) serve(ctx context.Context, serve dataMethod, req []byte) (res
 // once it has written them: found = true (field 1, 0x08 0x01) and the value (field 2,
 // bytes), or nothing for a miss.
 func (d *dataPath) get(ctx context.Context, req []byte) (any, error) {
-	key, err := decodeKey(req)
+	key, err := d.keyRequest(req, new(cacheev1.GetRequest))
 	if err != nil {
-		return nil, unmarshalError(proto.Unmarshal(req, new(cacheev1.GetRequest)))
+		return nil, err
 	}
-	if err := d.lim.key("key", key); err != nil {
-		return nil, toStatus(err)
-	}
-	key = d.own(key)
 	// The value is read to where it will be sent from, after room for the field
 	// headers.
 	const room = 3 + binaryMaxVarint32
@@ -206,20 +202,30 @@ func (d *dataPath) set(ctx context.Context, req []byte) (any, error) {
 
 // delete serves Delete.
 func (d *dataPath) delete(ctx context.Context, req []byte) (any, error) {
-	key, err := decodeKey(req)
+	key, err := d.keyRequest(req, new(cacheev1.DeleteRequest))
 	if err != nil {
-		return nil, unmarshalError(proto.Unmarshal(req, new(cacheev1.DeleteRequest)))
-	}
-	if err := d.lim.key("key", key); err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	t := d.svc.lat.start()
-	ok, err := d.svc.tier.Delete(ctx, d.own(key))
+	ok, err := d.svc.tier.Delete(ctx, key)
 	d.svc.lat.done(t)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return boolAnswer(ok), nil
+}
+
+// keyRequest decodes and checks the key of a GetRequest or DeleteRequest (m, which
+// only an error needs).
+func (d *dataPath) keyRequest(req []byte, m proto.Message) ([]byte, error) {
+	key, err := decodeKey(req)
+	if err != nil {
+		return nil, unmarshalError(proto.Unmarshal(req, m))
+	}
+	if err := d.lim.key("key", key); err != nil {
+		return nil, toStatus(err)
+	}
+	return d.own(key), nil
 }
 
 // own returns b, or a copy of it when the tier might keep a reference after the call
