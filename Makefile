@@ -148,8 +148,36 @@ $(PY_DIST)/.built: $(shell git ls-files $(PY_PACKAGE_PATHS)) Makefile $(VENV)/.i
 	@touch $@
 
 .PHONY: test-typescript
-test-typescript: build ## Test sdk/typescript with node's test runner
-	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
+test-typescript: build install-typescript ## Test sdk/typescript with node's test runner
+	cd sdk/typescript && CACHEE_BIN=$(CACHEE) npm run --silent test:only
+
+# install-typescript readies sdk/typescript for its tests, the cross-language test and
+# bench/report's runner: npm ci, tsc, and the native addon of the tarball
+# package-typescript packed, so that cargo builds the addon once per change of its sources.
+.PHONY: install-typescript
+install-typescript: package-typescript
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build:ts
+	tar -xzf $(TS_DIST)/cachee-client-*.tgz -C sdk/typescript/native --strip-components=2 --wildcards 'package/native/*.node'
+
+# The TypeScript package as it would be published, from the tracked files of the tree
+# (as a clean clone has them): npm ci, then npm pack, whose prepack build copies gen/ts
+# in, compiles, and builds the native addon in release (cargo's output kept in
+# $(SHM_CARGO_TARGET)); then the tarball installed by npm in a fresh directory, its
+# dependencies resolved from their ranges, and a set and a segment read made through
+# it against bin/cachee. Into $(TS_DIST).
+TS_DIST := $(TMP)/dist/typescript
+TS_PACKAGE_PATHS := sdk/typescript gen/ts sdk/shm
+TS_PKG := $(TMP)/package-typescript
+.PHONY: package-typescript
+package-typescript: build $(TS_DIST)/.built ## Pack sdk/typescript (npm pack, with the native addon for this platform) from the tracked files; install and run it in a fresh directory
+
+$(TS_DIST)/.built: $(shell git ls-files $(TS_PACKAGE_PATHS)) Makefile
+	rm -rf $(TS_PKG) $(TS_DIST) && mkdir -p $(TS_PKG)/tree $(TS_DIST)
+	git ls-files -z $(TS_PACKAGE_PATHS) | tar --null -T - -cf - | tar -x -C $(TS_PKG)/tree
+	cd $(TS_PKG)/tree/sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && \
+		CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) npm pack --silent --pack-destination $(TS_DIST)
+	node sdk/typescript/scripts/check-package.mjs $(TS_DIST)/cachee-client-*.tgz $(CACHEE)
+	@touch $@
 
 .PHONY: test-java
 test-java: build package-java ## Test sdk/java with JUnit 5 through Maven
@@ -181,8 +209,7 @@ package-rust: ## cargo package the Rust crates (cachee-proto, cachee-shm, cachee
 		--config 'patch.crates-io.cachee-proto.path="../../gen/rust"' --config 'patch.crates-io.cachee-shm.path="../shm"'
 
 .PHONY: test-crosslang
-test-crosslang: build install-python ## Check that every SDK (and RESP) reads what every other wrote
-	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+test-crosslang: build install-python install-typescript ## Check that every SDK (and RESP) reads what every other wrote
 	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
 		-Dmdep.outputFile=target/classpath.txt
 	cd sdk/rust && cargo build --locked --quiet --example xl

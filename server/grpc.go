@@ -45,7 +45,7 @@ type grpcLimits struct {
 
 // buildGRPC is the last phase of New: the gRPC server, its services and what stands
 // between them, and the fast path when the Config asks for it.
-func (s *Server) buildGRPC(lat *latency) {
+func (s *Server) buildGRPC(lat *Latency) {
 	lim := s.grpcLimits()
 	pool := newBufferPool(s.cfg.Budget)
 	gate := newReadGate(s.cfg.Budget, lim.maxRecv, lim.raise, func() { s.rejected.WithLabelValues("client_memory").Inc() })
@@ -199,7 +199,7 @@ func (s *Server) dataPathHandlers(gate *readGate, pool *bufferPool, au *auth, fm
 }
 
 // newService is the cachee.v1.CacheService the server registers.
-func (s *Server) newService(lat *latency, lim grpcLimits) *service {
+func (s *Server) newService(lat *Latency, lim grpcLimits) *service {
 	tier := s.cfg.Tier
 	if tier == nil {
 		tier = storeTier{s.st}

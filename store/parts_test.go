@@ -54,6 +54,9 @@ func partStore(b *testing.B) (*Store, *Reader) {
 var sink uint64
 
 //go:noinline
+func partNone() {}
+
+//go:noinline
 func partHash(key []byte, seed uint64) uint64 { return hashKey(key, seed) }
 
 //go:noinline
@@ -73,6 +76,13 @@ func partClock() int64 { return time.Now().UnixMilli() }
 
 //go:noinline
 func partRecord(b *readBuffer, ref uint64) bool { return b.hit(ref) }
+
+// BenchmarkPartNone is the loop and the call alone, to subtract from the others.
+func BenchmarkPartNone(b *testing.B) {
+	for range b.N {
+		partNone()
+	}
+}
 
 func BenchmarkPartHash(b *testing.B) {
 	key := []byte(partKey)

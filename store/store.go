@@ -46,7 +46,7 @@ type Store struct {
 	done chan struct{}
 }
 
-// Hash returns the hash the segment files key under, for a Reader's refs and tests.
+// hash is the hash the segment files key under (see hashKey).
 func (s *Store) hash(key []byte) uint64 { return hashKey(key, s.seed) }
 
 // tagOf is the policy's handle on an entry's key: its hash's top 32 bits.

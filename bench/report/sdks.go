@@ -59,6 +59,11 @@ func sdkRunners(smoke bool) []sdkRunner {
 		{SDK: "python", Dir: "sdk/python",
 			Build: []string{"make", "-C", "../..", "--no-print-directory", "install-python"},
 			Run:   []string{"../../.tmp/venv/bin/python", "bench/paths.py"}},
+		// The addon of the tarball make packs (always release: the package as
+		// published), tsc's output and ioredis in sdk/typescript.
+		{SDK: "typescript", Dir: "sdk/typescript",
+			Build: []string{"make", "-C", "../..", "--no-print-directory", "install-typescript"},
+			Run:   []string{"node", "dist/bench/paths.js"}},
 	}
 }
 

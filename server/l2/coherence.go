@@ -29,7 +29,7 @@ import (
 //
 // The flush waits for the reconnection rather than happening at the break because an
 // L2 that is down cannot change, so L1's copies stay right while it is down and go on
-// being served (the "L2 down: L1 keeps serving hits"); what may have changed
+// being served (an L2 outage must not cost the hits L1 can answer); what may have changed
 // unseen is only known to be possible once L2 is back. The cost is that a sidecar cut
 // off from an L2 that others still write serves its copies until it reconnects or
 // they reach --l1-ttl.

@@ -25,7 +25,19 @@ func main() {
 	flag.StringVar(&o.Version, "version", "", "version, e.g. 0.2.0 (default: the v* tag at HEAD, else a snapshot: LASTTAG-SNAPSHOT-COMMIT)")
 	flag.StringVar(&o.SBOMTool, "sbom-tool", "", "cyclonedx-gomod, to write an SBOM of each binary")
 	url := flag.String("url", "https://github.com/cachee/cachee/releases/download/v{version}", "where the archives are published ({version} is replaced)")
+	platforms := flag.String("platforms", "", "comma-separated GOOS/GOARCH pairs (default: every platform of a release)")
 	flag.Parse()
+	for _, p := range strings.Split(*platforms, ",") {
+		if p == "" {
+			continue
+		}
+		goos, goarch, ok := strings.Cut(p, "/")
+		if !ok {
+			fmt.Fprintf(os.Stderr, "release: -platforms: %q is not GOOS/GOARCH\n", p)
+			os.Exit(2)
+		}
+		o.Platforms = append(o.Platforms, release.Platform{OS: goos, Arch: goarch})
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, &o, *url); err != nil {

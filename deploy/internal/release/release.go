@@ -57,7 +57,6 @@ type Artifact struct {
 
 // Result lists what Build wrote, all in Options.Out.
 type Result struct {
-	Binaries  map[Platform]string // path of each platform's binary (under Out/build)
 	Archives  []Artifact
 	SBOMs     []Artifact
 	Checksums string // path of checksums.txt
@@ -95,13 +94,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Binaries: map[Platform]string{}}
+	res := &Result{}
 	for _, p := range o.Platforms {
 		bin := filepath.Join(o.Out, "build", p.OS+"_"+p.Arch, "cachee")
 		if err := buildBinary(ctx, o, p, bin); err != nil {
 			return nil, err
 		}
-		res.Binaries[p] = bin
 		logf("built %s (%s)", bin, p)
 		name := ArchiveName(o.Version, p)
 		sum, err := writeArchive(filepath.Join(o.Out, name), o.Time, []file{
@@ -162,7 +160,7 @@ type file struct {
 // header. It returns the archive's SHA-256.
 func writeArchive(path string, mtime time.Time, files []file, contents []byte) (string, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 	if err != nil {
 		return "", err
 	}

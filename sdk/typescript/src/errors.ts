@@ -208,8 +208,8 @@ function connectionLost(ce: ConnectError, err: unknown, ctx: CallContext): boole
   if (ce.code === Code.Unavailable || ce.details.length > 0) {
     return false;
   }
-  if (ce.code === Code.Canceled && ctx.aborted === false) {
-    return true;
+  if (ce.code === Code.Canceled && ctx.aborted === false && ce.rawMessage.startsWith("http/2 stream closed")) {
+    return true; // reset by the HTTP/2 layer, not a status the sidecar sent
   }
   for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     const { code, syscall } = e as NodeJS.ErrnoException;

@@ -18,9 +18,9 @@ const newKey = (name: string) => `ts:${name}:${process.pid}:${n++}`;
 
 /** Every attempt a client sends: its method, its request message, and how it ended. */
 class Attempts {
-  readonly log: { method: string; req: unknown; code: string }[] = [];
+  readonly log: { method: string; req: unknown; code: string; signal: AbortSignal }[] = [];
   readonly interceptor: Interceptor = (next) => async (req) => {
-    const entry = { method: req.method.name, req: req.message, code: "PENDING" };
+    const entry = { method: req.method.name, req: req.message, code: "PENDING", signal: req.signal };
     this.log.push(entry);
     try {
       const res = await next(req);
@@ -293,7 +293,8 @@ describe("prewarm", () => {
   it("cancels the stream at once when the callback throws, and rejects with its exception", async () => {
     // A sidecar that has not loaded the keys yet, so that what this one loads is counted.
     s = await restartEmpty(s);
-    const c = new Client({ address: s.sock, shmDir: "" });
+    const rec = new Attempts();
+    const c = new Client({ address: s.sock, shmDir: "", interceptors: [rec.interceptor] });
     try {
       const thrown = new Error("enough");
       let calls = 0;
@@ -308,8 +309,12 @@ describe("prewarm", () => {
         .catch((e) => e);
       assert.equal(err, thrown, "the callback's own exception, not a CacheeError");
       assert.equal(calls, 1);
-      // Left open, the stream would have let the sidecar load every key.
-      assert.ok((await settledEntries(c)) < KEYS / 2);
+      // The stream was cancelled by the time prewarm rejected, not left to its deadline.
+      assert.equal(rec.log.filter((x) => x.method === "Prewarm").length, 1);
+      assert.ok(rec.log.find((x) => x.method === "Prewarm")!.signal.aborted);
+      // So the sidecar stopped loading (left open, it would load every key; a fast one
+      // may have loaded many before the cancel reached it).
+      assert.ok((await settledEntries(c)) < KEYS);
     } finally {
       await c.close();
     }
@@ -317,13 +322,15 @@ describe("prewarm", () => {
 
   it("yields progress as an async iterator, and leaving it early cancels the stream", async () => {
     s = await restartEmpty(s);
-    const c = new Client({ address: s.sock, shmDir: "" });
+    const rec = new Attempts();
+    const c = new Client({ address: s.sock, shmDir: "", interceptors: [rec.interceptor] });
     try {
       for await (const p of c.prewarmStream({ keys: KEYS })) {
         assert.ok(!p.done);
         break;
       }
-      assert.ok((await settledEntries(c)) < KEYS / 2);
+      assert.ok(rec.log.find((x) => x.method === "Prewarm")!.signal.aborted, "the stream was cancelled");
+      assert.ok((await settledEntries(c)) < KEYS);
       const all: cachee.PrewarmProgress[] = [];
       for await (const p of c.prewarmStream({ keys: KEYS })) all.push(p);
       assert.ok(all.at(-1)!.done && all.at(-1)!.requested === KEYS);

@@ -306,6 +306,9 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		if o.l2 != "" {
 			rcfg.L2 = tier
 		}
+		// One cachee_latency_seconds for both protocols.
+		cfg.Latency = server.NewLatency()
+		rcfg.Latency = cfg.Latency.Observe
 		if err := rcfg.Validate(); err != nil {
 			return usageError{err}
 		}

@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// sizeUnits follows Redis's config syntax, which the article's --max-memory=256mb
-// uses: k, m, g are powers of 1000 and kb, mb, gb powers of 1024; KiB, MiB, GiB are
-// accepted too. Case does not matter.
+// sizeUnits follows Redis's config syntax, as --max-memory=256mb reads: k, m, g are
+// powers of 1000 and kb, mb, gb powers of 1024; KiB, MiB, GiB are accepted too. Case
+// does not matter.
 var sizeUnits = map[string]int64{
 	"": 1, "b": 1,
 	"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,

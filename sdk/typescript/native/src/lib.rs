@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cachee_shm::{Fallback, OpenError, ReaderOptions, Step};
+use cachee_shm::{OpenError, ReaderOptions, Step};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -201,7 +201,7 @@ impl Segment {
     pub fn lookup(&self, key: &[u8], now_ms: i64) -> Lookup {
         match self.inner.get_with_at(key, || now_ms, |v| v.to_vec()) {
             Ok((v, r)) => Lookup { result: "hit".into(), value: Some(v.into()), r#ref: BigInt::from(r) },
-            Err(f) => Lookup { result: fallback_name(f).into(), value: None, r#ref: BigInt::from(0u64) },
+            Err(f) => Lookup { result: f.name().into(), value: None, r#ref: BigInt::from(0u64) },
         }
     }
 
@@ -215,18 +215,6 @@ impl Segment {
     #[napi(getter)]
     pub fn clock_ms(&self) -> i64 {
         self.inner.clock_ms()
-    }
-}
-
-fn fallback_name(f: Fallback) -> &'static str {
-    match f {
-        Fallback::Miss => "miss",
-        Fallback::WrongType => "wrong_type",
-        Fallback::Retry => "retry",
-        Fallback::Corrupt => "corrupt",
-        Fallback::Stale => "stale",
-        Fallback::NoSegment => "no_segment",
-        Fallback::BufferTooSmall(_) => "buffer_too_small",
     }
 }
 
