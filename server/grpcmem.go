@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -270,10 +269,10 @@ func readCap(maxRecv int) int { return 2 * maxRecv }
 // message's size only just ahead of the message, and grpc-go then lets the client send
 // all of it, so a read reserves the most it may bring in (readCap) while its bytes
 // arrive; once it is in, the message stays charged at its own size until the handler
-// returns. A read that finds no room waits in a queue, first come first served and
-// not under any lock of grpc-go's, for memory to be released; the head of the queue
-// goes ahead anyway when no read is in progress (the budget may be full of frames of
-// calls that wait to be read, which only reads release).
+// returns. A read that finds no room waits, not under any lock of grpc-go's, for
+// memory to be released; a read goes ahead anyway when no other is in progress (the
+// budget may be full of frames of calls that wait to be read, which only reads
+// release).
 type readGate struct {
 	budget  *Budget
 	maxRecv int64  // the message size limit
@@ -281,24 +280,10 @@ type readGate struct {
 	raise   string // how to raise maxRecv, for the error of a message over it
 	reading atomic.Int64
 	refused func() // counts a read refused for want of memory
-
-	mu    sync.Mutex
-	queue []*readWaiter
-}
-
-// readWaiter is a read waiting in the queue; ready is closed once it holds its
-// reservation.
-type readWaiter struct {
-	ready   chan struct{}
-	stream  bool // a stream's read
-	granted bool // under mu
 }
 
 func newReadGate(b *Budget, maxRecv int, raise string, refused func()) *readGate {
 	g := &readGate{budget: b, maxRecv: int64(maxRecv), reserve: int64(readCap(maxRecv)), raise: raise, refused: refused}
-	if b != nil {
-		b.released = g.grant
-	}
 	return g
 }
 
@@ -349,84 +334,50 @@ func (g *readGate) decoded(m any) (held int64, err error) {
 	return held, nil
 }
 
-// enter takes a read's reservation, waiting in the queue for it when the budget does
-// not hold it now. The reads of unary calls count in reading, which says whether a
-// read will end soon and release what it holds: when none is in progress, the first
-// unary read in the queue goes ahead whatever the budget holds, or nothing might
-// ever be released. A stream's read may wait indefinitely for its message, so it
-// neither counts nor goes ahead of the budget.
+// enter takes a read's reservation, waiting for memory to be released when the
+// budget does not hold it now. The reads of unary calls count in reading, which says
+// whether a read will end soon and release what it holds: when none is in progress,
+// a unary read goes ahead whatever the budget holds, or nothing might ever be
+// released. A stream's read may wait indefinitely for its message, so it neither
+// counts nor goes ahead of the budget.
 func (g *readGate) enter(ctx context.Context, stream bool) error {
 	b := g.budget
-	if b.queued.Load() == 0 && b.tryAcquire(g.reserve) {
+	if b.tryAcquire(g.reserve) {
 		if !stream {
 			g.reading.Add(1)
 		}
 		return nil
 	}
-	w := &readWaiter{ready: make(chan struct{}), stream: stream}
-	g.mu.Lock()
-	g.queue = append(g.queue, w)
-	b.queued.Add(1)
-	g.grantLocked()
-	g.mu.Unlock()
-	t := time.NewTimer(maxReadWait)
-	defer t.Stop()
-	var err error
-	select {
-	case <-w.ready:
-		return nil
-	case <-t.C:
-		err = errOverloaded
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if w.granted {
-		return nil // granted as it gave up: it reads after all
-	}
-	g.remove(w)
-	g.grantLocked() // the one behind it may go now
-	if err == errOverloaded {
-		b.refused.Add(1)
-		g.refused()
-	}
-	return err
-}
-
-// grant lets reads in the queue go, as many as the Budget holds.
-func (g *readGate) grant() {
-	g.mu.Lock()
-	g.grantLocked()
-	g.mu.Unlock()
-}
-
-func (g *readGate) grantLocked() {
-	for len(g.queue) > 0 {
-		w := g.queue[0]
-		if g.budget.tryAcquire(g.reserve) {
-			if !w.stream {
+	b.waiters.Add(1)
+	defer b.waiters.Add(-1)
+	var timeout <-chan time.Time
+	for {
+		freed := b.waitFreed()
+		if b.tryAcquire(g.reserve) {
+			if !stream {
 				g.reading.Add(1)
 			}
-		} else {
-			// The first unary read goes ahead if no other is in progress.
-			i := slices.IndexFunc(g.queue, func(w *readWaiter) bool { return !w.stream })
-			if i < 0 || !g.reading.CompareAndSwap(0, 1) {
-				return
-			}
-			g.budget.charge(g.reserve)
-			w = g.queue[i]
+			return nil
 		}
-		g.remove(w)
-		w.granted = true
-		close(w.ready)
+		if !stream && g.reading.CompareAndSwap(0, 1) {
+			b.charge(g.reserve)
+			return nil
+		}
+		if timeout == nil {
+			t := time.NewTimer(maxReadWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-freed:
+		case <-timeout:
+			b.refused.Add(1)
+			g.refused()
+			return errOverloaded
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-}
-
-// remove takes w out of the queue.
-func (g *readGate) remove(w *readWaiter) {
-	g.queue = slices.DeleteFunc(g.queue, func(q *readWaiter) bool { return q == w })
-	g.budget.queued.Add(-1)
 }
 
 // unary wraps a unary method's handler so that its request is read through the gate

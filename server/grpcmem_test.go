@@ -190,45 +190,6 @@ func TestReadGate(t *testing.T) {
 		}
 	})
 
-	t.Run("waiting reads go in the order they came", func(t *testing.T) {
-		g := newGate(reserve) // room for one read at a time
-		if err := g.enter(context.Background(), false); err != nil {
-			t.Fatal(err)
-		}
-		order := make(chan int, 5)
-		var wg sync.WaitGroup
-		for i := range 5 {
-			for g.budget.queued.Load() != int32(i) { // queue them one by one
-				time.Sleep(time.Millisecond)
-			}
-			wg.Go(func() {
-				// Recorded while the read holds the one reservation.
-				held, err := g.read(context.Background(), &cacheev1.GetRequest{}, func(m any) error { order <- i; return decode(m) })
-				if err != nil {
-					t.Error(err)
-				}
-				g.budget.Release(held)
-			})
-			for g.budget.queued.Load() != int32(i+1) {
-				time.Sleep(time.Millisecond)
-			}
-		}
-		g.reading.Add(-1)
-		g.budget.Release(reserve) // the first read ends: the queue drains in order
-		wg.Wait()
-		close(order)
-		want := 0
-		for i := range order {
-			if i != want {
-				t.Fatalf("read %d went %dth", i, want)
-			}
-			want++
-		}
-		if g.budget.Used() != 0 || g.reading.Load() != 0 {
-			t.Fatalf("%d charged, %d reading", g.budget.Used(), g.reading.Load())
-		}
-	})
-
 	t.Run("a stream's read neither holds up unary reads nor goes ahead of the budget", func(t *testing.T) {
 		g := newGate(reserve)
 		// A stream waits for its next message, holding the one reservation.

@@ -33,10 +33,10 @@ type Budget struct {
 	pressure  atomic.Bool  // set by GuardMemory: refuse everything for now
 	pressured atomic.Int64 // times pressure began
 
-	// While queued is above zero, Release calls released: reservations wait in a
-	// queue for memory to be released (readGate's).
-	queued   atomic.Int32
-	released func()
+	// Waiting for memory to be released (see waitFreed).
+	waiters atomic.Int32
+	mu      sync.Mutex
+	freed   chan struct{} // closed at the next Release while someone waits
 }
 
 // NewBudget returns a budget of limit bytes; limit <= 0 means no limit (nil).
@@ -94,9 +94,26 @@ func (b *Budget) Release(n int64) {
 		return
 	}
 	b.used.Add(-n)
-	if b.queued.Load() > 0 {
-		b.released()
+	if b.waiters.Load() > 0 {
+		b.mu.Lock()
+		if b.freed != nil {
+			close(b.freed)
+			b.freed = nil
+		}
+		b.mu.Unlock()
 	}
+}
+
+// waitFreed returns a channel that is closed the next time memory is released. The
+// caller must count itself in b.waiters first, and try its reservation again after
+// taking the channel, so that a release between the two is not missed.
+func (b *Budget) waitFreed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.freed == nil {
+		b.freed = make(chan struct{})
+	}
+	return b.freed
 }
 
 // Used is the number of bytes reserved now.
