@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -35,22 +37,6 @@ func DefaultMaxRecvMsgSize(maxKey, maxValue int) int { return maxKey + maxValue 
 
 var errPanic = errors.New("server: internal error")
 
-// dataPath is the table of the cache's per-key RPCs, which applications call at high
-// rates, by method name: the one place that lists them.
-var dataPath = map[string]bool{
-	"Get":          true,
-	"Set":          true,
-	"Delete":       true,
-	"BatchGet":     true,
-	"BatchSet":     true,
-	"RecordAccess": true,
-}
-
-// isDataPath reports whether a method is one of the data-path RPCs.
-func isDataPath(service, method string) bool {
-	return service == cacheev1.CacheService_ServiceDesc.ServiceName && dataPath[method]
-}
-
 // grpcLimits are the message limits of the gRPC server.
 type grpcLimits struct {
 	maxRecv int    // the message size limit
@@ -58,26 +44,27 @@ type grpcLimits struct {
 }
 
 // buildGRPC is the last phase of New: the gRPC server, its services and what stands
-// between them.
+// between them, and the fast path when the Config asks for it.
 func (s *Server) buildGRPC(lat *Latency) {
 	lim := s.grpcLimits()
 	pool := newBufferPool(s.cfg.Budget)
 	gate := newReadGate(s.cfg.Budget, lim.maxRecv, lim.raise, func() { s.rejected.WithLabelValues("client_memory").Inc() })
-	// Counters only: the handling-time histogram would cost a clock read and another
+	// Counters only: a handling-time histogram would cost a clock read and another
 	// label lookup per call, and with Prometheus's default buckets (5 ms and up) every
-	// call of a microsecond-scale cache would land in the first bucket anyway.
+	// call of a microsecond-scale cache would land in the first bucket anyway. The
+	// data-path handlers and the fast path add their calls to these series without a
+	// lookup per call (fastmetrics.go).
 	metrics := grpcprom.NewServerMetrics()
-	var fm *fastMetrics
-	if s.cfg.FastPath {
-		// The fast path adds its own calls to these series (see fastmetrics.go).
-		fm = newFastMetrics(metrics, cacheev1.CacheService_ServiceDesc.ServiceName, unaryMethods(&cacheev1.CacheService_ServiceDesc))
-		s.registry.MustRegister(fm)
-	} else {
-		s.registry.MustRegister(metrics)
-	}
-	ics, unary := s.interceptors(gate, metrics)
+	fm := newFastMetrics(metrics, cacheev1.CacheService_ServiceDesc.ServiceName, unaryMethods(&cacheev1.CacheService_ServiceDesc))
+	s.registry.MustRegister(fm)
+	au := &auth{token: s.cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
+	ics, unary := s.interceptors(gate, metrics, au)
 	s.grpc = grpc.NewServer(append(s.transportOptions(pool, lim), ics...)...)
-	s.registerServices(gatedRegistrar{s.grpc, gate}, lat, lim)
+	s.svc = s.newService(lat, lim)
+	reg := registrar{Server: s.grpc, gate: gate, fast: s.dataPathHandlers(gate, pool, au, fm)}
+	cacheev1.RegisterCacheServiceServer(reg, s.svc)
+	healthpb.RegisterHealthServer(reg, s.health)
+	reflection.Register(reg)
 	metrics.InitializeMetrics(s.grpc)
 	if s.cfg.FastPath {
 		// Requests over readCap go to grpc-go, which refuses them as it refuses any.
@@ -109,6 +96,11 @@ func (s *Server) transportOptions(pool *bufferPool, lim grpcLimits) []grpc.Serve
 		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.InitialWindowSize(grpcStreamWindow),
 		grpc.InitialConnWindowSize(grpcConnWindow),
+		// Calls run on long-lived workers rather than a goroutine each: a fresh
+		// goroutine's stack grows by copying, which took a tenth of the server's CPU
+		// time with one client calling Get in a loop. When every worker is busy,
+		// grpc-go starts a goroutine for the call.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             keepaliveMinTime, // pings more often than this end the connection
 			PermitWithoutStream: true,             // SDKs keep idle connections alive
@@ -130,12 +122,13 @@ type unaryChain struct {
 // interceptors are the unary and stream interceptor chains. Outermost first: metrics
 // and logs see the final code, which recovery makes INTERNAL on a panic; validation
 // sits next to the handler. A unary request has been read (through the gate, see
-// gatedRegistrar) before the first runs; a stream's messages are read through it by
-// the first stream interceptor.
-func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) ([]grpc.ServerOption, unaryChain) {
+// registrar) before the first runs; a stream's messages are read through it by the
+// first stream interceptor. On grpc-go, the data-path methods have handlers that do
+// what the chain does in one function (datapath.go), unless debug logging asks for
+// every call to be logged; the fast path runs the chain for them.
+func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics, au *auth) ([]grpc.ServerOption, unaryChain) {
 	scfg := s.st.Config()
 	lim := limits{maxKey: scfg.MaxKeySize, maxValue: scfg.MaxValueSize}
-	au := &auth{token: s.cfg.AuthToken, rejected: func(reason string) { s.rejected.WithLabelValues(reason).Inc() }}
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
@@ -148,10 +141,7 @@ func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) (
 			return logging.DefaultServerCodeToLevel(c)
 		}),
 	}
-	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		s.log.ErrorContext(ctx, "panic in gRPC handler", "panic", p, "stack", string(debug.Stack()))
-		return toStatus(errPanic)
-	})
+	recoverOpt := recovery.WithRecoveryHandlerContext(s.panicked)
 	// The logging interceptor costs about 5 µs and 44 allocations a call, measured,
 	// more than the whole 10% budget of a Get. Unless debug logging asks for every
 	// call, the data-path RPCs skip it (their outcomes are counted per code in
@@ -184,13 +174,37 @@ func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) (
 	}, unary
 }
 
-// registerServices registers cachee.v1.CacheService, grpc.health.v1 and reflection.
-func (s *Server) registerServices(reg gatedRegistrar, lat *Latency, lim grpcLimits) {
+// panicked logs a panic in a handler and returns what the call answers: INTERNAL.
+func (s *Server) panicked(ctx context.Context, p any) error {
+	s.log.ErrorContext(ctx, "panic in gRPC handler", "panic", p, "stack", string(debug.Stack()))
+	return toStatus(errPanic)
+}
+
+// dataPathHandlers returns what gives the data-path methods their own handlers on
+// grpc-go (datapath.go), or nil handlers when debug logging is on: then every call is
+// logged, and only the chain of interceptors does that.
+func (s *Server) dataPathHandlers(gate *readGate, pool *bufferPool, au *auth, fm *fastMetrics) func(string) grpc.MethodHandler {
+	scfg := s.st.Config()
+	_, inPlace := s.svc.tier.(storeTier)
+	d := &dataPath{svc: s.svc, gate: gate, pool: pool, auth: au, panics: s.panicked, inPlace: inPlace,
+		lim: limits{maxKey: scfg.MaxKeySize, maxValue: scfg.MaxValueSize}}
+	debugLog := s.log.Enabled(context.Background(), slog.LevelDebug)
+	return func(fullMethod string) grpc.MethodHandler {
+		svc, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+		if debugLog || !isDataPath(svc, method) {
+			return nil
+		}
+		return d.handler(fullMethod, fm, fm.methods[method], dataMethods[method])
+	}
+}
+
+// newService is the cachee.v1.CacheService the server registers.
+func (s *Server) newService(lat *Latency, lim grpcLimits) *service {
 	tier := s.cfg.Tier
 	if tier == nil {
 		tier = storeTier{s.st}
 	}
-	s.svc = &service{
+	return &service{
 		st:        s.st,
 		tier:      tier,
 		lat:       lat,
@@ -202,7 +216,4 @@ func (s *Server) registerServices(reg gatedRegistrar, lat *Latency, lim grpcLimi
 		// larger than maxRecv.
 		maxBatchResp: lim.maxRecv,
 	}
-	cacheev1.RegisterCacheServiceServer(reg, s.svc)
-	healthpb.RegisterHealthServer(reg, s.health)
-	reflection.Register(reg)
 }

@@ -45,11 +45,14 @@ const grpcStreamWindow = 64 << 10
 const grpcConnWindow = 1 << 20
 
 // Buffer classes of bufferPool: powers of two from just above grpc-go's pooling
-// threshold (smaller buffers it allocates and drops itself) to 1 MiB. Larger buffers
-// are allocated to size and not kept.
+// threshold (smaller buffers it allocates and drops itself) to 64 KiB, which holds
+// the 16 KiB frames and small messages. Larger buffers are allocated to size and
+// dropped when returned: a buffer kept for reuse is memory the budget no longer
+// counts and the collector cannot free, and a few idle megabyte buffers are the whole
+// margin of a small --max-memory.
 const (
 	minBufShift = 11 // 2 KiB
-	maxBufShift = 20 // 1 MiB
+	maxBufShift = 16 // 64 KiB
 )
 
 // bufferPool is the gRPC server's mem.BufferPool. It charges each buffer it hands out
@@ -112,17 +115,33 @@ func (p *bufferPool) Get(n int) *[]byte {
 		}
 		b := make([]byte, size)
 		bp = &b
-		t = &bufTicket{size: int64(size)}
-		key := bufKey(b)
-		p.mu.Lock()
-		p.tickets[key] = t
-		p.mu.Unlock()
-		runtime.AddCleanup(unsafe.SliceData(b), bufCollected, collected{p.budget, &p.mu, p.tickets, &p.dropped, key, t})
+		t = p.track(b)
 	}
 	t.out.Store(true)
 	p.budget.charge(t.size)
 	*bp = (*bp)[:n]
 	return bp
+}
+
+// adopt takes b, a slice allocated elsewhere (b[0] is the start of its array), into
+// the pool's keeping: it is charged from now until it is returned like a buffer of
+// the pool's own.
+func (p *bufferPool) adopt(b []byte) *[]byte {
+	t := p.track(b)
+	t.out.Store(true)
+	p.budget.charge(t.size)
+	return &b
+}
+
+// track starts keeping the ticket of a newly allocated buffer.
+func (p *bufferPool) track(b []byte) *bufTicket {
+	t := &bufTicket{size: int64(cap(b))}
+	key := bufKey(b)
+	p.mu.Lock()
+	p.tickets[key] = t
+	p.mu.Unlock()
+	runtime.AddCleanup(unsafe.SliceData(b), bufCollected, collected{p.budget, &p.mu, p.tickets, &p.dropped, key, t})
+	return t
 }
 
 // Put takes back a buffer that Get handed out.
@@ -180,6 +199,13 @@ type codec struct{ pool *bufferPool }
 func (codec) Name() string { return "proto" }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	// Answers encoded by a data-path handler (datapath.go).
+	switch v := v.(type) {
+	case mem.Buffer:
+		return mem.BufferSlice{v}, nil
+	case mem.BufferSlice:
+		return v, nil
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, errNotProto(v)
@@ -207,6 +233,13 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*rawRequest); ok {
+		// Decoded by a data-path handler, in place: it holds the buffer until it
+		// returns.
+		r.buf = data.MaterializeToBuffer(c.pool)
+		r.b = r.buf.ReadOnlyData()
+		return nil
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return errNotProto(v)
@@ -217,10 +250,10 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 // maxReadWait is how long a request waits for the Budget to hold its read before the
-// call is refused with OVERLOADED. Reads of other calls end within a few
-// milliseconds unless their clients are slow, so a wait this long means the budget
-// is full of what others hold.
-const maxReadWait = 250 * time.Millisecond
+// call is refused with OVERLOADED. Reads of small messages take microseconds and
+// reads of large ones as long as their clients take to send them, so a wait this long
+// means the budget is full of what others hold.
+const maxReadWait = time.Second
 
 // readCap is the message size at which grpc-go stops reading a request, for a
 // message size limit of maxRecv. A request over maxRecv is refused by the server
@@ -237,8 +270,8 @@ func readCap(maxRecv int) int { return 2 * maxRecv }
 // all of it, so a read reserves the most it may bring in (readCap) while its bytes
 // arrive; once it is in, the message stays charged at its own size until the handler
 // returns. A read that finds no room waits, not under any lock of grpc-go's, for
-// memory to be released; when no other read is in progress it goes ahead anyway
-// (the budget may be full of frames of calls that wait to be read, which only reads
+// memory to be released; a read goes ahead anyway when no other is in progress (the
+// budget may be full of frames of calls that wait to be read, which only reads
 // release).
 type readGate struct {
 	budget  *Budget
@@ -250,14 +283,22 @@ type readGate struct {
 }
 
 func newReadGate(b *Budget, maxRecv int, raise string, refused func()) *readGate {
-	return &readGate{budget: b, maxRecv: int64(maxRecv), reserve: int64(readCap(maxRecv)), raise: raise, refused: refused}
+	g := &readGate{budget: b, maxRecv: int64(maxRecv), reserve: int64(readCap(maxRecv)), raise: raise, refused: refused}
+	return g
 }
 
-// read reads one request into m with dec and reports the bytes it keeps charged, for
-// the caller to release when it is done with m.
+// read reads one request of a unary call into m with dec and reports the bytes it
+// keeps charged, for the caller to release when it is done with m.
 func (g *readGate) read(ctx context.Context, m any, dec func(any) error) (held int64, err error) {
+	return g.readAs(ctx, m, dec, false)
+}
+
+// readAs is read; stream says whether the message is a stream's, which the handler
+// reads when it wants the next one: the read may then wait for the client to send
+// it, for as long as the client likes.
+func (g *readGate) readAs(ctx context.Context, m any, dec func(any) error, stream bool) (held int64, err error) {
 	if g.budget != nil {
-		if err := g.enter(ctx); err != nil {
+		if err := g.enter(ctx, stream); err != nil {
 			return 0, toStatus(err)
 		}
 	}
@@ -265,32 +306,46 @@ func (g *readGate) read(ctx context.Context, m any, dec func(any) error) (held i
 		held, err = g.decoded(m) // before the reservation goes, so the count never dips below what is held
 	}
 	if g.budget != nil {
-		g.reading.Add(-1)
+		if !stream {
+			g.reading.Add(-1)
+		}
 		g.budget.Release(g.reserve)
 	}
 	return held, err
 }
 
-// decoded checks a request message just decoded into m against the message size
-// limit, and charges it to stay held until its handler returns; it reports the bytes
-// held, for the caller to release then. The gRPC fast path, which has a request's
-// bytes before it decodes them, calls it directly.
+// decoded checks a request just decoded into m against the message size limit, and
+// charges it to stay held until its handler returns; it reports the bytes held, for
+// the caller to release then. The gRPC fast path, which has a request's bytes before
+// it decodes them, calls it directly.
 func (g *readGate) decoded(m any) (held int64, err error) {
-	if pm, ok := m.(proto.Message); ok {
-		size := int64(proto.Size(pm))
-		if size > g.maxRecv {
-			return 0, toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise})
-		}
+	var size int64
+	switch m := m.(type) {
+	case *rawRequest:
+		size, held = int64(len(m.b)), m.held()
+	case proto.Message:
+		size = int64(proto.Size(m))
 		held = size
+	}
+	if size > g.maxRecv {
+		return 0, toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise})
 	}
 	g.budget.charge(held)
 	return held, nil
 }
 
-func (g *readGate) enter(ctx context.Context) error {
+// enter takes a read's reservation, waiting for memory to be released when the
+// budget does not hold it now. The reads of unary calls count in reading, which says
+// whether a read will end soon and release what it holds: when none is in progress,
+// a unary read goes ahead whatever the budget holds, or nothing might ever be
+// released. A stream's read may wait indefinitely for its message, so it neither
+// counts nor goes ahead of the budget.
+func (g *readGate) enter(ctx context.Context, stream bool) error {
 	b := g.budget
 	if b.tryAcquire(g.reserve) {
-		g.reading.Add(1)
+		if !stream {
+			g.reading.Add(1)
+		}
 		return nil
 	}
 	b.waiters.Add(1)
@@ -299,10 +354,12 @@ func (g *readGate) enter(ctx context.Context) error {
 	for {
 		freed := b.waitFreed()
 		if b.tryAcquire(g.reserve) {
-			g.reading.Add(1)
+			if !stream {
+				g.reading.Add(1)
+			}
 			return nil
 		}
-		if g.reading.CompareAndSwap(0, 1) {
+		if !stream && g.reading.CompareAndSwap(0, 1) {
 			b.charge(g.reserve)
 			return nil
 		}
@@ -356,23 +413,28 @@ type gatedStream struct {
 func (s *gatedStream) RecvMsg(m any) error {
 	s.gate.budget.Release(s.held)
 	var err error
-	s.held, err = s.gate.read(s.Context(), m, s.ServerStream.RecvMsg)
+	s.held, err = s.gate.readAs(s.Context(), m, s.ServerStream.RecvMsg, true)
 	return err
 }
 
-// gatedRegistrar registers services on the gRPC server with every unary method's
-// request read through the gate (a unary request is read before any interceptor
-// runs, by the generated handler).
-type gatedRegistrar struct {
+// registrar registers services on the gRPC server: every unary method's request is
+// read through the gate (a unary request is read before any interceptor runs, by the
+// method's handler), and a data-path method gets the handler fast gives it, if any.
+type registrar struct {
 	*grpc.Server
 	gate *readGate
+	fast func(fullMethod string) grpc.MethodHandler
 }
 
-func (r gatedRegistrar) RegisterService(sd *grpc.ServiceDesc, impl any) {
+func (r registrar) RegisterService(sd *grpc.ServiceDesc, impl any) {
 	d := *sd
 	d.Methods = make([]grpc.MethodDesc, len(sd.Methods))
 	for i, m := range sd.Methods {
-		m.Handler = r.gate.unary(m.Handler)
+		if h := r.fast("/" + sd.ServiceName + "/" + m.MethodName); h != nil {
+			m.Handler = h
+		} else {
+			m.Handler = r.gate.unary(m.Handler)
+		}
 		d.Methods[i] = m
 	}
 	r.Server.RegisterService(&d, impl)

@@ -36,8 +36,9 @@ func TestBufferPoolCharges(t *testing.T) {
 		{poolThreshold + 1, 2 << 10},
 		{16 << 10, 16 << 10},
 		{16<<10 + 1, 32 << 10},
+		{64 << 10, 64 << 10},
+		{64<<10 + 5, 64<<10 + 5}, // beyond the classes: to size
 		{1 << 20, 1 << 20},
-		{1<<20 + 5, 1<<20 + 5}, // beyond the classes: to size
 	} {
 		bp := p.Get(tc.n)
 		if len(*bp) != tc.n || b.Used() != int64(tc.charged) {
@@ -54,6 +55,15 @@ func TestBufferPoolCharges(t *testing.T) {
 			t.Fatalf("Get(%d) again: charged %d", tc.n, b.Used())
 		}
 		p.Put(again)
+	}
+	// A slice adopted from elsewhere is charged its capacity until returned.
+	adopted := p.adopt(make([]byte, 300<<10, 301<<10))
+	if b.Used() != 301<<10 || len(*adopted) != 300<<10 {
+		t.Fatalf("adopted: charged %d, len %d", b.Used(), len(*adopted))
+	}
+	p.Put(adopted)
+	if b.Used() != 0 {
+		t.Fatalf("adopted and returned: %d still charged", b.Used())
 	}
 	// A buffer that is not the pool's is ignored.
 	foreign := make([]byte, 4<<10)
@@ -148,7 +158,7 @@ func TestReadGate(t *testing.T) {
 		g := newGate(2*reserve - 1)
 		refusals = 0
 		// One read in progress holds its reservation: a second cannot fit.
-		if err := g.enter(context.Background()); err != nil {
+		if err := g.enter(context.Background(), false); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
@@ -180,6 +190,28 @@ func TestReadGate(t *testing.T) {
 		}
 	})
 
+	t.Run("a stream's read neither holds up unary reads nor goes ahead of the budget", func(t *testing.T) {
+		g := newGate(reserve)
+		// A stream waits for its next message, holding the one reservation.
+		if err := g.enter(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		held, err := g.read(context.Background(), &cacheev1.GetRequest{}, decode)
+		if err != nil {
+			t.Fatalf("a unary read beside a stream's: %v", err)
+		}
+		g.budget.Release(held)
+		// Another stream's read waits for room, and is refused without it.
+		_, err = g.readAs(context.Background(), &cacheev1.GetRequest{}, decode, true)
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("a second stream's read with no room: %v", err)
+		}
+		g.budget.Release(reserve)
+		if g.budget.Used() != 0 || g.reading.Load() != 0 {
+			t.Fatalf("%d charged, %d reading", g.budget.Used(), g.reading.Load())
+		}
+	})
+
 	t.Run("a read goes ahead when no other is in progress", func(t *testing.T) {
 		g := newGate(reserve)
 		g.budget.charge(reserve) // full of what others hold, none of it a read
@@ -206,7 +238,7 @@ func TestReadGate(t *testing.T) {
 
 	t.Run("ends with the call's context", func(t *testing.T) {
 		g := newGate(reserve)
-		if err := g.enter(context.Background()); err != nil {
+		if err := g.enter(context.Background(), false); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())

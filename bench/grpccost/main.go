@@ -32,7 +32,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -330,7 +329,7 @@ func cacheeTargets(ctx context.Context, bin, dir string, fast bool) ([]*target, 
 		}
 		return err
 	}
-	mallocs := func() (uint64, error) { return scrapeMallocs(c.Metrics) }
+	mallocs := func() (uint64, error) { return procs.Mallocs(c.Metrics) }
 	return []*target{
 		{name: name + ": gRPC Get", pid: c.Pid(), call: get, mallocs: mallocs, load: loadFunc(get)},
 		{name: name + ": RESP GET", pid: c.Pid(), call: respGet, mallocs: mallocs, load: respLoadFunc(c.Socket, string(key), len(value))},
@@ -575,23 +574,6 @@ func signalMallocs(p *os.Process, file string) (uint64, error) {
 }
 
 // scrapeMallocs reads go_memstats_mallocs_total from cachee's /metrics.
-func scrapeMallocs(addr string) (uint64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return uint64(f), err
-		}
-	}
-	return 0, errors.New("no go_memstats_mallocs_total in /metrics")
-}
-
 type usage struct {
 	cpu      time.Duration
 	switches int64

@@ -412,11 +412,25 @@ func (b *bench) latency(s *section) error {
 		}
 		s.printf("For reference, a bare grpc-go server answering only `grpc.health.v1` Check on a Unix socket (in a process of its own, timed in the same rotation with a plain grpc-go client) takes p50 %s, p99 %s: cachee's gRPC row is %s of that at p50 (the median of the per-run ratios), %s.\n\n",
 			fmtDur(bareRes.P50), fmtDur(bareRes.P99), fmtRatio(overBare), verdict)
+		overRESP := stats.Median(stats.PairedRatios(pick(qs[pGRPC], p50Of), pick(qs[pRESPUnix], p50Of)))
+		s.printf("cachee's gRPC Get p50 is %s of its RESP GET's on the same socket (median of the per-run ratios).\n\n", fmtRatio(overRESP))
+		if size == 100 {
+			b.results.GRPC.OverBare, b.results.GRPC.OverRESP = overBare, overRESP
+			s.printf("**gRPC Get p50 against the bare health Check: %s (target at most 1.05×, %s). Against RESP GET on the socket: %s.** The Go SDK makes Get, Set and Delete over an HTTP/2 connection of its own and everything else through grpc-go; the bare Check is timed with grpc-go's client.\n\n",
+				fmtRatio(overBare), meets(overBare <= 1.05), fmtRatio(overRESP))
+		}
 		shm := sizeRes[0]
 		s.printf("The shared-memory figures include the clock's own cost, p50 %s here (`time.Now` and `time.Since` around nothing); the same %s reads timed in batches of 1000 take %s each on average (median of %d batches). p999 is the %s slowest call of %d per run in the shared-memory rows, the %s slowest of %d in the others.\n\n",
 			fmtDur(clock), sizeName(size), fmtDur(shm.BatchMean), max(cfg.LatShmCalls/1000, 5),
 			ordinal(cfg.LatShmCalls-p999Rank(cfg.LatShmCalls)+1), cfg.LatShmCalls, ordinal(cfg.LatCalls-p999Rank(cfg.LatCalls)+1), cfg.LatCalls)
 	}
+	client, server, err := e.allocsPerGet(cfg.LatCalls)
+	if err != nil {
+		return fmt.Errorf("allocations per gRPC Get: %w", err)
+	}
+	b.results.GRPC.ClientAllocs, b.results.GRPC.ServerAllocs = client, server
+	s.printf("**Allocations per gRPC Get of a 100 B value, one call at a time over %d calls: %.1f in the Go SDK (target at most 25, %s), %.1f in the sidecar.** Counted by the Go runtime: this process's `runtime.MemStats.Mallocs`, and the sidecar's `go_memstats_mallocs_total` from its /metrics, less what a scrape allocates.\n\n",
+		cfg.LatCalls, client, meets(client <= 25), server)
 	if c := e.viaShm.Counters(); c.ShmFallbacks != 0 {
 		s.printf("**Warning**: %d shared-memory reads fell back to gRPC; the shared-memory rows are mixed.\n\n", c.ShmFallbacks)
 	}

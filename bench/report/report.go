@@ -200,6 +200,7 @@ type results struct {
 	RSS      *rssResult      `json:"rss,omitempty"`
 	L2       []latencyResult `json:"l2,omitempty"`
 	SDKs     []sdkResult     `json:"sdks,omitempty"`
+	GRPC     grpcResult      `json:"grpc"`
 }
 
 // writeRaw keeps every figure under raw/, which git ignores: the committed report is the

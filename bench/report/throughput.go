@@ -158,6 +158,12 @@ func (b *bench) throughput(s *section) error {
 	s.printf("Server CPU time per GET in µs, median of the runs (from /proc/PID/stat, whose 10 ms ticks make it coarse on short runs). For the shared-memory row this is the sidecar's share only: the read itself is the client's.\n\n")
 	table(&s.body, header, align, cpu)
 	s.printf("%s.\n\n", find(pShm, loads[len(loads)-1].name).Skipped)
+	g50, r50, g1 := find(pGRPC, loads[2].name), find(pRedisTCP, loads[2].name), find(pGRPC, loads[0].name)
+	b.results.GRPC.Rate50, b.results.GRPC.Redis50, b.results.GRPC.RatioRedis50 = g50.Rate, r50.Rate, g50.Ratio
+	b.results.GRPC.CPUOneClient = stats.Median(g1.CPUPerOp)
+	s.printf("**gRPC with the Go SDK, %d goroutines over one connection: %s GETs/s, %s of redis-server's with `redis-benchmark -c %d` over TCP (%s; target at least 0.6×, %s). Server CPU per gRPC GET with one client: %.1f µs (target at most 40 µs, %s).**\n\n",
+		loads[2].clients, fmtRate(g50.Rate), fmtRatio(g50.Ratio), loads[2].clients, fmtRate(r50.Rate), meets(g50.Ratio >= 0.6),
+		b.results.GRPC.CPUOneClient, meets(b.results.GRPC.CPUOneClient <= 40))
 	file := "throughput.png"
 	if err := throughputChart(filepath.Join(cfg.Out, file), loads, rs); err != nil {
 		return err

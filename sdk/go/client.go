@@ -40,6 +40,8 @@ type Client struct {
 	sf  singleflight.Group
 	ctr counters
 
+	fast *fastPath // Get, Set and Delete's own transport; nil when not used
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      context.CancelFunc
@@ -66,7 +68,11 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 	}
 	o.target = resolveTarget(o.target, os.Getenv)
 	o.shmDir = resolveShmDir(o.shmDir, o.shmSet, os.LookupEnv)
-	if token := resolveToken(o.token, os.Getenv); token != "" {
+	// Options given for grpc-go (interceptors, say) must see every call, so the
+	// Client's own transport is only used without them.
+	useFast := len(o.dialOptions) == 0
+	token := resolveToken(o.token, os.Getenv)
+	if token != "" {
 		o.dialOptions = append(o.dialOptions, grpc.WithPerRPCCredentials(bearerToken(token)))
 	}
 	if o.logger == nil {
@@ -108,16 +114,24 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 		stop: stop,
 	}
 	cc.Connect()
+	if useFast {
+		c.fast = newFastPath(o.target, token)
+	}
 	if o.waitReady {
 		if err := c.waitReady(ctx); err != nil {
 			stop()
 			cc.Close()
 			return nil, err
 		}
+		c.fast.connect(ctx)
 	}
 	c.done.Add(2)
 	go c.watchConn(bg)
 	go c.flushLoop(bg)
+	if c.fast != nil {
+		c.done.Add(1)
+		go c.fast.keep(bg, &c.done, c.backoff)
+	}
 	if o.shmDir != "" {
 		w := newSegmentWatcher(c)
 		// One step now, so that a Client made beside a running sidecar reads shared
@@ -189,6 +203,7 @@ func (c *Client) Close() error {
 		if r := c.seg.Swap(nil); r != nil {
 			r.Close()
 		}
+		c.fast.close()
 		err = c.cc.Close()
 	})
 	return err
@@ -217,17 +232,30 @@ var (
 
 // call runs one RPC with the Client's timeout and the contract's retries.
 func (c *Client) call(ctx context.Context, r rpc, fn func(ctx context.Context) error) error {
+	return c.retry(ctx, r, true, func(ctx context.Context, _ time.Time) error { return fn(ctx) })
+}
+
+// retry runs the attempts of one call: fn makes an attempt before deadline (zero for
+// none). With derive, ctx carries the Client's timeout when the caller's has no
+// deadline (grpc-go takes a call's deadline from its context); without, only the
+// deadline does, which spares a context and its timer per call.
+func (c *Client) retry(ctx context.Context, r rpc, derive bool, fn func(ctx context.Context, deadline time.Time) error) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	caller := ctx
-	if _, ok := ctx.Deadline(); !ok && c.opts.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
-		defer cancel()
+	deadline, has := ctx.Deadline()
+	own := !has && c.opts.timeout > 0 // the deadline is the Client's, not the caller's
+	if own {
+		deadline = time.Now().Add(c.opts.timeout)
+		if derive {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
 	}
 	for attempt := 0; ; attempt++ {
-		err := fn(ctx)
+		err := fn(ctx, deadline)
 		if err == nil {
 			return nil
 		}
@@ -235,7 +263,7 @@ func (c *Client) call(ctx context.Context, r rpc, fn func(ctx context.Context) e
 			return ErrClosed
 		}
 		e := fromStatus(err).(*Error)
-		if caller != ctx && caller.Err() == nil && e.Code == codes.DeadlineExceeded {
+		if own && caller.Err() == nil && e.Code == codes.DeadlineExceeded {
 			// The Client's own timeout ran out, not the caller's: the sidecar did
 			// not answer in time, which is what ErrUnavailable stands for.
 			e.sentinel = ErrUnavailable
@@ -246,7 +274,7 @@ func (c *Client) call(ctx context.Context, r rpc, fn func(ctx context.Context) e
 			return e
 		}
 		wait := c.backoff(attempt)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+		if !deadline.IsZero() && time.Until(deadline) <= wait {
 			return e
 		}
 		t := time.NewTimer(wait)

@@ -21,7 +21,10 @@
 //
 // gRPC, from any language: the cachee.v1.CacheService API (proto/cachee/v1) on the
 // Unix socket or on localhost:6380. This package uses it for everything but hits;
-// WithoutShm makes it use nothing else. From the shell:
+// WithoutShm makes it use nothing else. Get, Set and Delete go over a connection of
+// the Client's own, which speaks just those unary calls (2 allocations a Get, against
+// grpc-go's client's 85 or so); everything else, and everything when WithDialOptions
+// gives grpc-go options, goes through grpc-go. From the shell:
 //
 //	grpcurl -plaintext -unix -d '{"key":"dXNlcjo0Mg=="}' /var/run/cachee/cachee.sock cachee.v1.CacheService/Get
 //

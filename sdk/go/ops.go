@@ -76,18 +76,35 @@ func (c *Client) get(ctx context.Context, key string, dst []byte, into bool) ([]
 		}
 		c.ctr.fallbacks.Add(1)
 	}
-	var resp *cacheev1.GetResponse
-	err := c.call(ctx, rpcGet, func(ctx context.Context) (err error) {
-		resp, err = c.rpc.Get(ctx, &cacheev1.GetRequest{Key: []byte(key)})
-		return err
+	k := keyBytes(key)
+	var value []byte
+	var found bool
+	err := c.retry(ctx, rpcGet, c.fast == nil, func(ctx context.Context, deadline time.Time) error {
+		return c.fastCall(ctx, deadline, methodGet, sizeBytesField(1, len(k)),
+			func(b []byte) []byte { return appendBytesField(b, 1, k) },
+			func(msg []byte) error {
+				ok, v, err := decodeGetResponse(msg)
+				found, value = ok, v
+				if ok && into {
+					value = append(dst, v...)
+				} else if ok {
+					value = append([]byte(nil), v...) // msg is the transport's
+				}
+				return err
+			},
+			func(ctx context.Context) error {
+				resp, err := c.rpc.Get(ctx, &cacheev1.GetRequest{Key: []byte(key)})
+				found, value = resp.GetFound(), resp.GetValue()
+				if found && into {
+					value = append(dst, value...)
+				}
+				return err
+			})
 	})
-	if err != nil || !resp.GetFound() {
+	if err != nil || !found {
 		return dst, false, SourceSidecar, err
 	}
-	if !into {
-		return resp.GetValue(), true, SourceSidecar, nil
-	}
-	return append(dst, resp.GetValue()...), true, SourceSidecar, nil
+	return value, true, SourceSidecar, nil
 }
 
 // shmError handles an error from the segment reader: the ones about the key go back to
@@ -171,25 +188,35 @@ func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...SetO
 	for _, opt := range opts {
 		opt.applySet(&o)
 	}
-	req := &cacheev1.SetRequest{Key: []byte(key), Value: value, Ttl: ttlProto(o.ttl), Condition: o.cond.proto()}
-	var resp *cacheev1.SetResponse
-	err = c.call(ctx, setRPC(o.cond == NoCondition), func(ctx context.Context) (err error) {
-		resp, err = c.rpc.Set(ctx, req)
-		return err
+	req := setRequest{key: keyBytes(key), value: value, ttl: o.ttl, cond: int32(o.cond.proto())}
+	err = c.retry(ctx, setRPC(o.cond == NoCondition), c.fast == nil, func(ctx context.Context, deadline time.Time) error {
+		return c.fastCall(ctx, deadline, methodSet, req.size(), req.append,
+			func(msg []byte) (err error) { stored, err = decodeBoolAnswer(msg); return err },
+			func(ctx context.Context) error {
+				resp, err := c.rpc.Set(ctx, &cacheev1.SetRequest{Key: []byte(key), Value: value, Ttl: ttlProto(o.ttl), Condition: o.cond.proto()})
+				stored = resp.GetStored()
+				return err
+			})
 	})
-	return resp.GetStored(), err
+	return stored, err
 }
 
 // Delete removes key and reports whether a live entry was there. It is retried after
 // a transient failure, so a Delete whose first attempt reached the sidecar may report
 // false.
 func (c *Client) Delete(ctx context.Context, key string) (deleted bool, err error) {
-	var resp *cacheev1.DeleteResponse
-	err = c.call(ctx, rpcDelete, func(ctx context.Context) (err error) {
-		resp, err = c.rpc.Delete(ctx, &cacheev1.DeleteRequest{Key: []byte(key)})
-		return err
+	k := keyBytes(key)
+	err = c.retry(ctx, rpcDelete, c.fast == nil, func(ctx context.Context, deadline time.Time) error {
+		return c.fastCall(ctx, deadline, methodDelete, sizeBytesField(1, len(k)),
+			func(b []byte) []byte { return appendBytesField(b, 1, k) },
+			func(msg []byte) (err error) { deleted, err = decodeBoolAnswer(msg); return err },
+			func(ctx context.Context) error {
+				resp, err := c.rpc.Delete(ctx, &cacheev1.DeleteRequest{Key: []byte(key)})
+				deleted = resp.GetDeleted()
+				return err
+			})
 	})
-	return resp.GetDeleted(), err
+	return deleted, err
 }
 
 // Result is one key's outcome in BatchGet.

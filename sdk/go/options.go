@@ -117,7 +117,9 @@ func WithFlushInterval(d time.Duration) Option { return func(o *options) { o.flu
 // slog.Default()). It never logs per call.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithDialOptions adds grpc-go dial options, after the Client's own.
+// WithDialOptions adds grpc-go dial options, after the Client's own. With them, Get,
+// Set and Delete go through grpc-go too (so that its interceptors, say, see every
+// call), instead of the Client's own lighter connection.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOptions = append(o.dialOptions, opts...) }
 }

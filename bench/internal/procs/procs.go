@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,12 +99,40 @@ func StartCachee(o CacheeOptions) (*Cachee, error) {
 			cmd.Wait()
 			return nil, fmt.Errorf("cachee %v exited before serving", args)
 		}
-		return &Cachee{Cmd: cmd, Socket: sock, TCP: line.Addr, Segment: line.Segment, Metrics: line.Metrics, RESP: line.Resp, Args: args}, nil
+		return &Cachee{Cmd: cmd, Socket: sock, TCP: line.Addr, Segment: line.Segment, Metrics: loopbackAddr(line.Metrics), RESP: line.Resp, Args: args}, nil
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, errors.New("cachee did not start within 30s")
 	}
+}
+
+// Mallocs is the count of heap allocations a Go server has made, from
+// go_memstats_mallocs_total on its /metrics at addr (host:port).
+func Mallocs(addr string) (uint64, error) {
+	c := http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return uint64(f), err
+		}
+	}
+	return 0, fmt.Errorf("no go_memstats_mallocs_total on %s/metrics", addr)
+}
+
+// loopbackAddr is a listening address (":9090", "[::]:9090") as one to dial here.
+func loopbackAddr(a string) string {
+	if _, port, err := net.SplitHostPort(a); err == nil {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return a
 }
 
 // Stop ends the server with SIGTERM, and SIGKILL if it has not exited in 15 s.
