@@ -12,6 +12,8 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+# Go module proxy: writes the CycloneDX SBOM of each release binary (make release).
+CYCLONEDX_GOMOD_VERSION := v1.10.0
 GRPCURL_VERSION := v1.9.4
 # h2spec (the HTTP/2 conformance suite) has no go.mod: its version and its
 # dependencies' are pinned in $(H2SPEC_MOD)/go.mod, and it is built from there.
@@ -103,7 +105,7 @@ test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then 
 	$(MAKE) --no-print-directory test-deploy
 
 .PHONY: test-sdks
-test-sdks: test-shm test-python test-typescript test-java test-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
+test-sdks: test-shm test-python test-typescript test-java test-rust package-rust test-crosslang ## Test the Python, TypeScript, Java and Rust SDKs against a real cachee
 
 # Each SDK's tests start bin/cachee themselves, on temporary sockets and free ports.
 .PHONY: test-python
@@ -146,8 +148,36 @@ $(PY_DIST)/.built: $(shell git ls-files $(PY_PACKAGE_PATHS)) Makefile $(VENV)/.i
 	@touch $@
 
 .PHONY: test-typescript
-test-typescript: build ## Test sdk/typescript with node's test runner
-	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && CACHEE_BIN=$(CACHEE) npm test --silent
+test-typescript: build install-typescript ## Test sdk/typescript with node's test runner
+	cd sdk/typescript && CACHEE_BIN=$(CACHEE) npm run --silent test:only
+
+# install-typescript readies sdk/typescript for its tests, the cross-language test and
+# bench/report's runner: npm ci, tsc, and the native addon of the tarball
+# package-typescript packed, so that cargo builds the addon once per change of its sources.
+.PHONY: install-typescript
+install-typescript: package-typescript
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build:ts
+	tar -xzf $(TS_DIST)/cachee-client-*.tgz -C sdk/typescript/native --strip-components=2 --wildcards 'package/native/*.node'
+
+# The TypeScript package as it would be published, from the tracked files of the tree
+# (as a clean clone has them): npm ci, then npm pack, whose prepack build copies gen/ts
+# in, compiles, and builds the native addon in release (cargo's output kept in
+# $(SHM_CARGO_TARGET)); then the tarball installed by npm in a fresh directory, its
+# dependencies resolved from their ranges, and a set and a segment read made through
+# it against bin/cachee. Into $(TS_DIST).
+TS_DIST := $(TMP)/dist/typescript
+TS_PACKAGE_PATHS := sdk/typescript gen/ts sdk/shm
+TS_PKG := $(TMP)/package-typescript
+.PHONY: package-typescript
+package-typescript: build $(TS_DIST)/.built ## Pack sdk/typescript (npm pack, with the native addon for this platform) from the tracked files; install and run it in a fresh directory
+
+$(TS_DIST)/.built: $(shell git ls-files $(TS_PACKAGE_PATHS)) Makefile
+	rm -rf $(TS_PKG) $(TS_DIST) && mkdir -p $(TS_PKG)/tree $(TS_DIST)
+	git ls-files -z $(TS_PACKAGE_PATHS) | tar --null -T - -cf - | tar -x -C $(TS_PKG)/tree
+	cd $(TS_PKG)/tree/sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && \
+		CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) npm pack --silent --pack-destination $(TS_DIST)
+	node sdk/typescript/scripts/check-package.mjs $(TS_DIST)/cachee-client-*.tgz $(CACHEE)
+	@touch $@
 
 .PHONY: test-java
 test-java: build package-java ## Test sdk/java with JUnit 5 through Maven
@@ -168,18 +198,28 @@ SHM_CARGO_TARGET := $(TMP)/cargo-shm
 test-shm: ## Test sdk/shm (the Rust segment reader) with cargo test
 	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo test --locked --quiet
 
+# The Rust crates as crates.io would take them: cachee-proto (gen/rust), cachee-shm and
+# cachee. cachee's verifying build takes the other two from their directories, since
+# they are not on crates.io yet; it shares sdk/rust's target directory with test-rust.
+.PHONY: package-rust
+package-rust: ## cargo package the Rust crates (cachee-proto, cachee-shm, cachee), each built from its package
+	cd gen/rust && CARGO_TARGET_DIR=$(CURDIR)/sdk/rust/target cargo package --quiet --allow-dirty
+	cd sdk/shm && CARGO_TARGET_DIR=$(SHM_CARGO_TARGET) cargo package --quiet --locked --allow-dirty
+	cd sdk/rust && cargo package --quiet --locked --allow-dirty \
+		--config 'patch.crates-io.cachee-proto.path="../../gen/rust"' --config 'patch.crates-io.cachee-shm.path="../shm"'
+
 .PHONY: test-crosslang
-test-crosslang: build install-python ## Check that every SDK (and RESP) reads what every other wrote
-	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+test-crosslang: build install-python install-typescript ## Check that every SDK (and RESP) reads what every other wrote
 	cd sdk/java && mvn -B -q test-compile org.apache.maven.plugins:maven-dependency-plugin:$(MAVEN_DEPENDENCY_PLUGIN_VERSION):build-classpath \
 		-Dmdep.outputFile=target/classpath.txt
 	cd sdk/rust && cargo build --locked --quiet --example xl
 	CACHEE_BIN=$(CACHEE) $(VENV)/bin/pytest -q -rs -p no:cacheprovider sdk/crosslang
 
 .PHONY: deps
-deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server and redis-tools (apt), redis-py (a venv)
-	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools)
+deps: $(TMP)/redispy/bin/python ## Install what the tests use: redis-server, redis-tools and curl (apt), redis-py (a venv)
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null && \
+		command -v curl >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools curl)
 
 # redis-py, the Python client the RESP tests run against the server.
 $(TMP)/redispy/bin/python:
@@ -187,7 +227,7 @@ $(TMP)/redispy/bin/python:
 	$(TMP)/redispy/bin/pip install -q redis==$(REDIS_PY_VERSION)
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/h2spec ## Install pinned tools into .tmp/bin
+tools: $(GEN_TOOLS) $(BIN)/grpc-health-probe $(BIN)/grpcurl $(BIN)/h2spec $(BIN)/promtool ## Install pinned tools into .tmp/bin
 
 .PHONY: generate
 generate: $(GEN_TOOLS) $(VENV)/.installed ## Regenerate gen/<language> from proto/, and the segment fixtures
@@ -267,11 +307,27 @@ POD_L2 ?= auto
 POD_ARGS ?=
 
 .PHONY: test-deploy
-test-deploy: deps $(BIN)/grpc-health-probe image-binary ## Render every manifest and chart, decode strictly, check invariants; run the pod briefly
+test-deploy: deps $(BIN)/grpc-health-probe $(BIN)/promtool image-binary ## Render every manifest and chart, decode strictly, check invariants and the alerts (promtool); build and run this platform's release; run the pod briefly
 	@test -z "$$(gofmt -l deploy examples)" || { echo "gofmt needed:"; gofmt -l deploy examples; exit 1; }
 	cd deploy && go vet ./...
-	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe \
+	cd deploy && DEPLOY_TOOLS_REQUIRED=1 CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe PROMTOOL=$(BIN)/promtool \
 		IMAGE_OUT=$(IMAGE_OUT) go test -race -timeout 10m ./...
+
+# make release: deploy/cmd/release builds the binaries, archives, SBOMs, checksums and
+# Homebrew formula into dist/ (docs/releasing.md); then each SDK's packaging target,
+# which that SDK's own Makefile section defines, builds and checks its package.
+DIST := $(CURDIR)/dist
+RELEASE_ARGS ?=
+SDK_PACKAGES := package-python package-typescript package-java package-rust
+
+.PHONY: release
+release: $(BIN)/cyclonedx-gomod ## Build a release into dist/: static binaries for linux and darwin (amd64, arm64), archives, SBOMs, checksums, a Homebrew formula; then the SDKs' packages
+	cd deploy && go run ./cmd/release -root $(CURDIR) -out $(DIST) -sbom-tool $(BIN)/cyclonedx-gomod $(RELEASE_ARGS)
+	@missing=""; for t in $(SDK_PACKAGES); do \
+		if grep -qE "^$$t:" $(MAKEFILE_LIST); then $(MAKE) --no-print-directory $$t; \
+		else echo "release: there is no make $$t yet (its SDK adds it): that package is NOT in this release" >&2; missing="$$missing $$t"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then echo "release: incomplete, without$$missing" >&2; exit 1; fi
 
 .PHONY: image-binary
 image-binary: ## Run deploy/docker/Dockerfile's build steps without Docker, into .tmp/image; check the binaries are static
@@ -294,7 +350,7 @@ pod: build deps $(BIN)/grpc-health-probe ## Run the L1/L2 manifest's pod locally
 
 .PHONY: clean
 clean: ## Remove build outputs and installed tools
-	rm -rf bin $(TMP)
+	rm -rf bin dist $(TMP)
 
 $(BIN)/buf: Makefile
 	go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -369,6 +425,24 @@ $(BIN)/grpc-health-probe: Makefile
 $(BIN)/grpcurl: Makefile
 	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
+
+$(BIN)/cyclonedx-gomod: Makefile
+	go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
+	@touch $@
+
+# promtool checks and unit-tests the alert rules (make test-deploy). It comes from
+# Debian's prometheus package (bookworm: Prometheus 2.42), downloaded and unpacked into
+# .tmp rather than installed, which would start a Prometheus server on :9090; a
+# download takes seconds, where building promtool from the Go module proxy compiles
+# Prometheus's service discovery and its cloud SDKs.
+$(BIN)/promtool: Makefile
+	rm -rf $(TMP)/promtool && mkdir -p $(TMP)/promtool $(BIN)
+	cd $(TMP)/promtool && { apt-get download -q -o APT::Sandbox::User=root prometheus || \
+		{ apt-get update -qq && apt-get download -q -o APT::Sandbox::User=root prometheus; }; }
+	dpkg-deb -x $(TMP)/promtool/prometheus_*.deb $(TMP)/promtool/root
+	ln -sf $(TMP)/promtool/root/usr/bin/promtool $@
+	@touch $@ # the binary's own date is the package's, older than the Makefile
+	@$@ --version | head -1
 
 $(BIN)/h2spec: $(H2SPEC_MOD)/go.mod $(H2SPEC_MOD)/go.sum
 	cd $(H2SPEC_MOD) && go build -o $@ github.com/summerwind/h2spec/cmd/h2spec

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,17 +28,20 @@ type render struct {
 	daemonset      bool
 	l2             bool
 	serviceMonitor bool
+	prometheusRule bool // with the default rules when kustomize renders it
+	dashboard      bool
 }
 
 var renders = []render{
 	{name: "kustomize/base", kustomize: "base"},
-	{name: "kustomize/sidecar", kustomize: "overlays/sidecar", serviceMonitor: true},
-	{name: "kustomize/daemonset", kustomize: "overlays/daemonset", daemonset: true, serviceMonitor: true},
-	{name: "kustomize/l1l2", kustomize: "overlays/l1l2", l2: true, serviceMonitor: true},
+	{name: "kustomize/sidecar", kustomize: "overlays/sidecar", serviceMonitor: true, prometheusRule: true},
+	{name: "kustomize/daemonset", kustomize: "overlays/daemonset", daemonset: true, serviceMonitor: true, prometheusRule: true},
+	{name: "kustomize/l1l2", kustomize: "overlays/l1l2", l2: true, serviceMonitor: true, prometheusRule: true},
 	{name: "helm/default", helm: true},
 	{name: "helm/daemonset", helm: true, helmValues: []string{"ci/daemonset-values.yaml"}, daemonset: true, serviceMonitor: true},
 	{name: "helm/l2", helm: true, helmValues: []string{"ci/l2-values.yaml"}, l2: true, serviceMonitor: true},
 	{name: "helm/l2-secret-plain-sidecar", helm: true, helmValues: []string{"ci/l2-secret-values.yaml"}, l2: true},
+	{name: "helm/monitoring", helm: true, helmValues: []string{"ci/monitoring-values.yaml"}, serviceMonitor: true, prometheusRule: true, dashboard: true},
 }
 
 func (r render) build(t *testing.T) *manifest.Bundle {
@@ -123,6 +127,46 @@ func checkBundle(t *testing.T, r render, b *manifest.Bundle, known map[string]bo
 		}
 	}
 	checkPDBs(t, b)
+	checkMonitoring(t, r, b)
+}
+
+// checkMonitoring: the alerts and the dashboard are there when expected, and only
+// then; kustomize's PrometheusRule holds the chart's rules with its defaults, and
+// every render has every alert.
+func checkMonitoring(t *testing.T, r render, b *manifest.Bundle) {
+	t.Helper()
+	if !r.dashboard && len(b.ConfigMaps) > 0 {
+		t.Errorf("unexpected ConfigMap %s", b.ConfigMaps[0].Name)
+	}
+	if !r.prometheusRule {
+		if len(b.PrometheusRules) > 0 {
+			t.Errorf("unexpected PrometheusRule %s", b.PrometheusRules[0].Name)
+		}
+		return
+	}
+	if len(b.PrometheusRules) != 1 {
+		t.Fatalf("want one PrometheusRule, got %d", len(b.PrometheusRules))
+	}
+	pr := b.PrometheusRules[0]
+	if pr.Labels["app.kubernetes.io/part-of"] != "cachee" {
+		t.Errorf("PrometheusRule %s: labels %v", pr.Name, pr.Labels)
+	}
+	var defaults manifest.RuleFile
+	readYAML(t, rulesFile, &defaults)
+	alerts := func(f manifest.RuleFile) (names []string) {
+		for _, g := range f.Groups {
+			for _, rule := range g.Rules {
+				names = append(names, rule.Alert)
+			}
+		}
+		return names
+	}
+	if got, want := alerts(pr.Spec), alerts(defaults); !slices.Equal(got, want) {
+		t.Errorf("PrometheusRule %s has alerts %v, want %v", pr.Name, got, want)
+	}
+	if r.kustomize != "" && !reflect.DeepEqual(pr.Spec, defaults) {
+		t.Errorf("PrometheusRule %s differs from %s", pr.Name, rulesFile)
+	}
 }
 
 func checkImages(t *testing.T, w manifest.Workload) {

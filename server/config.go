@@ -75,6 +75,9 @@ type Config struct {
 	ReadyMinReads uint64        // default 100
 	ReadyMaxWait  time.Duration // default 60s
 
+	// Latency is the cachee_latency_seconds summary the server registers and times
+	// its data-path calls into; nil makes one. Give the same one to the RESP shim.
+	Latency *Latency
 	// Tier is what Get, BatchGet, Set, BatchSet and Delete go through; nil is the store
 	// alone. An L2 tier (package server/l2) reads misses through and writes through.
 	Tier tier.Tier

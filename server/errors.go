@@ -22,7 +22,7 @@ const ErrorDomain = "cachee"
 var (
 	errBatchTooLarge   = errors.New("server: batch too large")
 	errInvalidField    = errors.New("server: invalid field")
-	errNoPrewarmer     = errors.New("server: no prewarm source configured")
+	errNoPrewarmer     = errors.New("server: no prewarm source configured: start cachee with --l2 or --prewarm-source (redis://HOST:PORT)")
 	errPrewarmRunning  = errors.New("server: a prewarm is already running")
 	errMessageTooLarge = errors.New("server: request message too large")
 )

@@ -59,7 +59,7 @@ type grpcLimits struct {
 
 // buildGRPC is the last phase of New: the gRPC server, its services and what stands
 // between them.
-func (s *Server) buildGRPC(lat *latency) {
+func (s *Server) buildGRPC(lat *Latency) {
 	lim := s.grpcLimits()
 	pool := newBufferPool(s.cfg.Budget)
 	gate := newReadGate(s.cfg.Budget, lim.maxRecv, lim.raise, func() { s.rejected.WithLabelValues("client_memory").Inc() })
@@ -185,7 +185,7 @@ func (s *Server) interceptors(gate *readGate, metrics *grpcprom.ServerMetrics) (
 }
 
 // registerServices registers cachee.v1.CacheService, grpc.health.v1 and reflection.
-func (s *Server) registerServices(reg gatedRegistrar, lat *latency, lim grpcLimits) {
+func (s *Server) registerServices(reg gatedRegistrar, lat *Latency, lim grpcLimits) {
 	tier := s.cfg.Tier
 	if tier == nil {
 		tier = storeTier{s.st}

@@ -11,44 +11,54 @@ import (
 	"github.com/cachee/cachee/store"
 )
 
-// latencySampleMask picks one operation in 8 to time: a summary observation takes a
-// lock, and the store operations being timed take well under a microsecond.
+// latencySampleMask picks one gRPC call in 8 to time: a summary observation takes a
+// lock, and the store operations being timed take well under a microsecond. The RESP
+// shim samples its commands itself (resp.Config.Latency).
 const latencySampleMask = 7
 
 // Quantiles of cachee_latency_seconds, with their allowed rank error.
 var latencyObjectives = map[float64]float64{0.5: 0.05, 0.95: 0.01, 0.99: 0.001}
 
-// latency times a sample of store operations into the cachee_latency_seconds summary.
-type latency struct {
+// Latency is the cachee_latency_seconds summary: the time the cache takes for one
+// operation, from a sample of the gRPC data-path calls (Get, Set, Delete, timed around
+// the store or L2 tier) and of RESP commands (timed around the command, which the RESP
+// shim reports through Observe). Share one between the server (Config.Latency) and
+// the RESP shim (resp.Config.Latency = l.Observe), so that both protocols feed the
+// metric and the Stats RPC's quantiles.
+type Latency struct {
 	summary prometheus.Summary
 }
 
-func newLatency() *latency {
-	return &latency{summary: prometheus.NewSummary(prometheus.SummaryOpts{
+// NewLatency returns an empty summary, to register with a server (Config.Latency).
+func NewLatency() *Latency {
+	return &Latency{summary: prometheus.NewSummary(prometheus.SummaryOpts{
 		Name:       "cachee_latency_seconds",
-		Help:       "Time the cache takes for one operation, from a sample of operations over the last 10 minutes.",
+		Help:       "Time the cache takes for one operation (a gRPC Get, Set or Delete, or a RESP command), from a sample of operations over the last 10 minutes.",
 		Objectives: latencyObjectives,
 		MaxAge:     10 * time.Minute,
 	})}
 }
 
+// Observe records one operation that took d.
+func (l *Latency) Observe(d time.Duration) { l.summary.Observe(d.Seconds()) }
+
 // start returns the time to pass to done, or the zero time when this operation is not
 // in the sample.
-func (l *latency) start() time.Time {
+func (l *Latency) start() time.Time {
 	if rand.Uint32()&latencySampleMask != 0 {
 		return time.Time{}
 	}
 	return time.Now()
 }
 
-func (l *latency) done(t time.Time) {
+func (l *Latency) done(t time.Time) {
 	if !t.IsZero() {
-		l.summary.Observe(time.Since(t).Seconds())
+		l.Observe(time.Since(t))
 	}
 }
 
 // quantiles returns p50, p95 and p99; zero before anything was sampled.
-func (l *latency) quantiles() (p50, p95, p99 time.Duration) {
+func (l *Latency) quantiles() (p50, p95, p99 time.Duration) {
 	var m dto.Metric
 	if err := l.summary.Write(&m); err != nil {
 		return 0, 0, 0
@@ -127,4 +137,47 @@ func hitRate(s store.Stats) float64 {
 		return float64(s.Hits) / float64(n)
 	}
 	return 0
+}
+
+// readinessCollector exports what holds /ready, so that a warm-up that holds it past
+// its bound can be alerted on: cachee_ready, how long each condition has held it,
+// and the longest the warm-up conditions are configured to hold it.
+type readinessCollector struct {
+	s                    *Server
+	ready, held, maxWait *prometheus.Desc
+}
+
+func newReadinessCollector(s *Server) *readinessCollector {
+	return &readinessCollector{
+		s:     s,
+		ready: prometheus.NewDesc("cachee_ready", "1 when /ready answers 200, 0 while anything holds it.", nil, nil),
+		held: prometheus.NewDesc("cachee_readiness_held_seconds",
+			"How long each condition now holding /ready has held it: serving (starting or draining), prewarm, hit-rate.", []string{"condition"}, nil),
+		maxWait: prometheus.NewDesc("cachee_readiness_max_wait_seconds",
+			"The longest a warm-up condition is configured to hold /ready: prewarm (--prewarm-timeout), hit-rate (--ready-max-wait).", []string{"condition"}, nil),
+	}
+}
+
+func (c *readinessCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.ready
+	ch <- c.held
+	ch <- c.maxWait
+}
+
+func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
+	ready := 0.0
+	if ok, _ := c.s.ready.Ready(); ok {
+		ready = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, ready)
+	for cond, d := range c.s.ready.HeldFor() {
+		ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, d.Seconds(), cond)
+	}
+	cfg := c.s.cfg
+	if cfg.PrewarmAtStart && cfg.Prewarmer != nil && cfg.Prewarm.Keys != 0 {
+		ch <- prometheus.MustNewConstMetric(c.maxWait, prometheus.GaugeValue, cfg.Prewarm.Timeout.Seconds(), "prewarm")
+	}
+	if cfg.ReadyHitRate > 0 {
+		ch <- prometheus.MustNewConstMetric(c.maxWait, prometheus.GaugeValue, cfg.ReadyMaxWait.Seconds(), "hit-rate")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Readiness gates /ready. It is ready when no condition holds it back: the server
@@ -12,8 +13,9 @@ import (
 // The zero value is ready; it is safe for concurrent use.
 type Readiness struct {
 	mu     sync.Mutex
-	held   map[string]string // condition -> why it holds readiness back
-	notify func()            // called after every change, outside mu (grpc.health.v1 follows)
+	held   map[string]string    // condition -> why it holds readiness back
+	since  map[string]time.Time // condition -> when it began to hold (updates keep it)
+	notify func()               // called after every change, outside mu (grpc.health.v1 follows)
 }
 
 // Hold keeps the server not ready until Release(cond); reason says why, for /ready.
@@ -22,6 +24,10 @@ func (r *Readiness) Hold(cond, reason string) {
 	r.mu.Lock()
 	if r.held == nil {
 		r.held = make(map[string]string)
+		r.since = make(map[string]time.Time)
+	}
+	if _, ok := r.held[cond]; !ok {
+		r.since[cond] = time.Now()
 	}
 	r.held[cond] = reason
 	r.mu.Unlock()
@@ -32,6 +38,7 @@ func (r *Readiness) Hold(cond, reason string) {
 func (r *Readiness) Release(cond string) {
 	r.mu.Lock()
 	delete(r.held, cond)
+	delete(r.since, cond)
 	r.mu.Unlock()
 	r.changed()
 }
@@ -55,4 +62,16 @@ func (r *Readiness) Ready() (bool, []string) {
 		why = append(why, c+": "+r.held[c])
 	}
 	return false, why
+}
+
+// HeldFor reports how long each condition now held has held readiness back.
+func (r *Readiness) HeldFor() map[string]time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	held := make(map[string]time.Duration, len(r.since))
+	for c, t := range r.since {
+		held[c] = now.Sub(t)
+	}
+	return held
 }

@@ -96,12 +96,16 @@ func newServer(cfg Config, st *store.Store) *Server {
 // registerMetrics registers what /metrics shows besides gRPC's own counters: the Go
 // runtime, the process, the store, its latency and the limits. It returns the
 // latency the service times the store with.
-func (s *Server) registerMetrics() *latency {
-	lat := newLatency()
+func (s *Server) registerMetrics() *Latency {
+	lat := s.cfg.Latency
+	if lat == nil {
+		lat = NewLatency()
+	}
 	s.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(s.st),
+		newReadinessCollector(s),
 		lat.summary,
 	)
 	s.registerLimitMetrics()
@@ -157,8 +161,9 @@ func (s *Server) Addrs() Addrs {
 }
 
 // Serve serves until ctx ends, then drains: health turns NOT_SERVING and /ready 503,
-// the listeners close, and in-flight calls get the grace period to finish. It returns
-// nil after a clean drain, or the error that stopped a listener early.
+// the listeners close, and in-flight gRPC calls and the ConnHandler's connections
+// (ConnHandler.Shutdown) get the grace period to finish. It returns nil after a clean
+// drain, or the error that stopped a listener early.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.grpcLn == nil {
 		return errors.New("server: Serve before Listen")

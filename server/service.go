@@ -21,7 +21,7 @@ type service struct {
 
 	st        *store.Store
 	tier      tier.Tier // the store, or an L2 tier in front of it
-	lat       *latency
+	lat       *Latency
 	started   time.Time
 	prewarmer tier.Prewarmer
 	prewarm   tier.PrewarmOptions

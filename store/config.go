@@ -61,7 +61,9 @@ func DefaultConfig() Config {
 	}
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to what Open puts there: the
+// limits the store will apply, for whoever must know them before opening it.
+func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxMemory == 0 {
 		c.MaxMemory = d.MaxMemory
@@ -84,7 +86,7 @@ func (c Config) withDefaults() Config {
 
 // Validate reports the first invalid field, with defaults applied.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	switch {
 	case c.MaxMemory < MinMemory || c.MaxMemory > MaxMemory:
 		return fmt.Errorf("store: max memory %d out of range [%d, %d]", c.MaxMemory, MinMemory, MaxMemory)

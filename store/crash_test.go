@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -103,6 +104,10 @@ func TestCrashRecovery(t *testing.T) {
 		// The writer is gone: the reader must notice.
 		if err := r.Check(time.Hour); err == nil {
 			t.Fatalf("round %d: reader Check passed with the writer dead", round)
+		}
+		// And a probe too, though the header still says active.
+		if err := Probe(dir); !errors.Is(err, ErrStale) {
+			t.Fatalf("round %d: Probe with the writer dead: %v", round, err)
 		}
 		r.Close()
 

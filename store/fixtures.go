@@ -85,14 +85,6 @@ const (
 	fixtureGenBase  = 0x0123456789ab0000
 )
 
-// Constants of docs/segment-format.md that no Go code names yet: the Expiry rule's
-// NEAR_MS, the value-type field of w0, and the lag bound of the liveness checks.
-const (
-	fixtureNearMs         = 1000
-	fixtureValueTypeShift = 61
-	fixtureMaxLagMs       = 500
-)
-
 // fixtureBuilder writes one segment with the store's own writer, into private memory.
 type fixtureBuilder struct {
 	s     *Store
@@ -348,11 +340,11 @@ func fixtureData(fs *fixtureSet) error {
 	b.hit("near-before", "expiry within NEAR_MS of the clock, read before it by the reader's clock", "near", text("soon"), c+499)
 	b.expect("near-at", "expiry within NEAR_MS of the clock, read at it by the reader's clock: expired, though the header clock is earlier",
 		text("near"), c+500, FixtureMiss)
-	b.set("near-edge", []byte("edge"), c+fixtureNearMs)
-	b.hit("near-edge-before", "expiry exactly NEAR_MS after the clock is near: the reader's clock decides", "near-edge", text("edge"), c+fixtureNearMs-1)
+	b.set("near-edge", []byte("edge"), c+nearMillis)
+	b.hit("near-edge-before", "expiry exactly NEAR_MS after the clock is near: the reader's clock decides", "near-edge", text("edge"), c+nearMillis-1)
 	b.expect("near-edge-at", "expiry exactly NEAR_MS after the clock is near: the reader's clock decides",
-		text("near-edge"), c+fixtureNearMs, FixtureMiss)
-	b.set("far", []byte("later"), c+fixtureNearMs+1)
+		text("near-edge"), c+nearMillis, FixtureMiss)
+	b.set("far", []byte("later"), c+nearMillis+1)
 	b.hit("far-now", "expiry more than NEAR_MS after the clock", "far", text("later"), c)
 	b.hit("far-reader-ahead", "expiry more than NEAR_MS after the clock is live whatever the reader's clock says", "far",
 		text("later"), c+5000)
@@ -370,7 +362,7 @@ func fixtureData(fs *fixtureSet) error {
 	_, err = fs.add(b, "entries a reader finds, misses and expires", func(data []byte) {
 		for _, vt := range []uint64{1, 4, 7} {
 			e := refs[fmt.Sprintf("typed-%d", vt)].entry
-			put64(data, e, get64(data, e)|vt<<fixtureValueTypeShift)
+			put64(data, e, get64(data, e)|vt<<w0TypeShift)
 		}
 	})
 	return err
@@ -621,8 +613,8 @@ func FixtureLayout() map[string]any {
 		"min_block":        minBlock,
 		"max_key_limit":    maxKeyLimit,
 		"max_read_retries": maxReadRetries,
-		"near_ms":          fixtureNearMs,
-		"max_lag_ms":       fixtureMaxLagMs,
+		"near_ms":          nearMillis,
+		"max_lag_ms":       MaxReaderLag.Milliseconds(),
 		"header": map[string]int{
 			"magic": hdrMagic, "version": hdrVersion, "header_size": hdrHeaderSize, "segment_size": hdrSegSize,
 			"generation": hdrGeneration, "hash_seed": hdrSeed, "created": hdrCreated, "writer_pid": hdrWriterPid,
@@ -635,7 +627,7 @@ func FixtureLayout() map[string]any {
 		"w0": map[string]any{
 			"size_mask": w0SizeMask, "klen_shift": w0KlenShift, "klen_mask": w0KlenMask,
 			"pad_shift": w0PadShift, "pad_mask": w0PadMask, "free_bit": 58, "kind_shift": w0KindShift,
-			"kind_mask": w0KindMask, "value_type_shift": fixtureValueTypeShift,
+			"kind_mask": w0KindMask, "value_type_shift": w0TypeShift,
 		},
 		"kinds":     map[string]int{"entry": kindEntry, "table": kindTable, "sketch": kindSketch, "sentinel": kindSentinel},
 		"w1_expiry": fmt.Sprintf("0x%x", uint64(w1ExpMask)),

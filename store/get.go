@@ -13,8 +13,7 @@ func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
 	if s.closed.Load() {
 		return dst, false, ErrClosed
 	}
-	h := s.hash(key)
-	out, ref, res := s.v.get(h, key, dst)
+	out, ref, res := s.v.get(key, dst)
 	switch res {
 	case resHit:
 		if !s.rb.hit(ref) {
@@ -27,12 +26,12 @@ func (s *Store) Get(key, dst []byte) ([]byte, bool, error) {
 	case resNotString:
 		return dst, false, ErrWrongType
 	}
-	return s.getLocked(h, key, dst, res)
+	return s.getLocked(key, dst, res)
 }
 
 // getLocked is Get's way out of a read that failed: corruption is reported, and a read
 // that kept meeting the writer mid-change (a long transaction) waits for it.
-func (s *Store) getLocked(h uint64, key, dst []byte, res int) ([]byte, bool, error) {
+func (s *Store) getLocked(key, dst []byte, res int) ([]byte, bool, error) {
 	if s.closed.Load() {
 		return dst, false, ErrClosed
 	}
@@ -44,7 +43,7 @@ func (s *Store) getLocked(h uint64, key, dst []byte, res int) ([]byte, bool, err
 	if s.closed.Load() {
 		return dst, false, ErrClosed
 	}
-	out, ref, res := s.v.get(h, key, dst)
+	out, ref, res := s.v.get(key, dst)
 	switch res {
 	case resHit:
 		s.pol.access(ref&0xffffffff*unit, ref>>32, 1)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/zeebo/xxh3"
@@ -28,5 +29,28 @@ func TestHashVectors(t *testing.T) {
 	s := &Store{seed: 42}
 	if got := s.hash([]byte("user:42")); got != 0x1d4738214b98f74f {
 		t.Errorf("Store.hash disagrees with the format: %#x", got)
+	}
+}
+
+// TestHashKey checks the store's own short-key path against the xxh3 package at every
+// length from 0 to 40 bytes, with random keys and seeds, and with keys cut from the end
+// of a page-sized buffer (hashKey reads only inside the key).
+func TestHashKey(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 64)
+	for n := 0; n <= 40; n++ {
+		for range 2000 {
+			for i := range buf {
+				buf[i] = byte(rng.Uint32())
+			}
+			seed := rng.Uint64()
+			if n%3 == 0 {
+				seed = uint64(rng.Uint32()) // small seeds: the 4..8-byte path folds the seed's low half
+			}
+			key := buf[len(buf)-n:]
+			if got, want := hashKey(key, seed), xxh3.HashSeed(key, seed); got != want {
+				t.Fatalf("hashKey(%x, %#x) = %#x, xxh3 %#x", key, seed, got, want)
+			}
+		}
 	}
 }

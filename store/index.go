@@ -1,6 +1,12 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"math/bits"
+	"unsafe"
+
+	"github.com/zeebo/xxh3"
+)
 
 // The index maps a key's hash to its entry. It is extendible hashing (Fagin et al. 1979)
 // over fixed-size tables: the directory, indexed by the hash's low bits, points at
@@ -323,3 +329,50 @@ func (x *index) forTable(t *table, fn func(so, s uint64)) {
 		}
 	}
 }
+
+// hashKey is the segment's key hash, XXH3-64 with a seed. Keys of 4 to 16 bytes, the
+// usual cache key, are hashed here (the short-input paths of the XXH3 specification, in
+// one call with no dispatch on the length); others by the xxh3 package. TestHashKey
+// checks the two agree at every length.
+func hashKey(key []byte, seed uint64) uint64 {
+	n := uint64(len(key))
+	if n-4 > 12 {
+		return xxh3.HashSeed(key, seed)
+	}
+	if n > 8 {
+		return hashKey16(key, seed)
+	}
+	p := unsafe.Pointer(unsafe.SliceData(key))
+	seed ^= uint64(bits.ReverseBytes32(uint32(seed))) << 32
+	in := uint64(*(*uint32)(unsafe.Add(p, n-4))) + uint64(*(*uint32)(p))<<32
+	x := in ^ (xxhSecret8 ^ xxhSecret16 - seed)
+	x ^= bits.RotateLeft64(x, 49) ^ bits.RotateLeft64(x, 24)
+	x *= 0x9fb21c651e98df25
+	x ^= x>>35 + n
+	x *= 0x9fb21c651e98df25
+	return x ^ x>>28
+}
+
+// hashKey16 is hashKey for keys of 9 to 16 bytes, small enough for the compiler to
+// inline where a Get hashes its key.
+func hashKey16(key []byte, seed uint64) uint64 {
+	n := uint64(len(key))
+	p := unsafe.Pointer(unsafe.SliceData(key))
+	lo := *(*uint64)(p) ^ (xxhSecret24 ^ xxhSecret32 + seed)
+	hi := *(*uint64)(unsafe.Add(p, n-8)) ^ (xxhSecret40 ^ xxhSecret48 - seed)
+	mh, ml := bits.Mul64(lo, hi)
+	x := n + bits.ReverseBytes64(lo) + hi + (mh ^ ml)
+	x ^= x >> 37
+	x *= 0x165667919e3779f9
+	return x ^ x>>32
+}
+
+// Little-endian words of XXH3's default secret at the byte offsets that hashKey uses.
+const (
+	xxhSecret8  = 0x1cad21f72c81017c
+	xxhSecret16 = 0xdb979083e96dd4de
+	xxhSecret24 = 0x1f67b3b7a4a44072
+	xxhSecret32 = 0x78e5c0cc4ee679cb
+	xxhSecret40 = 0x2172ffcc7dd05a82
+	xxhSecret48 = 0x8e2443f7744608b8
+)

@@ -88,6 +88,7 @@ const (
 	w0KindShift = 59
 	w0KindMask  = 0x3
 	w0TypeShift = 61 // value type of an entry; a reader reads only typeString as a string
+	w0TypeMask  = 0x7
 
 	w1ExpMask    = 1<<48 - 1
 	w1QueueShift = 48

@@ -50,6 +50,18 @@ func load32(base unsafe.Pointer, off uint64) uint32 {
 	return atomic.LoadUint32((*uint32)(unsafe.Add(base, off)))
 }
 
+// equalKey16 is equalKey for keys of 9 to 16 bytes (the usual cache key): two words,
+// compared where the compiler can inline them.
+func equalKey16(base unsafe.Pointer, off uint64, key []byte) bool {
+	n := uint(len(key))
+	p := unsafe.Pointer(unsafe.SliceData(key))
+	// The segment's second word holds key bytes 8..n-1 in its low bytes; the key's last
+	// eight bytes hold them in their high bytes. Shift both to the top.
+	sh := (128 - 8*n) & 63
+	return load(base, off) == *(*uint64)(p) &&
+		load(base, off+8)<<sh == *(*uint64)(unsafe.Add(p, n-8))>>sh<<sh
+}
+
 // equalKey reports whether the len(key) bytes at the aligned offset off equal key: word
 // loads on the segment's side, and on the key's side word loads too, the last one ending
 // at the key's end (keys of 8 bytes or more), so that no byte is compared alone.

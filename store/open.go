@@ -15,7 +15,7 @@ func Open(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	size := uint64(cfg.MaxMemory) &^ (4096 - 1)
 	var seg *segment
 	var err error

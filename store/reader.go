@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/zeebo/xxh3"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,7 +107,7 @@ func (r *Reader) Get(key, dst []byte) (value []byte, ref uint64, found bool, err
 		}
 		return dst, 0, false, ErrKeyTooLarge
 	}
-	out, ref, res := r.v.get(xxh3.HashSeed(key, r.v.seed), key, dst)
+	out, ref, res := r.v.get(key, dst)
 	switch res {
 	case resHit:
 		return out, ref, true, nil

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/zeebo/xxh3"
 )
 
 // Store is a memory-bounded cache of byte-string keys and values that lives in one
@@ -48,15 +46,15 @@ type Store struct {
 	done chan struct{}
 }
 
-// Hash returns the hash the segment files key under, for a Reader's refs and tests.
-func (s *Store) hash(key []byte) uint64 { return xxh3.HashSeed(key, s.seed) }
+// hash is the hash the segment files key under (see hashKey).
+func (s *Store) hash(key []byte) uint64 { return hashKey(key, s.seed) }
 
 // tagOf is the policy's handle on an entry's key: its hash's top 32 bits.
 func (s *Store) tagOf(e uint64) uint64 { return s.hashOf(e) >> 32 }
 
 func (s *Store) hashOf(e uint64) uint64 {
 	klen := w0Klen(s.v.m.load(e))
-	return xxh3.HashSeed(s.v.m.bytes(e+entryHeader, uint64(klen)), s.seed)
+	return hashKey(s.v.m.bytes(e+entryHeader, uint64(klen)), s.seed)
 }
 
 func (s *Store) checkKey(key []byte) error {

@@ -549,3 +549,28 @@ func TestHottestRanksByFrequency(t *testing.T) {
 		}
 	}
 }
+
+// TestWithDefaultsIsWhatOpenApplies: the limits that WithDefaults promises (the CLI
+// derives its buffer sizes from them before opening the store) are the ones the store
+// runs with.
+func TestWithDefaultsIsWhatOpenApplies(t *testing.T) {
+	for _, c := range []store.Config{
+		{MaxMemory: 256 << 20},
+		{MaxMemory: 1 << 20},
+		{MaxMemory: store.MinMemory},
+		{MaxMemory: 8 << 20, MaxKeySize: 100, MaxValueSize: 5000},
+		{},
+	} {
+		st, err := store.Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := st.Config()
+		st.Close()
+		want := c.WithDefaults()
+		if want.MaxMemory != got.MaxMemory || want.MaxKeySize != got.MaxKeySize || want.MaxValueSize != got.MaxValueSize ||
+			want.Eviction != got.Eviction {
+			t.Errorf("%+v: WithDefaults %+v, the store runs with %+v", c, want, got)
+		}
+	}
+}

@@ -97,15 +97,90 @@ func (v *view) tableAt(h uint64, depth uint) (uint64, bool) {
 	return t, true
 }
 
-// get looks key (whose hash is h) up. On a hit the value is appended to dst. ref is the
+// get looks key up. On a hit the value is appended to dst. ref is the
 // slot word on a hit and the hash's tag on a miss; it is what a reader reports so that
 // the writer's policy counts the access. An entry whose value is not a string is
 // resNotString: the caller must not read it as one. Expiry follows expired.
 //
-// It is the read path of every Get, so it keeps what it reads often in locals: the
-// mapping's base, the arena's bounds and the table geometry are loaded once, not after
-// every atomic load.
-func (v *view) get(h uint64, key, dst []byte) (out []byte, ref uint64, res int) {
+// It is the read path of every Get. This first attempt covers what nearly every Get
+// meets: the index and the home bucket holding still, the key in its home bucket (or
+// absent from a bucket nothing overflowed from), a valid string entry. Anything else,
+// it leaves to getSlow, which starts over and handles every case.
+func (v *view) get(key, dst []byte) ([]byte, uint64, int) {
+	var h uint64
+	if uint64(len(key))-9 <= 7 {
+		h = hashKey16(key, v.seed) // inlined: the usual key costs no call
+	} else {
+		h = hashKey(key, v.seed)
+	}
+	base := v.m.base
+	ver := load(base, hdrIndexVer)
+	depth := uint(load32(base, hdrGlobalDepth))
+	if ver&1 != 0 || depth > v.maxDepth {
+		return v.getSlow(h, key, dst)
+	}
+	t := uint64(load32(base, v.dirOff+(h&(1<<(depth&63)-1))*4)) * unit
+	if t < v.lo || t%cacheLine != 0 || t+v.tableBytes > v.hi {
+		return v.getSlow(h, key, dst)
+	}
+	b := t + h>>(v.homeShift&63)*bucketBytes
+	c := load(base, b)
+	if c&ctrlSeqOne != 0 {
+		return v.getSlow(h, key, dst)
+	}
+	tag := h >> 32
+	for so := b + 8; so < b+bucketBytes; so += 8 {
+		s := load(base, so)
+		if s>>32 != tag || s == 0 {
+			continue
+		}
+		e := s & 0xffffffff * unit
+		if e < v.lo || e+minBlock > v.hi {
+			return v.getSlow(h, key, dst)
+		}
+		w0 := load(base, e)
+		size := w0Size(w0) * unit
+		klen := uint64(len(key))
+		// Not a used string entry, or not inside the arena: getSlow tells which.
+		if w0&(w0Free|w0KindMask<<w0KindShift|w0TypeMask<<w0TypeShift) != 0 ||
+			e+size > v.hi || entryHeader+uint64(w0Klen(w0)+w0Pad(w0)) > size {
+			return v.getSlow(h, key, dst)
+		}
+		if uint64(w0Klen(w0)) != klen {
+			continue
+		}
+		if klen-9 <= 7 {
+			if !equalKey16(base, e+entryHeader, key) {
+				continue
+			}
+		} else if !equalKey(base, e+entryHeader, key) {
+			continue
+		}
+		w1 := load(base, e+8)
+		vlen := int(size-entryHeader-klen) - w0Pad(w0)
+		n := len(dst)
+		if cap(dst)-n < vlen {
+			dst = slices.Grow(dst, vlen)
+		}
+		dst = dst[:n+vlen]
+		copyOut(base, dst[n:], e+entryHeader+klen)
+		if load(base, b) != c || load(base, hdrIndexVer) != ver {
+			return v.getSlow(h, key, dst[:n])
+		}
+		if exp := int64(w1 & w1ExpMask); exp != 0 && v.expired(exp) {
+			return dst[:n], tag << 32, resMiss
+		}
+		return dst, s, resHit
+	}
+	if c&ctrlOvfMask != 0 || load(base, b) != c || load(base, hdrIndexVer) != ver {
+		return v.getSlow(h, key, dst)
+	}
+	return dst, tag << 32, resMiss
+}
+
+// getSlow is get in full: bounded attempts, the whole probe window, and every way a
+// read can go wrong.
+func (v *view) getSlow(h uint64, key, dst []byte) (out []byte, ref uint64, res int) {
 	base, lo, hi, mask := v.m.base, v.lo, v.hi, v.nbMask
 	home := h >> (v.homeShift & 63)
 	tag := h >> 32

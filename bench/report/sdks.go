@@ -49,6 +49,21 @@ func sdkRunners(smoke bool) []sdkRunner {
 		{SDK: "rust", Dir: "sdk/rust",
 			Build: append([]string{"cargo", "build", "--locked", "--quiet", "--example", "bench"}, flag...),
 			Run:   []string{"target/" + profile + "/examples/bench"}},
+		// The wheel make builds (always release: it is the package as published, and
+		// make test's Python tests install the same one) in the venv, with redis-py.
+		// JMH benchmarks built by mvn -Pbench (kept out of the test build), run from the
+		// classpath that build writes.
+		{SDK: "java", Dir: "sdk/java",
+			Build: []string{"./bench.sh", "--build-only"},
+			Run:   []string{"./bench.sh"}},
+		{SDK: "python", Dir: "sdk/python",
+			Build: []string{"make", "-C", "../..", "--no-print-directory", "install-python"},
+			Run:   []string{"../../.tmp/venv/bin/python", "bench/paths.py"}},
+		// The addon of the tarball make packs (always release: the package as
+		// published), tsc's output and ioredis in sdk/typescript.
+		{SDK: "typescript", Dir: "sdk/typescript",
+			Build: []string{"make", "-C", "../..", "--no-print-directory", "install-typescript"},
+			Run:   []string{"node", "dist/bench/paths.js"}},
 	}
 }
 

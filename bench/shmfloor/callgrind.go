@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,40 +21,50 @@ import (
 	"github.com/cachee/cachee/store"
 )
 
-// Instruction counts. valgrind's callgrind counts the instructions a function executes
-// (with what it calls); the count is the same on an idle and a loaded machine. Go
-// programs under callgrind must not receive signals (callgrind 3.19 asserts on Go's
-// signal handling), so the program under valgrind starts no child process: this
-// process, outside valgrind, starts the sidecar and the floor's writer, and runs
-// itself under valgrind once per path and operation count.
+// Instruction counts. valgrind's callgrind counts the instructions a program executes;
+// the count is the same on an idle and a loaded machine. Each figure is the difference
+// between two runs of the same program that differ only in the number of operations,
+// divided by that difference: what the program does once (start, setup, exit) cancels
+// out. The programs run with GOMAXPROCS=1, GOGC=off and no asynchronous preemption,
+// and keep their background work quiet (the store's loop stopped, the SDK flushing
+// hourly), so that what is counted is the operations and their loop.
+//
+// Go programs under callgrind must receive no signal (callgrind 3.19 asserts on Go's
+// signal handling), so the programs under valgrind start no child process: this
+// process, outside valgrind, starts the sidecar and the floor's writer.
 
 const module = "github.com/cachee/cachee/"
 
-// counted are the paths whose Gets are counted: the function whose instructions
-// (inclusive) make one Get.
-var counted = []struct{ name, fn string }{
-	{"floor", "main.(*floorReader).get"},
-	{"store.Reader.Get", module + "store.(*Reader).Get"},
-	{"SDK GetInto (shm)", module + "sdk/go.(*Client).get"},
-	{"store.Store.Get (GetHit)", module + "store.(*Store).Get"},
+// counted are the whole Gets: the floor and the SDK run by this program (-count), the
+// store's Gets by the store's benchmarks (store/parts_test.go).
+var counted = []struct{ name, bench string }{
+	{"floor", ""},
+	{"store.Reader.Get", "^BenchmarkPartReaderGet$"},
+	{"SDK GetInto (shm)", ""},
+	{"store.Store.Get (GetHit)", "^BenchmarkPartStoreGet$"},
 }
 
-// parts are the store's benchmarks of the parts of a Get (store/parts_test.go), each
-// wrapping one part in a function that is not inlined, so that callgrind can count it.
-var parts = []struct{ name, bench, fn string }{
-	{"hash: XXH3-64 of the 9-byte key", "^BenchmarkPartHash$", module + "store.partHash"},
-	{"probe: header, directory, bucket, tag, key compare", "^BenchmarkPartProbe$", module + "store.partProbe"},
-	{"copy: 100 bytes out of the segment", "^BenchmarkPartCopy$", module + "store.partCopy"},
-	{"expiry: the rule, far from a deadline", "^BenchmarkPartExpiry$", module + "store.partExpiry"},
-	{"clock: time.Now (near a deadline only)", "^BenchmarkPartClock$", module + "store.partClock"},
-	{"record: the store's read buffer", "^BenchmarkPartRecord$", module + "store.partRecord"},
+// parts are the store's benchmarks of the parts of a Get, alone. Each figure is less
+// the first's, the benchmark loop calling an empty function.
+var parts = []struct{ name, bench string }{
+	{"loop and call, subtracted from the others", "^BenchmarkPartNone$"},
+	{"hash: XXH3-64 of the 9-byte key", "^BenchmarkPartHash$"},
+	{"probe: header, directory, bucket, tag, key compare, re-check (0-byte value)", "^BenchmarkPartProbe$"},
+	{"copy: 100 bytes out of the segment", "^BenchmarkPartCopy$"},
+	{"expiry: the rule, far from a deadline", "^BenchmarkPartExpiry$"},
+	{"clock: time.Now (read near a deadline only)", "^BenchmarkPartClock$"},
+	{"record: the store's read buffer", "^BenchmarkPartRecord$"},
 }
 
 const countN1, countN2 = 20_000, 220_000
 
 var errNotCounted = errors.New("no instructions counted")
 
-func countAll(bin string) error {
+func countAll(bin, only string) error {
+	match, err := regexp.Compile(only)
+	if err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		return errors.New("valgrind not found (Debian: apt-get install valgrind)")
 	}
@@ -66,7 +77,7 @@ func countAll(bin string) error {
 		return err
 	}
 	defer e.close()
-	// The program under valgrind must not fork: built here, without cgo.
+	// The programs under valgrind, built here without cgo.
 	self := filepath.Join(e.dir, "shmfloor")
 	storeTest := filepath.Join(e.dir, "store.test")
 	for _, b := range [][]string{{"build", "-o", self, "./bench/shmfloor"}, {"test", "-c", "-o", storeTest, "./store"}} {
@@ -77,13 +88,22 @@ func countAll(bin string) error {
 			return fmt.Errorf("go %s: %w", strings.Join(b, " "), err)
 		}
 	}
-	fmt.Printf("instructions per operation under callgrind: (Ir at %d ops - Ir at %d ops) / %d, counting\n", countN2, countN1, countN2-countN1)
-	fmt.Printf("inside the operation's function (--toggle-collect); GOMAXPROCS=1 GOGC=off GODEBUG=asyncpreemptoff=1\n\n")
-	fmt.Println("| Get | instructions | of which (instructions per Get, by function) |")
+	storeArgs := func(bench string) (string, []string, string) {
+		return storeTest, []string{"-test.run=^$", "-test.bench=" + bench, "-test.count=1"}, "-test.benchtime"
+	}
+	fmt.Printf("instructions per operation under callgrind: (Ir at %d ops - Ir at %d ops) / %d, the whole program\n", countN2, countN1, countN2-countN1)
+	fmt.Printf("counted (GOMAXPROCS=1 GOGC=off GODEBUG=asyncpreemptoff=1), so a Get's figure includes its loop's few\n\n")
+	fmt.Println("| Get | instructions | of which, by function (instructions per Get) |")
 	fmt.Println("|---|---:|---|")
 	for _, c := range counted {
-		args := []string{"-count", c.name, "-socket", e.sidecar.Socket, "-shm", e.shm}
-		per, byFn, err := callgrind(self, args, c.fn, "-n")
+		if !match.MatchString(c.name) {
+			continue
+		}
+		bin, args, nflag := self, []string{"-count", c.name, "-socket", e.sidecar.Socket, "-shm", e.shm}, "-n"
+		if c.bench != "" {
+			bin, args, nflag = storeArgs(c.bench)
+		}
+		per, byFn, err := callgrind(bin, args, nflag)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
@@ -91,9 +111,13 @@ func countAll(bin string) error {
 	}
 	fmt.Println("\n| part of a Get, alone | instructions |")
 	fmt.Println("|---|---:|")
-	for _, p := range parts {
-		args := []string{"-test.run=^$", "-test.bench=" + p.bench, "-test.count=1"}
-		per, _, err := callgrind(storeTest, args, p.fn, "-test.benchtime")
+	var loop float64
+	for i, p := range parts {
+		if i > 0 && !match.MatchString(p.name) {
+			continue
+		}
+		bin, args, nflag := storeArgs(p.bench)
+		per, _, err := callgrind(bin, args, nflag)
 		if errors.Is(err, errNotCounted) {
 			fmt.Printf("| %s | not in this build |\n", p.name)
 			continue
@@ -101,15 +125,20 @@ func countAll(bin string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		fmt.Printf("| %s | %.1f |\n", p.name, per)
+		if i == 0 {
+			loop = per
+			fmt.Printf("| %s | %.1f |\n", p.name, per)
+			continue
+		}
+		fmt.Printf("| %s | %.1f |\n", p.name, per-loop)
 	}
 	return nil
 }
 
 // callgrind runs bin with args under callgrind for countN1 and countN2 operations
-// (passed with the flag nflag) and returns the instructions per operation inside fn,
-// and the same split by the function that executed them.
-func callgrind(bin string, args []string, fn, nflag string) (float64, string, error) {
+// (passed with the flag nflag) and returns the instructions per operation, and the same
+// split by the function that executed them.
+func callgrind(bin string, args []string, nflag string) (float64, string, error) {
 	var total [2]uint64
 	var self [2]map[string]uint64
 	for i, n := range []int{countN1, countN2} {
@@ -119,18 +148,22 @@ func callgrind(bin string, args []string, fn, nflag string) (float64, string, er
 			nv += "x"
 		}
 		cmd := exec.Command("valgrind", append([]string{"--tool=callgrind", "--callgrind-out-file=" + out,
-			"--collect-atstart=no", "--toggle-collect=" + fn, bin, nflag, nv}, args...)...)
+			bin, nflag, nv}, args...)...)
 		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=off", "GODEBUG=asyncpreemptoff=1")
-		if b, err := cmd.CombinedOutput(); err != nil {
+		b, err := cmd.CombinedOutput()
+		if err != nil {
 			return 0, "", fmt.Errorf("%w\n%s", err, b)
 		}
-		var err error
+		bench := strings.Trim(strings.TrimPrefix(args[1], "-test.bench="), "^$")
+		if nflag == "-test.benchtime" && !bytes.Contains(b, []byte(bench)) {
+			return 0, "", errNotCounted // no such benchmark in this build
+		}
 		if total[i], self[i], err = readCallgrind(out); err != nil {
 			return 0, "", err
 		}
 	}
 	if total[1] <= total[0] {
-		return 0, "", fmt.Errorf("%w in %s (inlined, or misnamed?)", errNotCounted, fn)
+		return 0, "", errNotCounted
 	}
 	ops := float64(countN2 - countN1)
 	type share struct {
@@ -158,7 +191,7 @@ func callgrind(bin string, args []string, fn, nflag string) (float64, string, er
 // instructions (code inlined from another file counts as that file's function), from
 // callgrind_annotate.
 func readCallgrind(path string) (uint64, map[string]uint64, error) {
-	out, err := exec.Command("callgrind_annotate", "--inclusive=no", "--threshold=100", path).Output()
+	out, err := exec.Command("callgrind_annotate", "--inclusive=no", "--threshold=100", "--auto=no", "--show-percs=no", path).Output()
 	if err != nil {
 		return 0, nil, fmt.Errorf("callgrind_annotate: %w", err)
 	}
@@ -177,11 +210,17 @@ func readCallgrind(path string) (uint64, map[string]uint64, error) {
 		switch {
 		case strings.Contains(sc.Text(), "PROGRAM TOTALS"):
 			total = n
-		case strings.Contains(f[len(f)-1], "]") && len(f) >= 3:
-			// "N (p%) file:function [binary]": name the function by its source file.
-			name := f[len(f)-2]
+		case strings.Contains(f[1], ":"):
+			// "N file:function [binary]", the binary left out for code inlined from
+			// another file: name the function by its source file.
+			name := f[1]
 			file, fn, _ := strings.Cut(name, ":")
 			fn = strings.TrimPrefix(fn, module)
+			// callgrind tells recursion levels apart (fn'2), which a goroutine switch
+			// makes up: count them as one function.
+			if i := strings.IndexByte(fn, '\''); i >= 0 {
+				fn = fn[:i]
+			}
 			self[filepath.Base(file)+":"+shortFn(fn)] += n
 		}
 	}
@@ -219,8 +258,10 @@ func countOne(name, socket, shm string, n int) error {
 	case "SDK GetInto (shm)":
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
+		// Flushing hourly: a flush is background work, timed, not per Get.
 		c, err := cachee.Dial(ctx, cachee.WithTarget("unix://"+socket), cachee.WithShmDir(shm),
-			cachee.WithWaitReady(), cachee.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+			cachee.WithWaitReady(), cachee.WithFlushInterval(time.Hour),
+			cachee.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 		if err != nil {
 			return err
 		}
@@ -232,13 +273,6 @@ func countOne(name, socket, shm string, n int) error {
 			time.Sleep(10 * time.Millisecond)
 		}
 		get = func() bool { _, ok, _ := c.GetInto(ctx, hotKey, buf); return ok }
-	case "store.Store.Get (GetHit)":
-		st, err := openFilled()
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		get = func() bool { _, ok, _ := st.Get(key, buf[:0]); return ok }
 	default:
 		return fmt.Errorf("no path %q", name)
 	}

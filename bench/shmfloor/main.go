@@ -52,6 +52,7 @@ func main() {
 		runs      = flag.Int("runs", 7, "runs of every path, in rotating order")
 		benchtime = flag.Duration("benchtime", 300*time.Millisecond, "time per path per run")
 		callgrind = flag.Bool("callgrind", false, "count instructions per Get under valgrind instead of timing")
+		only      = flag.String("only", "", "with -callgrind, count only the Gets and parts whose names match this regexp")
 		// Set by -callgrind for the copy of this program that runs under valgrind.
 		count  = flag.String("count", "", "run -n Gets of this path (internal)")
 		n      = flag.Int("n", 0, "Gets to run with -count")
@@ -64,7 +65,7 @@ func main() {
 	case *count != "":
 		err = countOne(*count, *socket, *shm, *n)
 	case *callgrind:
-		err = countAll(*bin)
+		err = countAll(*bin, *only)
 	default:
 		err = timeAll(*bin, *runs, *benchtime)
 	}

@@ -127,6 +127,35 @@ func TestClientCommands(t *testing.T) {
 			t.Errorf("stats -o json lacks %q: %s", k, stdout)
 		}
 	}
+	// Counters are numbers, not the strings protobuf's JSON makes of 64-bit integers.
+	for _, k := range []string{"hits", "misses", "sets", "deletes", "evictions", "expirations", "entries", "memory_used_bytes", "memory_limit_bytes"} {
+		if _, ok := st[k].(float64); !ok {
+			t.Errorf("stats -o json: %q is %T, want a number: %s", k, st[k], stdout)
+		}
+	}
+	if st["sets"] != 3.0 || st["memory_limit_bytes"] != float64(8<<20) {
+		t.Errorf("stats -o json: sets %v, memory_limit_bytes %v; want 3 and %d", st["sets"], st["memory_limit_bytes"], 8<<20)
+	}
+}
+
+// TestClientCommandsAuth: the client subcommands send the token (flag or
+// CACHEE_AUTH_TOKEN) to a server started with --auth-token, and report a missing one
+// as the SDK maps it.
+func TestClientCommandsAuth(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef"
+	p := start(t, "--auth-token="+token)
+	sock := "CACHEE_SOCKET=" + p.sock
+	if _, stderr, code := run(t, []string{sock, "CACHEE_AUTH_TOKEN=" + token}, "", "set", "k", "v"); code != 0 {
+		t.Fatalf("set with CACHEE_AUTH_TOKEN: exit %d: %s", code, stderr)
+	}
+	if out, stderr, code := run(t, []string{sock}, "", "get", "k", "--auth-token="+token); code != 0 || out != "v" {
+		t.Fatalf("get with --auth-token: exit %d, %q: %s", code, out, stderr)
+	}
+	for _, args := range [][]string{{"get", "k"}, {"stats"}, {"del", "k"}, {"prewarm"}} {
+		if _, stderr, code := run(t, []string{sock}, "", args...); code != 1 || !strings.Contains(stderr, "Unauthenticated UNAUTHENTICATED") {
+			t.Fatalf("%v without a token: exit %d: %s", args, code, stderr)
+		}
+	}
 }
 
 func TestHTTPEndpoints(t *testing.T) {

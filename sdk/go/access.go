@@ -26,8 +26,8 @@ const maxStripes = 64
 type stripe struct {
 	head  atomic.Uint64 // positions claimed; the sum over stripes is the hit count
 	_     [56]byte
-	slots [ringSlots]atomic.Uint64
-	tail  uint64 // the flusher's position; only the flusher uses it
+	slots [ringSlots]uint64 // atomic access only
+	tail  uint64            // the flusher's position; only the flusher uses it
 	_     [56]byte
 }
 
@@ -60,14 +60,20 @@ func (a *accessBuffer) record(ref uint64) {
 	i := s.head.Add(1) - 1
 	// A hot key writes the ref its slot already holds from the last lap: skip that
 	// store (an atomic store is a locked instruction on amd64, as costly as the add).
-	if slot := &s.slots[i%ringSlots]; slot.Load() != ref {
-		slot.Store(ref)
+	if slot := &s.slots[i%ringSlots]; atomic.LoadUint64(slot) != ref {
+		atomic.StoreUint64(slot, ref)
 	}
 	if i%(ringSlots/2) == ringSlots/2-1 {
-		select {
-		case a.full <- struct{}{}:
-		default:
-		}
+		a.flushSoon()
+	}
+}
+
+// flushSoon asks the flusher to report now: a stripe is half full. It is apart from
+// record so that record, on every hit's path, is small enough to be inlined.
+func (a *accessBuffer) flushSoon() {
+	select {
+	case a.full <- struct{}{}:
+	default:
 	}
 }
 
@@ -75,7 +81,7 @@ func (a *accessBuffer) record(ref uint64) {
 // KiB apart; the multiply spreads their addresses over the stripe indexes.
 func stackHash() uint32 {
 	var b byte
-	return uint32((uint64(uintptr(unsafe.Pointer(&b))) >> 13) * 0x9e3779b97f4a7c15 >> 32)
+	return uint32(uint64(uintptr(unsafe.Pointer(&b))>>13) * 0x9e3779b97f4a7c15 >> 32)
 }
 
 // hits is the number of hits recorded so far.
@@ -100,7 +106,7 @@ func (a *accessBuffer) drain(dst []uint64) []uint64 {
 			t = h - ringSlots
 		}
 		for ; t < h; t++ {
-			if ref := s.slots[t%ringSlots].Swap(0); ref != 0 {
+			if ref := atomic.SwapUint64(&s.slots[t%ringSlots], 0); ref != 0 {
 				dst = append(dst, ref)
 			}
 		}

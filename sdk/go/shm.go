@@ -2,25 +2,12 @@ package cachee
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 	"github.com/cachee/cachee/store"
-)
-
-// Header fields a probe reads before mapping a segment (docs/segment-format.md).
-const (
-	hdrMagic     = 0
-	hdrState     = 204
-	segmentMagic = 0x4753454548434143
-	stateActive  = 1
 )
 
 // Backoffs of the segment watcher after a failure that cost a mapping. A closed
@@ -110,7 +97,7 @@ func (w *segmentWatcher) step(ctx context.Context, now time.Time) {
 		if now.Before(w.nextMap) {
 			return
 		}
-		if err := probe(w.path); err != nil {
+		if err := store.Probe(w.c.opts.shmDir); err != nil {
 			w.note(err)
 			return
 		}
@@ -173,46 +160,4 @@ func (w *segmentWatcher) note(err error) {
 		w.lastReason = msg
 		w.c.log.Debug("cachee: not reading shared memory", "reason", msg)
 	}
-}
-
-// errNoSegment and friends say why a probe declined a segment.
-var (
-	errNoWriter    = errors.New("no sidecar holds the segment")
-	errNotActive   = errors.New("segment not active")
-	errNotASegment = errors.New("not a segment")
-)
-
-// probe says, without mapping anything, whether path looks like a segment a live
-// sidecar serves: a regular file whose header has the magic and state active, and
-// whose lock a writer holds. Mapping only then keeps a dead or restarting sidecar from
-// costing a mapping per check.
-func probe(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("%s: %w", path, errNotASegment)
-	}
-	var hdr [hdrState + 4]byte
-	if n, err := unix.Pread(fd, hdr[:], 0); err != nil || n != len(hdr) {
-		return fmt.Errorf("%s: %w (short header)", path, errNotASegment)
-	}
-	if binary.LittleEndian.Uint64(hdr[hdrMagic:]) != segmentMagic {
-		return fmt.Errorf("%s: %w (bad magic)", path, errNotASegment)
-	}
-	if s := binary.LittleEndian.Uint32(hdr[hdrState:]); s != stateActive {
-		return fmt.Errorf("%s: %w (state %d)", path, errNotActive, s)
-	}
-	// A shared lock succeeds only when no writer holds the exclusive one.
-	if err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); err == nil {
-		_ = unix.Flock(fd, unix.LOCK_UN)
-		return fmt.Errorf("%s: %w", path, errNoWriter)
-	}
-	return nil
 }

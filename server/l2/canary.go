@@ -37,7 +37,7 @@ func (t *Tier) canary() {
 				continue // still waiting for the last one
 			}
 			if t.canarySent.CompareAndSwap(sent, 0) {
-				t.streamBroke("canary-missing", nil)
+				t.streamBroke(breakCanaryMissing, nil)
 			}
 			continue
 		}

@@ -29,7 +29,7 @@ import (
 //
 // The flush waits for the reconnection rather than happening at the break because an
 // L2 that is down cannot change, so L1's copies stay right while it is down and go on
-// being served (the "L2 down: L1 keeps serving hits"); what may have changed
+// being served (an L2 outage must not cost the hits L1 can answer); what may have changed
 // unseen is only known to be possible once L2 is back. The cost is that a sidecar cut
 // off from an L2 that others still write serves its copies until it reconnects or
 // they reach --l1-ttl.
@@ -87,7 +87,7 @@ func (t *Tier) end(o op) bool {
 // only deletes and returns.
 func (t *Tier) invalidate(keys []rueidis.RedisMessage) {
 	if keys == nil {
-		t.flush("l2-flushed")
+		t.flush(flushL2Flushed)
 		return
 	}
 	now := time.Now()
@@ -172,7 +172,7 @@ func (t *Tier) resyncIfNeeded() {
 	t.resync = false
 	t.mu.Unlock()
 	if need {
-		t.flush("stream-break")
+		t.flush(flushStreamBreak)
 	}
 }
 
@@ -188,7 +188,7 @@ func (connWatch) Flight(string, string, time.Duration, time.Time) (rueidis.Redis
 func (connWatch) Update(string, string, rueidis.RedisMessage) int64 { return 0 }
 func (connWatch) Cancel(string, string, error)                      {}
 func (w connWatch) Delete(keys []rueidis.RedisMessage)              { w.t.invalidate(keys) }
-func (w connWatch) Close(err error)                                 { w.t.streamBroke("connection-closed", err) }
+func (w connWatch) Close(err error)                                 { w.t.streamBroke(breakConnClosed, err) }
 
 // negCacheMax bounds the negative cache: it lives outside --max-memory, so it stays
 // small (about 100 bytes an entry plus the key).

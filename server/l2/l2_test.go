@@ -215,7 +215,7 @@ func testWriteThrough(t *testing.T, url string) {
 }
 
 // testInvalidation measures how long another client's SET takes to drop the L1 copy,
-// over many rounds, and reports the distribution. The budget is 100 ms; the
+// over many rounds, and reports the distribution. The budget is 100 ms (docs/l2.md); the
 // assertion allows for a loaded 2-core machine under -race (see the bounds below).
 func testInvalidation(t *testing.T, url string) {
 	rc := client(t, url)

@@ -21,6 +21,18 @@ type metrics struct {
 	hotsetPublished                             *prometheus.CounterVec // by result
 }
 
+// Why the invalidation stream broke, the reason label of cachee_l2_stream_breaks_total.
+const (
+	breakConnClosed    = "connection-closed" // a tracking connection closed
+	breakCanaryMissing = "canary-missing"    // the canary's invalidation never came
+)
+
+// Why L1 was emptied, the reason label of cachee_l2_flushes_total.
+const (
+	flushL2Flushed   = "l2-flushed"   // L2 said it was flushed
+	flushStreamBreak = "stream-break" // after a stream break, before L2 is used again
+)
+
 // latencyBuckets span a loopback round trip (tens of µs) to a timeout (50 ms) and
 // beyond: 25 µs doubling up to about 1.6 s.
 var latencyBuckets = prometheus.ExponentialBuckets(25e-6, 2, 17)
@@ -55,6 +67,14 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		prewarmRuns:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cachee_prewarm_runs_total", Help: "Prewarms run, by outcome: done, timeout or failed."}, []string{"outcome"}),
 		prewarmSeconds:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "cachee_prewarm_last_duration_seconds", Help: "How long the last prewarm took."}),
 		hotsetPublished: cv("hotset_publishes_total", "Publications of this sidecar's hottest keys into the hotset, by result.", "result"),
+	}
+	// Every reason starts at 0, so that the first break or flush is an increase an
+	// alert or a dashboard sees.
+	for _, why := range []string{breakConnClosed, breakCanaryMissing} {
+		m.breaks.WithLabelValues(why)
+	}
+	for _, why := range []string{flushL2Flushed, flushStreamBreak} {
+		m.flushes.WithLabelValues(why)
 	}
 	if r != nil {
 		r.MustRegister(m.collectors()...)

@@ -76,7 +76,9 @@ func (t *Tier) FetchAsync(keys [][]byte, done func([]Value)) {
 
 // fetch reads keys (which missed L1) through from L2: each key is read once however
 // many callers want it, found values go to L1 with a TTL of --l1-ttl capped by the
-// key's PTTL, and nothing waits longer than --l2-timeout.
+// key's PTTL, and nothing waits longer than --l2-timeout. Its phases: claim the keys
+// (lead a read, or join one in flight), read the led ones from L2, settle them (fill
+// L1, remember misses, hand the values to joiners), then wait for the joined ones.
 func (t *Tier) fetch(keys [][]byte) []Value {
 	out := make([]Value, len(keys))
 	data, _ := t.clientsNow()
@@ -85,16 +87,29 @@ func (t *Tier) fetch(keys [][]byte) []Value {
 		return out
 	}
 	deadline := time.Now().Add(t.cfg.Timeout)
-
-	type lead struct {
-		i int
-		o op
-		f *flight
+	leads, joins := t.claim(keys)
+	if len(leads) > 0 {
+		r := t.readL2(data, leads, deadline)
+		t.settle(leads, r, out)
 	}
-	var leads []lead
-	joins := map[int]*flight{}
+	t.await(joins, deadline, out)
+	return out
+}
+
+// lead is a key whose read this fetch makes, for itself and for whoever joins it.
+type lead struct {
+	i int // index in fetch's keys
+	o op
+	f *flight
+}
+
+// claim sorts keys into the reads this fetch leads and the reads in flight it joins
+// (by index in keys). Keys that L2 lacked recently (--negative-ttl) are neither.
+func (t *Tier) claim(keys [][]byte) (leads []lead, joins map[int]*flight) {
+	joins = map[int]*flight{}
 	now := time.Now()
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	for i, k := range keys {
 		key := string(k)
 		if t.cfg.NegativeTTL > 0 && t.neg.has(key, now) {
@@ -114,98 +129,115 @@ func (t *Tier) fetch(keys [][]byte) []Value {
 		o.ks.flight = f
 		leads = append(leads, lead{i, o, f})
 	}
-	t.mu.Unlock()
+	return leads, joins
+}
 
-	if len(leads) > 0 {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		vals := make([]Value, len(leads))
-		pttls := make([]int64, len(leads))
-		bad := make([]bool, len(leads)) // the read failed: neither a value nor a miss
-		var failed error
-		for start := 0; start < len(leads); start += maxPipeline / 2 {
-			batch := leads[start:min(start+maxPipeline/2, len(leads))]
-			cmds := make(rueidis.Commands, 0, 2*len(batch))
-			for _, l := range batch {
-				cmds = append(cmds, data.B().Get().Key(l.o.key).Build(), data.B().Pttl().Key(l.o.key).Build())
-			}
-			t0 := time.Now()
-			res := data.DoMulti(ctx, cmds...)
-			t.m.readSeconds.Observe(time.Since(t0).Seconds())
-			for j := range batch {
-				v, err := res[2*j].AsBytes()
-				switch {
-				case err == nil:
-					vals[start+j] = Value{Data: append([]byte(nil), v...), Found: true}
-				case rueidis.IsRedisNil(err):
-				default:
-					// WRONGTYPE (L2 holds a list under the key) is a miss too: the cache
-					// serves strings. A network error is a miss, counted below.
-					if failed == nil || isNetErr(err) {
-						failed = err
-					}
-					bad[start+j] = true
-					continue
-				}
-				pttls[start+j], _ = res[2*j+1].AsInt64()
-			}
+// l2Reads are the answers to readL2, by lead.
+type l2Reads struct {
+	vals  []Value
+	pttls []int64 // the keys' remaining TTL in ms, as PTTL answers
+	bad   []bool  // the read failed: neither a value nor a miss
+}
+
+// readL2 reads the leads' keys from L2 with GET and PTTL, pipelined in batches, by the
+// deadline. A failure counts as a miss; a network failure makes L2 suspect.
+func (t *Tier) readL2(data rueidis.Client, leads []lead, deadline time.Time) l2Reads {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	r := l2Reads{vals: make([]Value, len(leads)), pttls: make([]int64, len(leads)), bad: make([]bool, len(leads))}
+	var failed error
+	for start := 0; start < len(leads); start += maxPipeline / 2 {
+		batch := leads[start:min(start+maxPipeline/2, len(leads))]
+		cmds := make(rueidis.Commands, 0, 2*len(batch))
+		for _, l := range batch {
+			cmds = append(cmds, data.B().Get().Key(l.o.key).Build(), data.B().Pttl().Key(l.o.key).Build())
 		}
-		cancel()
-		t.m.reads.Add(float64(len(leads)))
-		if failed != nil {
-			t.m.errors.WithLabelValues("read", reason(failed)).Inc()
-			if isNetErr(failed) && !errorsIsDeadline(failed) {
-				t.suspect()
-			}
-		}
-		t.mu.Lock()
-		now := time.Now()
-		for j, l := range leads {
-			v := vals[j]
-			ok := t.end(l.o)
-			if l.o.ks.flight == l.f { // a later read may have taken the key's place
-				l.o.ks.flight = nil
-			}
+		t0 := time.Now()
+		res := data.DoMulti(ctx, cmds...)
+		t.m.readSeconds.Observe(time.Since(t0).Seconds())
+		for j := range batch {
+			v, err := res[2*j].AsBytes()
 			switch {
-			case bad[j]:
-			case v.Found && !ok:
-				t.m.fillsSkipped.Inc()
-			case v.Found && pttls[j] != -2: // -2: expired between GET and PTTL
-				t.fillLocked(l.o.key, v.Data, pttls[j])
-			case !v.Found:
-				t.m.misses.Inc()
-				if ok && t.cfg.NegativeTTL > 0 {
-					t.neg.add(l.o.key, now.Add(t.cfg.NegativeTTL))
+			case err == nil:
+				r.vals[start+j] = Value{Data: append([]byte(nil), v...), Found: true}
+			case rueidis.IsRedisNil(err):
+			default:
+				// WRONGTYPE (L2 holds a list under the key) is a miss too: the cache
+				// serves strings. A network error is a miss, counted below.
+				if failed == nil || isNetErr(err) {
+					failed = err
 				}
+				r.bad[start+j] = true
+				continue
 			}
-			l.f.val = v
-			close(l.f.done)
-			out[l.i] = v
+			r.pttls[start+j], _ = res[2*j+1].AsInt64()
 		}
-		t.mu.Unlock()
 	}
+	t.m.reads.Add(float64(len(leads)))
+	if failed != nil {
+		t.m.errors.WithLabelValues("read", reason(failed)).Inc()
+		if isNetErr(failed) && !errorsIsDeadline(failed) {
+			t.suspect()
+		}
+	}
+	return r
+}
 
-	if len(joins) > 0 {
-		timer := time.NewTimer(time.Until(deadline))
-		defer timer.Stop()
-		for i, f := range joins {
-			select {
-			case <-f.done:
-				out[i] = f.val
-			case <-timer.C:
-				t.m.errors.WithLabelValues("read", "timeout").Inc()
-				// Expired: the rest get what has already arrived, without waiting.
-				for j, g := range joins {
-					select {
-					case <-g.done:
-						out[j] = g.val
-					default:
-					}
-				}
-				return out
+// settle ends the leads' reads: values go to L1 unless a write or an invalidation came
+// first, misses to the negative cache, and every value to out and to the joiners.
+func (t *Tier) settle(leads []lead, r l2Reads, out []Value) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	for j, l := range leads {
+		v := r.vals[j]
+		ok := t.end(l.o)
+		if l.o.ks.flight == l.f { // a later read may have taken the key's place
+			l.o.ks.flight = nil
+		}
+		switch {
+		case r.bad[j]:
+		case v.Found && !ok:
+			t.m.fillsSkipped.Inc()
+		case v.Found && r.pttls[j] != -2: // -2: expired between GET and PTTL
+			t.fillLocked(l.o.key, v.Data, r.pttls[j])
+		case !v.Found:
+			t.m.misses.Inc()
+			if ok && t.cfg.NegativeTTL > 0 {
+				t.neg.add(l.o.key, now.Add(t.cfg.NegativeTTL))
 			}
 		}
+		l.f.val = v
+		close(l.f.done)
+		out[l.i] = v
 	}
-	return out
+}
+
+// await waits, until the deadline, for the reads in flight that fetch joined, and puts
+// their values in out; past the deadline the rest get what has arrived.
+func (t *Tier) await(joins map[int]*flight, deadline time.Time, out []Value) {
+	if len(joins) == 0 {
+		return
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for i, f := range joins {
+		select {
+		case <-f.done:
+			out[i] = f.val
+		case <-timer.C:
+			t.m.errors.WithLabelValues("read", "timeout").Inc()
+			// Expired: the rest get what has already arrived, without waiting.
+			for j, g := range joins {
+				select {
+				case <-g.done:
+					out[j] = g.val
+				default:
+				}
+			}
+			return
+		}
+	}
 }
 
 // fillLocked stores a value read from L2 in L1 with a TTL of --l1-ttl, capped by

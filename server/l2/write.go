@@ -158,8 +158,22 @@ func (t *Tier) write(ws []*Write) ([]Reply, []error) {
 // send runs ws on L2, filling replies and errs, and each w.pttl. A standalone L2 gets
 // one pipeline (cut into pieces of at most maxPipeline commands, at Write
 // boundaries); a cluster gets one pipeline per slot, concurrently, because rueidis
-// routes a pipeline holding a MULTI/EXEC to a single node.
+// routes a pipeline holding a MULTI/EXEC to a single node. Its phases: build each
+// write's commands, group the writes into pipelines, run them, count the outcomes.
 func (t *Tier) send(data rueidis.Client, ws []*Write, replies []Reply, errs []error) {
+	perWrite := t.commands(data, ws, replies)
+	groups := t.pipelines(ws, perWrite)
+	if len(groups) == 0 {
+		return
+	}
+	t.runPipelines(data, ws, perWrite, groups, replies, errs)
+	t.countWrites(ws, perWrite, replies, errs)
+}
+
+// commands builds each write's commands: the bare command, or a MULTI/EXEC with a
+// PTTL of each key when its effect stores. A cluster write across slots gets
+// ErrCrossSlot as its reply and no commands.
+func (t *Tier) commands(data rueidis.Client, ws []*Write, replies []Reply) []rueidis.Commands {
 	perWrite := make([]rueidis.Commands, len(ws))
 	for i, w := range ws {
 		w.pttl = make([]int64, len(w.KeyAt))
@@ -179,7 +193,12 @@ func (t *Tier) send(data rueidis.Client, ws []*Write, replies []Reply, errs []er
 			perWrite[i] = append(perWrite[i], data.B().Exec().Build())
 		}
 	}
-	// Group the writes into pipelines.
+	return perWrite
+}
+
+// pipelines groups the writes that have commands into pipelines, as indexes into ws:
+// one per slot on a cluster, pieces of at most maxPipeline commands otherwise.
+func (t *Tier) pipelines(ws []*Write, perWrite []rueidis.Commands) [][]int {
 	var groups [][]int
 	if t.ep.Cluster {
 		bySlot := map[uint16]int{}
@@ -199,27 +218,30 @@ func (t *Tier) send(data rueidis.Client, ws []*Write, replies []Reply, errs []er
 			}
 			groups[g] = append(groups[g], i)
 		}
-	} else {
-		var g []int
-		n := 0
-		for i := range ws {
-			if perWrite[i] == nil {
-				continue
-			}
-			if n+len(perWrite[i]) > maxPipeline && len(g) > 0 {
-				groups = append(groups, g)
-				g, n = nil, 0
-			}
-			g = append(g, i)
-			n += len(perWrite[i])
+		return groups
+	}
+	var g []int
+	n := 0
+	for i := range ws {
+		if perWrite[i] == nil {
+			continue
 		}
-		if len(g) > 0 {
+		if n+len(perWrite[i]) > maxPipeline && len(g) > 0 {
 			groups = append(groups, g)
+			g, n = nil, 0
 		}
+		g = append(g, i)
+		n += len(perWrite[i])
 	}
-	if len(groups) == 0 {
-		return
+	if len(g) > 0 {
+		groups = append(groups, g)
 	}
+	return groups
+}
+
+// runPipelines sends the pipelines concurrently, within --l2-timeout, and reads each
+// write's reply out of its pipeline's results.
+func (t *Tier) runPipelines(data rueidis.Client, ws []*Write, perWrite []rueidis.Commands, groups [][]int, replies []Reply, errs []error) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.Timeout)
 	defer cancel()
 	t0 := time.Now()
@@ -245,6 +267,11 @@ func (t *Tier) send(data rueidis.Client, ws []*Write, replies []Reply, errs []er
 	}
 	wg.Wait()
 	t.m.writeSeconds.Observe(time.Since(t0).Seconds())
+}
+
+// countWrites counts the writes sent by outcome, makes a failed one's error wrap
+// tier.ErrL2Unavailable, and makes L2 suspect after a network failure.
+func (t *Tier) countWrites(ws []*Write, perWrite []rueidis.Commands, replies []Reply, errs []error) {
 	netFailed := false
 	for i := range ws {
 		if perWrite[i] == nil {

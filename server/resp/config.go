@@ -75,6 +75,12 @@ type Config struct {
 	// write-through mode, writes go to it first (see l2.go). Nil serves the store alone.
 	L2 *l2.Tier
 
+	// Latency, when set, receives the time one command took, for one command in
+	// latencyEvery (512) on each connection: the cachee binary passes the server's
+	// cachee_latency_seconds (server.Latency.Observe). A command that waits for L2 is
+	// timed until its reply is written.
+	Latency func(time.Duration)
+
 	// Logger receives connection-level events. Default slog.Default().
 	Logger *slog.Logger
 }

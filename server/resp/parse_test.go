@@ -173,8 +173,8 @@ func TestProcessDoesNotAllocate(t *testing.T) {
 		req = append(req, fmt.Sprintf("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n", len(k), k, strings.Repeat("v", 100))...)
 		req = append(req, fmt.Sprintf("*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(k), k)...)
 	}
-	// INCR, EXISTS and the like run in store.Update, which allocates its Tx: they are
-	// left out.
+	// INCR, EXISTS and the like hand a closure to the store's Update, which escapes to
+	// the heap: they are left out.
 	req = append(req, "*1\r\n$4\r\nPING\r\n*3\r\n$4\r\nMGET\r\n$5\r\nkey:1\r\n$1\r\nx\r\n*2\r\n$3\r\nDEL\r\n$1\r\nx\r\n"...)
 	run := func() {
 		cl.makeRoom()

@@ -55,12 +55,12 @@ type Server struct {
 
 // New returns a Server over st. Check cfg with Validate first: given an invalid cfg,
 // New does not fail but runs with DefaultConfig, keeping only RequirePass, EventLoops,
-// Port, Memory and Logger from cfg.
+// Port, Memory, L2, Latency and Logger from cfg.
 func New(st *store.Store, cfg Config) *Server {
 	if cfg.Validate() != nil {
 		d := DefaultConfig()
 		d.RequirePass, d.EventLoops, d.Logger, d.Port, d.L2 = cfg.RequirePass, cfg.EventLoops, cfg.Logger, cfg.Port, cfg.L2
-		d.Memory = cfg.Memory
+		d.Memory, d.Latency = cfg.Memory, cfg.Latency
 		cfg = d
 	}
 	cfg = cfg.withDefaults()

@@ -66,6 +66,36 @@ type Endpoint struct {
 	ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
 }
 
+// PrometheusRule is monitoring.coreos.com/v1 PrometheusRule, as cachee's manifests use
+// it; decoded strictly like ServiceMonitor. Its Spec is also a Prometheus rule file.
+type PrometheusRule struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              RuleFile `json:"spec"`
+}
+
+// RuleFile is a Prometheus rule file: what promtool checks, and a PrometheusRule's spec.
+type RuleFile struct {
+	Groups []RuleGroup `json:"groups"`
+}
+
+// RuleGroup is one group of rules, evaluated together.
+type RuleGroup struct {
+	Name     string `json:"name"`
+	Interval string `json:"interval,omitempty"`
+	Rules    []Rule `json:"rules"`
+}
+
+// Rule is an alerting rule (Alert) or a recording rule (Record).
+type Rule struct {
+	Alert       string            `json:"alert,omitempty"`
+	Record      string            `json:"record,omitempty"`
+	Expr        string            `json:"expr"`
+	For         string            `json:"for,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
 // Bundle is every object of one render, by kind.
 type Bundle struct {
 	Name            string
@@ -74,6 +104,8 @@ type Bundle struct {
 	Services        []*corev1.Service
 	PDBs            []*policyv1.PodDisruptionBudget
 	ServiceMonitors []*ServiceMonitor
+	PrometheusRules []*PrometheusRule
+	ConfigMaps      []*corev1.ConfigMap
 }
 
 // Decode splits a multi-document YAML stream and decodes each document strictly by
@@ -117,6 +149,12 @@ func Decode(name string, data []byte) (*Bundle, error) {
 		case "monitoring.coreos.com/v1, Kind=ServiceMonitor":
 			o := new(ServiceMonitor)
 			b.ServiceMonitors, obj = append(b.ServiceMonitors, o), o
+		case "monitoring.coreos.com/v1, Kind=PrometheusRule":
+			o := new(PrometheusRule)
+			b.PrometheusRules, obj = append(b.PrometheusRules, o), o
+		case "/v1, Kind=ConfigMap":
+			o := new(corev1.ConfigMap)
+			b.ConfigMaps, obj = append(b.ConfigMaps, o), o
 		default:
 			return nil, fmt.Errorf("%s: document %d: unexpected %s %s", name, i, tm.APIVersion, tm.Kind)
 		}

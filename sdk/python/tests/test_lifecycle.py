@@ -22,7 +22,8 @@ TOKEN = "py-test-token-0123456789"
 
 
 def every_call(c):
-    """One call of each method of the contract's after_close cases, on a sync client."""
+    """One call of each method of the contract's after_close cases (coroutines, on an
+    AsyncClient)."""
     return {
         "Get": lambda: c.get("k"),
         "BatchGet": lambda: c.get_many(["k"]),
@@ -83,15 +84,7 @@ async def test_async_after_close(server):
     c = cachee.AsyncClient(server.sock)
     assert await c.set("after-close", b"v")
     await c.close()
-    calls = {
-        "Get": lambda: c.get("k"),
-        "BatchGet": lambda: c.get_many(["k"]),
-        "Set": lambda: c.set("k", b"v"),
-        "BatchSet": lambda: c.set_many([("k", b"v")]),
-        "Delete": lambda: c.delete("k"),
-        "Stats": lambda: c.stats(),
-        "Prewarm": lambda: c.prewarm(),
-    }
+    calls = every_call(c)
     for case in LIFECYCLE["after_close"]:
         with pytest.raises(getattr(cachee, case["class"] + "Error")):
             await calls[case["method"]]()

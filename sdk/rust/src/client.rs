@@ -1,66 +1,26 @@
-use std::collections::hash_map::RandomState;
+use std::convert::Infallible;
+use std::fmt;
 use std::future::Future;
-use std::hash::BuildHasher;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use cachee_proto::v1::cache_service_client::CacheServiceClient;
 use cachee_proto::v1::{
-    BatchGetRequest, BatchSetItem, BatchSetRequest, DeleteRequest, GetRequest, PrewarmRequest, SetCondition,
-    SetRequest, StatsRequest,
+    BatchGetRequest, BatchGetResponse, BatchSetItem, BatchSetRequest, BatchSetResponse, DeleteRequest, DeleteResponse,
+    GetRequest, GetResponse, PrewarmRequest, PrewarmResponse, SetCondition, SetRequest, SetResponse, StatsRequest,
+    StatsResponse,
 };
 use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint, Uri};
-use tonic::Code;
+use futures_core::Stream;
+use tonic::transport::{Endpoint, Uri};
 
-use crate::address::Address;
-use crate::error::{Error, ErrorKind};
+use crate::address::{resolve_token, Address};
+use crate::error::{connect_failed, Code, Error};
+use crate::retry::{should_retry, Method, RetryPolicy, DEFAULT_PREWARM_TIMEOUT, DEFAULT_TIMEOUT};
+use crate::rpc::{Auth, Rpc};
 use crate::shm::{Shm, ShmOptions, ShmStatus};
-
-/// The deadline of a call when the client was given none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A prewarm runs until the server's own `--prewarm-timeout`; the call must outlive it.
-pub const DEFAULT_PREWARM_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Retries of calls that failed with UNAVAILABLE (the server is restarting or not up
-/// yet), with exponential backoff and jitter. Calls safe to repeat (`get`, `get_many`,
-/// `stats`, `set` without a condition) are retried on any UNAVAILABLE; a conditional
-/// `set`, `delete` and `set_many` only when the server refused them unapplied (reason
-/// `OVERLOADED` or `SHUTTING_DOWN`), since a connection reset may follow an applied
-/// write. No retry waits past the call's deadline: when the next wait would end after
-/// it, the last error is returned.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included; 1 turns retries off.
-    pub max_attempts: u32,
-    /// The wait before the first retry (jittered over its upper half).
-    pub initial_backoff: Duration,
-    /// The longest wait between two attempts.
-    pub max_backoff: Duration,
-    /// How much each wait grows.
-    pub multiplier: f64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-            multiplier: 2.0,
-        }
-    }
-}
-
-impl RetryPolicy {
-    fn backoff(&self, retry: u32) -> Duration {
-        let step = self.initial_backoff.as_secs_f64() * self.multiplier.powi(retry as i32 - 1);
-        let step = step.min(self.max_backoff.as_secs_f64());
-        // RandomState is randomly keyed, which is all the jitter needs.
-        let r = RandomState::new().hash_one(retry) as f64 / u64::MAX as f64;
-        Duration::from_secs_f64(step / 2.0 + r * step / 2.0)
-    }
-}
 
 /// A write's time to live and condition:
 /// `SetOptions::default().ttl(Duration::from_secs(300)).only_if_absent()`.
@@ -160,6 +120,34 @@ pub struct PrewarmOptions {
     pub timeout: Option<Duration>,
 }
 
+/// A prewarm that failed: the sidecar's or the transport's error, or the error the
+/// progress callback returned (which cancelled the prewarm's stream at once).
+#[derive(Debug)]
+pub enum PrewarmError<E> {
+    /// The call failed.
+    Cachee(Error),
+    /// The progress callback returned this error.
+    Callback(E),
+}
+
+impl<E: fmt::Display> fmt::Display for PrewarmError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrewarmError::Cachee(e) => e.fmt(f),
+            PrewarmError::Callback(e) => write!(f, "the prewarm progress callback failed: {e}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for PrewarmError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PrewarmError::Cachee(e) => Some(e),
+            PrewarmError::Callback(e) => Some(e),
+        }
+    }
+}
+
 /// Options of a [`Client`].
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
@@ -167,24 +155,34 @@ pub struct Builder {
     timeout: Option<Duration>,
     retry: RetryPolicy,
     shm: ShmOptions,
+    token: Option<String>,
 }
 
 impl Builder {
-    /// `unix:///path.sock`, a socket path, or `host:port`; unset: [`Address::from_env`].
+    /// `unix:///path.sock`, a socket path, or `host:port`; unset or empty: the
+    /// environment ([`Address::from_env`]).
     pub fn address(mut self, address: impl Into<String>) -> Self {
         self.address = Some(address.into());
         self
     }
 
-    /// The deadline of each call (default 5 s); [`Client::with_timeout`] changes it per call.
+    /// The deadline of a call whose caller gives none (default 1 s);
+    /// [`Client::with_timeout`] gives one per call.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    /// How UNAVAILABLE is retried.
+    /// Which failures are retried how often (default: 3 attempts, 10 ms to 200 ms).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The sidecar's bearer token (its `--auth-token`), sent on every call as
+    /// `authorization: Bearer <token>`. Unset: `CACHEE_AUTH_TOKEN`, when set and not empty.
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
@@ -223,15 +221,17 @@ impl Builder {
         self
     }
 
-    /// Creates the client. Connecting is lazy: an unreachable server surfaces at the
-    /// first call. Must run inside a tokio runtime.
+    /// Creates the client. Connecting is lazy: until the sidecar answers, calls fail
+    /// with [`crate::ErrorKind::Unavailable`]. Must run inside a tokio runtime.
     pub async fn connect(self) -> Result<Client, Error> {
-        let address = match &self.address {
-            Some(a) => Address::parse(a).ok_or_else(|| {
-                Error::invalid_address(format!("invalid address {a:?}: want unix:///path.sock or host:port"))
-            })?,
-            None => Address::from_env(),
-        };
+        let var = |k: &str| std::env::var(k).ok();
+        let address = Address::resolve(self.address.as_deref(), var).ok_or_else(|| {
+            Error::invalid_address(format!(
+                "invalid address {:?}: want unix:///path.sock, /path.sock or host:port",
+                self.address.as_deref().unwrap_or_default()
+            ))
+        })?;
+        let auth = Auth::new(resolve_token(self.token.as_deref(), var).as_deref())?;
         let channel = match &address {
             Address::Unix(path) => {
                 let path = Arc::new(path.clone());
@@ -245,26 +245,46 @@ impl Builder {
                 .map_err(|e| Error::invalid_address(format!("invalid address {hostport:?}: {e}")))?
                 .connect_lazy(),
         };
-        let rpc = CacheServiceClient::new(channel)
-            // BatchGet of many large values exceeds tonic's 4 MiB default; the sidecar is
-            // local and bounds what it accepts itself.
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
+        let rpc = Rpc::new(channel, auth);
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let shm = Shm::start(&self.shm, rpc.clone(), timeout).await;
-        Ok(Client { rpc, address, timeout, retry: self.retry, shm })
+        let inner = Inner {
+            rpc,
+            address,
+            retry: self.retry,
+            shm,
+            closed: AtomicBool::new(false),
+            down: AtomicBool::new(false),
+        };
+        Ok(Client { inner: Arc::new(inner), timeout, caller_deadline: false })
     }
 }
 
-/// A connection to a cachee sidecar over gRPC, on its Unix socket or over TCP. Cheap to
-/// clone: clones share one HTTP/2 connection.
-#[derive(Debug, Clone)]
-pub struct Client {
-    rpc: CacheServiceClient<Channel>,
+struct Inner {
+    rpc: Rpc,
     address: Address,
-    timeout: Duration,
     retry: RetryPolicy,
-    shm: Option<Arc<Shm>>,
+    shm: Option<Shm>,
+    closed: AtomicBool,
+    // The last connection attempt failed and no call has succeeded since: a call that
+    // fails to connect is not retried (docs/sdk-contract.md, known_down).
+    down: AtomicBool,
+}
+
+/// A client of one cachee sidecar: gRPC on its Unix socket or over TCP, and, where the
+/// sidecar's segment is mounted, hits read from shared memory. Cheap to clone: clones
+/// share one HTTP/2 connection and one segment reader; [`Client::close`] closes them all.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    timeout: Duration,
+    caller_deadline: bool,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("address", &self.inner.address).field("timeout", &self.timeout).finish()
+    }
 }
 
 fn duration(d: Duration) -> prost_types::Duration {
@@ -273,24 +293,6 @@ fn duration(d: Duration) -> prost_types::Duration {
 
 fn std_duration(d: Option<prost_types::Duration>) -> Duration {
     d.and_then(|d| Duration::try_from(d).ok()).unwrap_or_default()
-}
-
-/// ErrorInfo reasons of an UNAVAILABLE the server sends before it applies anything.
-const REFUSED_REASONS: [&str; 2] = ["OVERLOADED", "SHUTTING_DOWN"];
-
-/// Whether a call that failed with `err` may be sent again. Only UNAVAILABLE is retried.
-/// `safe` calls (get, get_many, stats, set without a condition) give the same result when
-/// repeated, so any UNAVAILABLE is retried; any other call (a conditional set, delete,
-/// set_many) only when the server refused it before applying it (reason OVERLOADED or
-/// SHUTTING_DOWN): a plain UNAVAILABLE, e.g. a connection reset, may follow an applied write.
-fn may_retry(safe: bool, err: &Error) -> bool {
-    err.kind() == ErrorKind::Unavailable && (safe || err.reason().is_some_and(|r| REFUSED_REASONS.contains(&r)))
-}
-
-fn request<M>(message: M, timeout: Duration) -> tonic::Request<M> {
-    let mut r = tonic::Request::new(message);
-    r.set_timeout(timeout); // the server stops working on it, too, at the deadline
-    r
 }
 
 impl Client {
@@ -306,43 +308,79 @@ impl Client {
 
     /// The address this client dials.
     pub fn address(&self) -> &Address {
-        &self.address
+        &self.inner.address
     }
 
-    /// This client with another deadline per call, for one call or many:
+    /// This client with the caller's own deadline per call, for one call or many:
     /// `client.with_timeout(Duration::from_millis(200)).get("k").await`.
     pub fn with_timeout(&self, timeout: Duration) -> Client {
-        Client { timeout, ..self.clone() }
+        Client { timeout, caller_deadline: true, ..self.clone() }
     }
 
-    /// Calls `attempt_once`, retrying as [`may_retry`] allows; `safe`: the call may be
-    /// repeated after it was applied.
-    async fn call<T, F, Fut>(&self, safe: bool, mut attempt_once: F) -> Result<T, Error>
+    /// Closes the client and every clone of it: shared-memory reads stop, the hits not
+    /// reported yet are reported (best effort, within the default deadline), and every
+    /// call after it fails with [`crate::ErrorKind::Closed`] at once, without network
+    /// I/O. Final and idempotent.
+    pub async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(shm) = &self.inner.shm {
+            shm.close().await;
+        }
+    }
+
+    /// Sends msg as method, retrying as docs/sdk-contract.md says; conditional: a write
+    /// condition on any item. The message is built once and shared by every attempt.
+    async fn call<Req, Resp>(&self, method: Method, conditional: bool, msg: Req) -> Result<Resp, Error>
     where
-        F: FnMut(CacheServiceClient<Channel>, Duration) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + 'static,
     {
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::closed());
+        }
+        let msg = Arc::new(msg);
         let deadline = Instant::now() + self.timeout;
         let mut attempt = 1;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(Error::new(Code::DeadlineExceeded, "deadline passed before the call"));
+                return Err(Error::deadline(!self.caller_deadline));
             }
-            let err = match tokio::time::timeout(remaining, attempt_once(self.rpc.clone(), remaining)).await {
-                Ok(Ok(r)) => return Ok(r.into_inner()),
+            let err = match tokio::time::timeout(remaining, inner.rpc.unary(method.name(), Arc::clone(&msg), remaining)).await {
+                Ok(Ok(r)) => {
+                    inner.down.store(false, Ordering::Relaxed);
+                    return Ok(r);
+                }
                 // tonic ends a call whose grpc-timeout ran out as CANCELLED: it is this
                 // call's deadline, not a cancellation.
-                Ok(Err(status)) if status.code() == Code::Cancelled && Instant::now() >= deadline => {
-                    Error::new(Code::DeadlineExceeded, "deadline exceeded")
+                Ok(Err(status)) if status.code() == tonic::Code::Cancelled && Instant::now() >= deadline => {
+                    Error::deadline(!self.caller_deadline)
                 }
-                Ok(Err(status)) => Error::from_status(&status),
-                Err(_) => Error::new(Code::DeadlineExceeded, "deadline exceeded"),
+                Ok(Err(status)) => {
+                    if status.code() == tonic::Code::Unavailable && connect_failed(&status) {
+                        inner.down.store(true, Ordering::Relaxed);
+                    }
+                    Error::from_status(status)
+                }
+                Err(_) => Error::deadline(!self.caller_deadline),
             };
-            if !may_retry(safe, &err) || attempt >= self.retry.max_attempts {
+            if inner.closed.load(Ordering::Relaxed) {
+                return Err(Error::closed());
+            }
+            let known_down = inner.down.load(Ordering::Relaxed);
+            // A stream the sidecar refused unread is retried as a refusal (OVERLOADED) is.
+            let retry = if err.refused_unread() {
+                should_retry(method, conditional, Code::Unavailable, Some("OVERLOADED"), known_down)
+            } else {
+                should_retry(method, conditional, err.code(), err.reason(), known_down)
+            };
+            if attempt >= inner.retry.max_attempts || !retry {
                 return Err(err);
             }
-            let wait = self.retry.backoff(attempt);
+            let wait = inner.retry.backoff(attempt);
             if Instant::now() + wait >= deadline {
                 return Err(err);
             }
@@ -364,7 +402,7 @@ impl Client {
     pub async fn get_with<R>(&self, key: impl AsRef<[u8]>, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Error> {
         let key = key.as_ref();
         let mut f = Some(f);
-        if let Some(shm) = &self.shm {
+        if let Some(shm) = &self.inner.shm {
             if let Ok(r) = shm.reader.get_with(key, |v| f.take().expect("called once")(v)) {
                 return Ok(Some(r));
             }
@@ -378,7 +416,7 @@ impl Client {
     /// is short of room: reuse one buffer and hits allocate nothing.
     pub async fn get_into(&self, key: impl AsRef<[u8]>, out: &mut Vec<u8>) -> Result<bool, Error> {
         let key = key.as_ref();
-        if let Some(shm) = &self.shm {
+        if let Some(shm) = &self.inner.shm {
             if shm.reader.get_into(key, out).is_ok() {
                 return Ok(true);
             }
@@ -393,15 +431,14 @@ impl Client {
     }
 
     async fn get_rpc(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let m = GetRequest { key: key.to_vec() };
-        let r = self.call(true, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.get(req).await } }).await?;
+        let r: GetResponse = self.call(Method::Get, false, GetRequest { key: key.to_vec() }).await?;
         Ok(r.found.then_some(r.value))
     }
 
     /// What the shared-memory reader is doing (the segment's generation while one is
     /// read, why none is, hits served), or `None` when shared memory is off.
     pub fn shm_status(&self) -> Option<ShmStatus> {
-        self.shm.as_ref().map(|s| s.reader.status())
+        self.inner.shm.as_ref().map(|s| s.reader.status())
     }
 
     /// Stores `value`; `false` only when a condition was not met.
@@ -412,48 +449,43 @@ impl Client {
             ttl: options.ttl.map(duration),
             condition: options.condition as i32,
         };
-        // A conditional set repeated after it was applied would report its own write.
-        let safe = options.condition == SetCondition::Unspecified;
-        let r = self.call(safe, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.set(req).await } }).await?;
+        let conditional = options.condition != SetCondition::Unspecified;
+        let r: SetResponse = self.call(Method::Set, conditional, m).await?;
         Ok(r.stored)
     }
 
     /// Removes `key`; whether it was there.
     pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
-        let m = DeleteRequest { key: key.as_ref().to_vec() };
-        let r = self.call(false, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.delete(req).await } }).await?;
+        let r: DeleteResponse = self.call(Method::Delete, false, DeleteRequest { key: key.as_ref().to_vec() }).await?;
         Ok(r.deleted)
     }
 
     /// Values in the order of `keys`, `None` where absent; at most 1000 keys.
     pub async fn get_many<K: AsRef<[u8]>>(&self, keys: impl IntoIterator<Item = K>) -> Result<Vec<Option<Vec<u8>>>, Error> {
         let m = BatchGetRequest { keys: keys.into_iter().map(|k| k.as_ref().to_vec()).collect() };
-        let r = self.call(true, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.batch_get(req).await } }).await?;
+        let r: BatchGetResponse = self.call(Method::BatchGet, false, m).await?;
         Ok(r.results.into_iter().map(|x| x.found.then_some(x.value)).collect())
     }
 
     /// Stores items in order; one flag per item. On error, earlier items may be stored.
     pub async fn set_many(&self, items: impl IntoIterator<Item = Item>) -> Result<Vec<bool>, Error> {
-        let m = BatchSetRequest {
-            items: items
-                .into_iter()
-                .map(|it| BatchSetItem {
-                    key: it.key,
-                    value: it.value,
-                    ttl: it.options.ttl.map(duration),
-                    condition: it.options.condition as i32,
-                })
-                .collect(),
-        };
-        let r = self.call(false, |mut rpc, t| { let req = request(m.clone(), t); async move { rpc.batch_set(req).await } }).await?;
+        let items: Vec<BatchSetItem> = items
+            .into_iter()
+            .map(|it| BatchSetItem {
+                key: it.key,
+                value: it.value,
+                ttl: it.options.ttl.map(duration),
+                condition: it.options.condition as i32,
+            })
+            .collect();
+        let conditional = items.iter().any(|it| it.condition != SetCondition::Unspecified as i32);
+        let r: BatchSetResponse = self.call(Method::BatchSet, conditional, BatchSetRequest { items }).await?;
         Ok(r.stored)
     }
 
     /// The server's statistics.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        let r = self
-            .call(true, |mut rpc, t| { let req = request(StatsRequest {}, t); async move { rpc.stats(req).await } })
-            .await?;
+        let r: StatsResponse = self.call(Method::Stats, false, StatsRequest {}).await?;
         Ok(Stats {
             hits: r.hits,
             misses: r.misses,
@@ -478,76 +510,118 @@ impl Client {
     /// Loads the hottest keys from the server's prewarm source, passing each progress
     /// message to `on_progress`, and returns the final counts. Not retried: a prewarm
     /// that failed part-way is not restarted behind the caller's back. Without a
-    /// prewarm source the server fails it with [`ErrorKind::FailedPrecondition`].
+    /// prewarm source the server fails it with [`crate::ErrorKind::PrewarmNotConfigured`].
     pub async fn prewarm(
         &self,
         options: PrewarmOptions,
         mut on_progress: impl FnMut(&PrewarmProgress),
     ) -> Result<PrewarmProgress, Error> {
+        let infallible = |p: &PrewarmProgress| -> Result<(), Infallible> {
+            on_progress(p);
+            Ok(())
+        };
+        match self.try_prewarm(options, infallible).await {
+            Ok(p) => Ok(p),
+            Err(PrewarmError::Cachee(e)) => Err(e),
+            Err(PrewarmError::Callback(never)) => match never {},
+        }
+    }
+
+    /// As [`Client::prewarm`], with a callback that may fail: its error cancels the
+    /// prewarm's stream at once and is what the call returns.
+    pub async fn try_prewarm<E>(
+        &self,
+        options: PrewarmOptions,
+        mut on_progress: impl FnMut(&PrewarmProgress) -> Result<(), E>,
+    ) -> Result<PrewarmProgress, PrewarmError<E>> {
+        let mut stream = self.prewarm_stream(options).await.map_err(PrewarmError::Cachee)?;
+        let mut last = None;
+        while let Some(p) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+            let p = p.map_err(PrewarmError::Cachee)?;
+            if !p.done {
+                // Dropping the stream on a failed callback cancels the call.
+                on_progress(&p).map_err(PrewarmError::Callback)?;
+            }
+            last = Some(p);
+        }
+        match last {
+            Some(p) if p.done => Ok(p),
+            _ => Err(PrewarmError::Cachee(Error::new(
+                crate::ErrorKind::Internal,
+                Code::Internal,
+                "prewarm ended without final counts",
+            ))),
+        }
+    }
+
+    /// Starts a prewarm and returns its progress as a [`futures_core::Stream`]: every
+    /// message, the last one with `done` set. Dropping the stream cancels the prewarm's
+    /// call.
+    pub async fn prewarm_stream(&self, options: PrewarmOptions) -> Result<PrewarmStream, Error> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::closed());
+        }
+        let default_deadline = options.timeout.is_none();
         let timeout = options.timeout.unwrap_or(DEFAULT_PREWARM_TIMEOUT);
-        let req = request(
-            PrewarmRequest { keys: options.keys.min(i32::MAX as u32) as i32, timeout: options.source_timeout.map(duration) },
-            timeout,
-        );
-        let mut rpc = self.rpc.clone();
-        let run = async move {
-            let mut stream = rpc.prewarm(req).await?.into_inner();
-            let mut last: Option<PrewarmProgress> = None;
-            while let Some(msg) = stream.message().await? {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let m = PrewarmRequest {
+            keys: options.keys.min(i32::MAX as u32) as i32,
+            timeout: options.source_timeout.map(duration),
+        };
+        let start = tokio::time::timeout_at(deadline, self.inner.rpc.server_streaming(Method::Prewarm.name(), Arc::new(m), timeout));
+        let inner = match start.await {
+            Err(_) => return Err(Error::deadline(default_deadline)),
+            Ok(Err(status)) => return Err(Error::from_status(status)),
+            Ok(Ok(s)) => s,
+        };
+        Ok(PrewarmStream { inner, deadline: Box::pin(tokio::time::sleep_until(deadline)), default_deadline, ended: false })
+    }
+}
+
+/// A prewarm's progress (see [`Client::prewarm_stream`]).
+pub struct PrewarmStream {
+    inner: tonic::Streaming<PrewarmResponse>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    default_deadline: bool,
+    ended: bool,
+}
+
+impl fmt::Debug for PrewarmStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrewarmStream").field("ended", &self.ended).finish()
+    }
+}
+
+impl Stream for PrewarmStream {
+    type Item = Result<PrewarmProgress, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+            return Poll::Ready(Some(Err(Error::deadline(self.default_deadline))));
+        }
+        let item = match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => None,
+            Poll::Ready(Some(Err(status))) => Some(Err(Error::from_status(status))),
+            Poll::Ready(Some(Ok(msg))) => {
                 let c = msg.counts.unwrap_or_default();
-                let p = PrewarmProgress {
+                Some(Ok(PrewarmProgress {
                     requested: c.requested,
                     loaded: c.loaded,
                     skipped: c.skipped,
                     failed: c.failed,
                     elapsed: std_duration(c.elapsed),
                     done: msg.done,
-                };
-                if !p.done {
-                    on_progress(&p);
-                }
-                last = Some(p);
+                }))
             }
-            Ok::<_, tonic::Status>(last)
         };
-        match tokio::time::timeout(timeout, run).await {
-            Err(_) => Err(Error::new(Code::DeadlineExceeded, "deadline exceeded")),
-            Ok(Err(status)) => Err(Error::from_status(&status)),
-            Ok(Ok(Some(p))) if p.done => Ok(p),
-            Ok(Ok(_)) => Err(Error::new(Code::Internal, "prewarm ended without final counts")),
+        if !matches!(item, Some(Ok(_))) {
+            self.ended = true;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use tonic_types::{ErrorDetails, StatusExt};
-
-    use super::*;
-
-    fn status(code: Code, reason: Option<&str>) -> Error {
-        let s = match reason {
-            Some(r) => tonic::Status::with_error_details(
-                code,
-                "x",
-                ErrorDetails::with_error_info(r, crate::ERROR_DOMAIN, HashMap::<String, String>::new()),
-            ),
-            None => tonic::Status::new(code, "x"),
-        };
-        Error::from_status(&s)
-    }
-
-    #[test]
-    fn retries_only_calls_safe_to_repeat_or_refused_unapplied() {
-        // A connection reset (no reason) after a conditional write may hide an applied write.
-        assert!(!may_retry(false, &status(Code::Unavailable, None)));
-        assert!(may_retry(true, &status(Code::Unavailable, None))); // get, get_many, stats, plain set
-        // The server refused the call before applying it: any call may go again.
-        assert!(may_retry(false, &status(Code::Unavailable, Some("OVERLOADED"))));
-        assert!(may_retry(false, &status(Code::Unavailable, Some("SHUTTING_DOWN"))));
-        assert!(!may_retry(false, &status(Code::Unavailable, Some("PREWARM_SOURCE_UNAVAILABLE"))));
-        assert!(!may_retry(true, &status(Code::InvalidArgument, Some("KEY_EMPTY"))));
+        Poll::Ready(item)
     }
 }

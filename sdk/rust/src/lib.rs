@@ -4,12 +4,17 @@
 mod address;
 mod client;
 mod error;
+mod retry;
+mod rpc;
 mod shm;
 
-pub use address::{Address, DEFAULT_PORT, DEFAULT_SOCKET};
-pub use client::{Builder, Client, Item, PrewarmOptions, PrewarmProgress, RetryPolicy, SetOptions, Stats};
-pub use error::{Error, ErrorKind, ERROR_DOMAIN};
+pub use address::{resolve_token, Address, DEFAULT_PORT, DEFAULT_SOCKET};
+pub use client::{
+    Builder, Client, Item, PrewarmError, PrewarmOptions, PrewarmProgress, PrewarmStream, SetOptions, Stats,
+};
+pub use error::{Code, Error, ErrorKind, ERROR_DOMAIN};
+pub use retry::{RetryPolicy, DEFAULT_PREWARM_TIMEOUT, DEFAULT_TIMEOUT};
 pub use shm::ShmStatus;
 
-/// The generated messages and client, for what this crate does not wrap.
-pub use cachee_proto::v1 as proto;
+#[cfg(test)]
+mod contract_tests;

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachee_proto::v1::cache_service_client::CacheServiceClient;
-use cachee_proto::v1::{RecordAccessRequest, StatsRequest};
+use cachee_proto::v1::{RecordAccessRequest, RecordAccessResponse, StatsRequest, StatsResponse};
 use cachee_shm::{Reader, ReaderOptions, Step};
-use tonic::transport::Channel;
+
+use crate::retry::Method;
+use crate::rpc::Rpc;
 
 pub use cachee_shm::{Status as ShmStatus, DEFAULT_FLUSH_INTERVAL};
 
@@ -19,6 +20,8 @@ pub use cachee_shm::{Status as ShmStatus, DEFAULT_FLUSH_INTERVAL};
 pub(crate) struct Shm {
     pub(crate) reader: Arc<Reader>,
     task: tokio::task::AbortHandle,
+    rpc: Rpc,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Shm {
@@ -55,9 +58,9 @@ impl Shm {
     /// its first get.
     pub(crate) async fn start(
         opts: &ShmOptions,
-        rpc: CacheServiceClient<Channel>,
+        rpc: Rpc,
         timeout: Duration,
-    ) -> Option<Arc<Shm>> {
+    ) -> Option<Shm> {
         if opts.off {
             return None;
         }
@@ -68,7 +71,15 @@ impl Shm {
         let reader = Arc::new(Reader::new(ro));
         step(&reader, &rpc, timeout).await;
         let task = tokio::spawn(run(Arc::clone(&reader), rpc.clone(), timeout, opts.flush_interval)).abort_handle();
-        Some(Arc::new(Shm { reader, task }))
+        Some(Shm { reader, task, rpc, timeout })
+    }
+
+    /// Stops the task and reading shared memory, then reports the hits not reported yet
+    /// (best effort, within the call timeout).
+    pub(crate) async fn close(&self) {
+        self.task.abort();
+        self.reader.close();
+        flush(&self.reader, &self.rpc, &mut Vec::new(), self.timeout).await;
     }
 }
 
@@ -79,13 +90,11 @@ impl Drop for Shm {
     }
 }
 
-async fn step(reader: &Reader, rpc: &CacheServiceClient<Channel>, timeout: Duration) {
+async fn step(reader: &Reader, rpc: &Rpc, timeout: Duration) {
     if let Step::Confirm(generation) = reader.maintain() {
-        let mut rpc = rpc.clone();
-        let mut req = tonic::Request::new(StatsRequest {});
-        req.set_timeout(timeout);
-        let answer = match tokio::time::timeout(timeout, rpc.stats(req)).await {
-            Ok(Ok(r)) => Ok(r.into_inner().generation),
+        let call = rpc.unary::<_, StatsResponse>(Method::Stats.name(), Arc::new(StatsRequest {}), timeout);
+        let answer = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(r)) => Ok(r.generation),
             Ok(Err(s)) => Err(format!("{:?}: {}", s.code(), s.message())),
             Err(_) => Err("Stats timed out".to_string()),
         };
@@ -93,7 +102,7 @@ async fn step(reader: &Reader, rpc: &CacheServiceClient<Channel>, timeout: Durat
     }
 }
 
-async fn run(reader: Arc<Reader>, rpc: CacheServiceClient<Channel>, timeout: Duration, flush_every: Duration) {
+async fn run(reader: Arc<Reader>, rpc: Rpc, timeout: Duration, flush_every: Duration) {
     let mut tick = tokio::time::interval(reader.options().check_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refs = Vec::new();
@@ -111,17 +120,16 @@ async fn run(reader: Arc<Reader>, rpc: CacheServiceClient<Channel>, timeout: Dur
     }
 }
 
-async fn flush(reader: &Reader, rpc: &CacheServiceClient<Channel>, refs: &mut Vec<u64>, timeout: Duration) {
+async fn flush(reader: &Reader, rpc: &Rpc, refs: &mut Vec<u64>, timeout: Duration) {
     refs.clear();
     let unreported = reader.drain_hits(refs);
     if refs.is_empty() && unreported == 0 {
         return;
     }
     let n = refs.len() as u64;
-    let mut req = tonic::Request::new(RecordAccessRequest { refs: std::mem::take(refs), unreported_hits: unreported });
-    req.set_timeout(timeout);
-    let mut rpc = rpc.clone();
-    match tokio::time::timeout(timeout, rpc.record_access(req)).await {
+    let req = Arc::new(RecordAccessRequest { refs: std::mem::take(refs), unreported_hits: unreported });
+    let call = rpc.unary::<_, RecordAccessResponse>(Method::RecordAccess.name(), req, timeout);
+    match tokio::time::timeout(timeout, call).await {
         Ok(Ok(_)) => {}
         // The sidecar is gone or restarting: these refs are lost, which costs the policy a
         // sample and nothing else.

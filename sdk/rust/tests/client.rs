@@ -4,7 +4,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cachee::{Address, Client, ErrorKind, Item, PrewarmOptions, RetryPolicy, SetOptions};
+use cachee::{Address, Client, Code, ErrorKind, Item, PrewarmOptions, SetOptions};
 use common::{Server, TempDir};
 
 fn key(name: &str) -> String {
@@ -87,8 +87,8 @@ async fn prewarm_without_source_is_failed_precondition() {
     let s = Server::start();
     let c = client(&s).await;
     let e = c.prewarm(PrewarmOptions::default(), |_| {}).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
-    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(e.kind(), ErrorKind::PrewarmNotConfigured, "{e}");
+    assert_eq!(e.code(), Code::FailedPrecondition);
     assert_eq!(e.reason(), Some("PREWARM_NOT_CONFIGURED"));
 }
 
@@ -97,19 +97,26 @@ async fn errors_carry_kind_and_reason() {
     let s = Server::start();
     let c = client(&s).await;
     let e = c.get("").await.unwrap_err();
-    assert_eq!((e.kind(), e.reason()), (ErrorKind::InvalidArgument, Some("KEY_EMPTY")));
+    assert_eq!((e.kind(), e.reason()), (ErrorKind::KeyEmpty, Some("KEY_EMPTY")));
+    assert!(e.is(ErrorKind::InvalidArgument));
+    // The cause is kept: the gRPC status is the error's source.
+    assert!(std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("key")), "{e:?}");
     let e = c.set(key("big"), vec![0u8; (1 << 20) + 1], SetOptions::default()).await.unwrap_err();
-    assert_eq!((e.kind(), e.reason()), (ErrorKind::InvalidArgument, Some("VALUE_TOO_LARGE")));
+    assert_eq!((e.kind(), e.reason()), (ErrorKind::ValueTooLarge, Some("VALUE_TOO_LARGE")));
     assert_eq!(e.metadata().get("field").map(String::as_str), Some("value"));
     let e = c.get_many(vec!["k"; 1001]).await.unwrap_err();
     assert_eq!(e.reason(), Some("BATCH_TOO_LARGE"));
-    // Over the server's message limit: gRPC itself refuses it, with no ErrorInfo.
+    // Over the server's message limit (reason MESSAGE_TOO_LARGE; from gRPC itself,
+    // RESOURCE_EXHAUSTED without one: the same class either way).
     let e = c.set(key("huge"), vec![0u8; 2 << 20], SetOptions::default()).await.unwrap_err();
-    assert_eq!((e.kind(), e.reason()), (ErrorKind::ResourceExhausted, None));
+    assert_eq!(e.kind(), ErrorKind::MessageTooLarge, "{e}");
+    assert!(e.is(ErrorKind::InvalidArgument));
+    // The caller's own deadline: DeadlineExceeded alone.
     let e = c.with_timeout(Duration::ZERO).get("k").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DeadlineExceeded);
+    assert!(!e.is(ErrorKind::Unavailable));
     let e = Client::builder().address("nonsense").connect().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidAddress);
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
 
 #[tokio::test]
@@ -151,38 +158,35 @@ fn addresses() {
     assert_eq!(Address::parse("h:1"), Some(Address::Tcp("h:1".into())));
     assert_eq!(Address::parse("h"), None);
     assert_eq!(Address::from_vars(|_| None), Address::Unix("/var/run/cachee/cachee.sock".into()));
-    let sock = |k: &str| (k == "CACHEE_SOCKET").then(|| "/s".to_string());
-    assert_eq!(Address::from_vars(sock), Address::Unix("/s".into()));
-    let host = |k: &str| (k == "CACHE_HOST").then(|| "h".to_string());
-    assert_eq!(Address::from_vars(host), Address::Tcp("h:6380".into()));
+    // The contract's cases (sdk/testdata/contract/address.json) are checked in the unit tests.
 }
 
+/// While the sidecar is down, calls fail at once with Unavailable (a connection that
+/// cannot be made is not retried), and the same client works once it is up.
 #[tokio::test]
-async fn retries_until_the_server_is_up() {
+async fn a_sidecar_that_is_down_fails_fast_until_it_is_up() {
     let dir = TempDir::new();
     let sock = dir.0.join("late.sock");
-    let retry = RetryPolicy { max_attempts: 1000, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_millis(200), multiplier: 2.0 };
-    let c = Client::builder().address(sock.to_str().unwrap()).retry(retry).timeout(Duration::from_secs(60)).without_shm().connect().await.unwrap();
-    let late = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
-        Server::start_at(dir, sock, &[])
-    });
-    let stored = c.set("late", "v", SetOptions::default()).await;
-    drop(late.join().unwrap());
-    assert!(stored.unwrap());
+    let c = Client::builder().address(sock.to_str().unwrap()).timeout(Duration::from_secs(30)).without_shm().connect().await.unwrap();
+    let t0 = Instant::now();
+    let e = c.set("late", "v", SetOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    // Generous for a loaded machine: it did not wait out its 30 s deadline in retries.
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let _s = Server::start_at(dir, sock, &[]);
+    assert!(c.set("late", "v", SetOptions::default()).await.unwrap());
 }
 
-#[tokio::test]
-async fn retries_stop_at_the_deadline() {
-    let dir = TempDir::new();
-    // Uncapped, these retries would wait about 1000 x 0.5 s.
-    let retry = RetryPolicy { max_attempts: 1000, initial_backoff: Duration::from_millis(500), max_backoff: Duration::from_millis(500), multiplier: 1.0 };
-    let c = Client::builder().address(dir.0.join("absent.sock").to_str().unwrap()).retry(retry).without_shm().connect().await.unwrap();
-    let t0 = Instant::now();
-    let e = c.with_timeout(Duration::from_secs(1)).get("k").await.unwrap_err();
-    // The last attempt's UNAVAILABLE, or DEADLINE_EXCEEDED if the deadline ran out during
-    // an attempt on a loaded machine: either way no retry went past it.
-    assert!(matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::DeadlineExceeded), "{e}");
-    // Generous slack for a loaded machine: it stopped near 1 s, not after many retries.
-    assert!(t0.elapsed() < Duration::from_secs(5));
+/// The client's default deadline running out is DeadlineExceeded and Unavailable: the
+/// sidecar did not answer in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_deadline_is_also_unavailable() {
+    let s = Server::start();
+    let c = Client::builder().address(format!("unix://{}", s.sock.display())).without_shm().timeout(Duration::from_millis(200)).connect().await.unwrap();
+    c.set("k", "v", SetOptions::default()).await.unwrap();
+    s.signal("STOP");
+    let e = c.get("k").await.unwrap_err();
+    s.signal("CONT");
+    assert_eq!(e.kind(), ErrorKind::DeadlineExceeded, "{e}");
+    assert!(e.is(ErrorKind::Unavailable), "{e}");
 }

@@ -78,7 +78,7 @@ mod segment;
 
 pub use access::RING_SLOTS;
 pub use reader::{
-    resolve_dir, Reader, ReaderOptions, Status, Step, DEFAULT_CHECK_INTERVAL, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_LAG,
-    DEFAULT_SHM_DIR,
+    resolve_dir, resolve_dir_from, Reader, ReaderOptions, Status, Step, DEFAULT_CHECK_INTERVAL, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_LAG, DEFAULT_SHM_DIR,
 };
 pub use segment::{expired, probe, segment_path, unix_ms, Fallback, OpenError, Ref, Segment};

@@ -29,10 +29,15 @@ const MAX_VERIFY_WAIT: Duration = Duration::from_secs(1);
 /// The segment directory an SDK uses: the explicit option, else `CACHEE_SHM` (set and
 /// empty turns shared memory off: `None`), else `/dev/shm/cachee`.
 pub fn resolve_dir(explicit: Option<&Path>) -> Option<PathBuf> {
+    resolve_dir_from(explicit, |k| std::env::var_os(k))
+}
+
+/// [`resolve_dir`] over any lookup of environment variables.
+pub fn resolve_dir_from(explicit: Option<&Path>, var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
     if let Some(d) = explicit {
         return (!d.as_os_str().is_empty()).then(|| d.to_path_buf());
     }
-    match std::env::var_os("CACHEE_SHM") {
+    match var("CACHEE_SHM") {
         Some(d) if d.is_empty() => None,
         Some(d) => Some(PathBuf::from(d)),
         None => Some(PathBuf::from(DEFAULT_SHM_DIR)),

@@ -76,6 +76,23 @@ pub enum Fallback {
     BufferTooSmall(usize),
 }
 
+impl Fallback {
+    /// The fallback's name in the conformance fixtures (`sdk/testdata/segments`) and
+    /// in the bindings: `miss`, `wrong_type`, `retry`, `corrupt`, `stale`, and, for the
+    /// two that only a caller's situation produces, `no_segment` and `buffer_too_small`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fallback::Miss => "miss",
+            Fallback::WrongType => "wrong_type",
+            Fallback::Retry => "retry",
+            Fallback::Corrupt => "corrupt",
+            Fallback::Stale => "stale",
+            Fallback::NoSegment => "no_segment",
+            Fallback::BufferTooSmall(_) => "buffer_too_small",
+        }
+    }
+}
+
 /// A hit's ref: the slot word, which the sidecar's RecordAccess takes to count the read
 /// in its statistics and eviction policy.
 pub type Ref = u64;

@@ -85,19 +85,8 @@ fn run(seg: &Result<Segment, OpenError>, c: &Case, via: Via) -> (String, Vec<u8>
     };
     match res {
         Ok((v, r)) => ("hit".into(), v, r),
-        Err(f) => (
-            match f {
-                Fallback::Miss => "miss",
-                Fallback::WrongType => "wrong_type",
-                Fallback::Retry => "retry",
-                Fallback::Corrupt => "corrupt",
-                Fallback::Stale => "stale",
-                other => panic!("{}: unexpected {other:?}", c.name),
-            }
-            .into(),
-            vec![],
-            0,
-        ),
+        Err(f @ (Fallback::NoSegment | Fallback::BufferTooSmall(_))) => panic!("{}: unexpected {f:?}", c.name),
+        Err(f) => (f.name().into(), vec![], 0),
     }
 }
 

@@ -1,11 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client as RpcClient } from "@connectrpc/connect";
+import { createClient, type Client as RpcClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
-import { resolveAddress, transportTarget } from "./address.js";
-import { type CacheeError, DeadlineExceededError, InternalError, toCacheeError, UnavailableError } from "./errors.js";
+import { resolveAuthToken, resolveShmDir, resolveTarget, transportTarget } from "./address.js";
+import { CacheeError, CanceledError, ClosedError, DeadlineExceededError, InternalError, SidecarTimeoutError, toCacheeError } from "./errors.js";
 import {
   BatchGetRequestSchema,
   BatchSetItemSchema,
@@ -15,46 +15,39 @@ import {
   GetRequestSchema,
   PrewarmRequestSchema,
   type PrewarmResponse,
+  RecordAccessRequestSchema,
   SetCondition,
   SetRequestSchema,
   StatsRequestSchema,
   type StatsResponse,
 } from "./gen/cachee/v1/cache_service_pb.js";
+import { backoffMs, DEFAULT_PREWARM_TIMEOUT_MS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, mayRetry, RECONNECT, type RetryPolicy, type Rpc, RPC } from "./retry.js";
+import { Shm, type ShmStatus } from "./shm.js";
 
 /** Keys and values are bytes; strings are sent as UTF-8. */
 export type Bytes = Uint8Array | string;
 
-/**
- * Retries of calls that failed with UNAVAILABLE (the server is restarting or not up
- * yet), with exponential backoff and jitter. Calls safe to repeat (get, getMany, stats,
- * set without a condition) are retried on any UNAVAILABLE; a conditional set, delete and
- * setMany only when the server refused them unapplied (reason OVERLOADED or SHUTTING_DOWN),
- * since a connection reset may follow an applied write. No retry waits past the call's deadline:
- * when the next wait would end after it, the last error is thrown.
- */
-export interface RetryPolicy {
-  maxAttempts: number;
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-  multiplier: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, initialBackoffMs: 50, maxBackoffMs: 1000, multiplier: 2 };
-export const DEFAULT_TIMEOUT_MS = 5000;
-/** A prewarm runs until the server's own --prewarm-timeout; the call must outlive it. */
-export const DEFAULT_PREWARM_TIMEOUT_MS = 60_000;
-
 export interface ClientOptions {
-  /** `unix:///path.sock`, a socket path or `host:port`; see resolveAddress. */
+  /** `unix:///path.sock`, a socket path or `host:port`; see resolveTarget. */
   address?: string;
-  /** Deadline of each call that is not given its own `timeoutMs`. */
+  /**
+   * The directory of the sidecar's shared-memory segment (its --shm): `""` turns
+   * shared memory off; unset: CACHEE_SHM, else /dev/shm/cachee.
+   */
+  shmDir?: string;
+  /** The sidecar's --auth-token, sent as `authorization: Bearer`; unset: CACHEE_AUTH_TOKEN. */
+  authToken?: string;
+  /** Deadline of each call that is not given its own `timeoutMs` (default 1 s). */
   timeoutMs?: number;
   retry?: Partial<RetryPolicy>;
+  /** connect interceptors every call passes through (tracing, logging). */
+  interceptors?: Interceptor[];
 }
 
 export interface CallOptions {
   /** This call's deadline, retries included. */
   timeoutMs?: number;
+  /** Cancels the call: it fails with CanceledError. */
   signal?: AbortSignal;
 }
 
@@ -112,8 +105,15 @@ export interface PrewarmOptions extends CallOptions {
   keys?: number;
   /** How long the server may spend; unset: its --prewarm-timeout. */
   sourceTimeoutMs?: number;
+  /**
+   * Called with each progress message, the final one included. When it throws, the
+   * stream is cancelled at once and prewarm rejects with what it threw.
+   */
   onProgress?: (p: PrewarmProgress) => void;
 }
+
+/** The sidecar's limit on keys per BatchGet: a larger batch goes to it whole, to get its BATCH_TOO_LARGE. */
+const MAX_BATCH = 1000;
 
 const encoder = new TextEncoder();
 
@@ -140,117 +140,253 @@ function condition(o: { onlyIfAbsent?: boolean; onlyIfPresent?: boolean }): SetC
   return o.onlyIfAbsent ? SetCondition.IF_ABSENT : o.onlyIfPresent ? SetCondition.IF_PRESENT : SetCondition.UNSPECIFIED;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits ms, or until signal aborts (then false). */
+function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
-    const onAbort = () => (clearTimeout(t), resolve());
+    const onAbort = () => (clearTimeout(t), resolve(false));
     // Remove the listener when the timer fires, or a long-lived signal collects one per retry.
-    const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), ms);
+    const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve(true)), ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
 
-/** ErrorInfo reasons of an UNAVAILABLE the server sends before it applies anything. */
-const REFUSED_REASONS: ReadonlySet<string> = new Set(["OVERLOADED", "SHUTTING_DOWN"]);
-
-/**
- * Whether a call that failed with `err` may be sent again. Only UNAVAILABLE is retried.
- * `safe` calls (get, getMany, stats, set without a condition) give the same result when
- * repeated, so any UNAVAILABLE is retried; any other call (a conditional set, delete,
- * setMany) only when the server refused it before applying it (reason OVERLOADED or
- * SHUTTING_DOWN): a plain UNAVAILABLE, e.g. a connection reset, may follow an applied write.
- * @internal
- */
-export function mayRetry(safe: boolean, err: CacheeError): boolean {
-  return err instanceof UnavailableError && (safe || (err.reason !== undefined && REFUSED_REASONS.has(err.reason)));
+function canceled(signal: AbortSignal): CanceledError {
+  return new CanceledError("CANCELLED", "the call's signal aborted", undefined, {}, { cause: signal.reason });
 }
 
 /**
- * A connection to a cachee sidecar. One per process is enough: calls share one HTTP/2
- * connection, opened at the first call. `close()` ends it.
+ * A connection to a cachee sidecar, and a reader of its shared-memory segment when the
+ * addon is there. One per process is enough: calls share one HTTP/2 connection, opened
+ * at the first call. `close()` ends both, for good.
  */
 export class Client {
-  readonly address: ReturnType<typeof resolveAddress>;
+  /** The gRPC target, in normal form: `unix:///path` or `host:port`. */
+  readonly target: string;
   private readonly rpc: RpcClient<typeof CacheService>;
+  /** The same connection without the application's interceptors, for the segment reader's own calls. */
+  private readonly ownRpc: RpcClient<typeof CacheService>;
   private readonly sessions: Http2SessionManager;
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
+  private readonly shm: Shm | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private reconnecting: NodeJS.Timeout | undefined;
 
   constructor(options: ClientOptions = {}) {
-    this.address = resolveAddress(options.address);
-    const { baseUrl, nodeOptions } = transportTarget(this.address);
+    this.target = resolveTarget(options.address);
+    const { baseUrl, nodeOptions } = transportTarget(this.target);
     this.sessions = new Http2SessionManager(baseUrl, {}, nodeOptions);
-    const transport = createGrpcTransport({
-      baseUrl,
-      sessionManager: this.sessions,
-      // BatchGet of many large values exceeds small limits; the server bounds requests.
-      readMaxBytes: 0x7fffffff,
-    });
-    this.rpc = createClient(CacheService, transport);
+    const token = resolveAuthToken(options.authToken);
+    const auth: Interceptor[] = token
+      ? [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${token}`);
+            return next(req);
+          },
+        ]
+      : [];
+    const transport = (interceptors: Interceptor[]): Transport =>
+      createGrpcTransport({
+        baseUrl,
+        sessionManager: this.sessions,
+        interceptors,
+        // BatchGet of many large values exceeds small limits; the sidecar bounds messages.
+        readMaxBytes: 0x7fffffff,
+      });
+    this.rpc = createClient(CacheService, transport([...auth, ...(options.interceptors ?? [])]));
+    this.ownRpc = options.interceptors?.length ? createClient(CacheService, transport(auth)) : this.rpc;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    const dir = resolveShmDir(options.shmDir);
+    this.shm = dir === null ? undefined : Shm.start(dir, this.sidecar(), this.timeoutMs);
   }
 
-  /** Closes the connection; calls after this fail. */
-  close(): void {
-    this.sessions.abort();
+  private sidecar() {
+    return {
+      generation: async (timeoutMs: number) => {
+        try {
+          return (await this.ownRpc.stats({}, { timeoutMs })).generation;
+        } catch (e) {
+          throw toCacheeError(e); // named as the contract names it: "UNAUTHENTICATED ..."
+        }
+      },
+      recordAccess: async (refs: bigint[], unreportedHits: bigint, timeoutMs: number) => {
+        await this.ownRpc.recordAccess(create(RecordAccessRequestSchema, { refs, unreportedHits }), { timeoutMs });
+      },
+    };
   }
 
-  /** Calls `fn`, retrying as `mayRetry` allows; `safe`: the call may be repeated after it was applied. */
-  private async call<T>(
-    fn: (o: { timeoutMs: number; signal?: AbortSignal }) => Promise<T>,
-    o: CallOptions = {},
-    safe = true,
-  ): Promise<T> {
-    const deadline = Date.now() + (o.timeoutMs ?? this.timeoutMs);
+  /**
+   * Closes the client, for good: reports the shared-memory hits not yet reported
+   * (best effort, within the default deadline), stops reading the segment and closes
+   * the connection. Every call after it fails with ClosedError at once, and a call in
+   * flight completes or fails with ClosedError. Idempotent.
+   */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      clearTimeout(this.reconnecting);
+      this.closing = (async () => {
+        try {
+          await this.shm?.close();
+        } finally {
+          this.sessions.abort(this.closedError());
+        }
+      })();
+    }
+    return this.closing;
+  }
+
+  /** What the segment reader is doing, or undefined when shared memory is off or the addon is missing. */
+  shmStatus(): ShmStatus | undefined {
+    return this.shm?.status();
+  }
+
+  /**
+   * Whether the client knows the sidecar is down: its last connection attempt failed
+   * and none has succeeded since. A lost connection is then not retried (the call
+   * fails at once) while the client reconnects in the background.
+   */
+  private knownDown(): boolean {
+    return this.sessions.state() === "error";
+  }
+
+  /** Redials in the background while the sidecar is known to be down, backing off as the contract says. */
+  private reconnect(delay: number = RECONNECT.initialMs): void {
+    if (this.reconnecting || this.closed) {
+      return;
+    }
+    this.reconnecting = setTimeout(async () => {
+      const state = await this.sessions.connect();
+      this.reconnecting = undefined;
+      if (state === "error" && !this.closed) {
+        this.reconnect(Math.min(delay * RECONNECT.multiplier, RECONNECT.maxMs));
+      }
+    }, delay).unref();
+  }
+
+  private closedError(cause?: unknown): ClosedError {
+    return new ClosedError("CLOSED", "client closed", undefined, {}, cause === undefined ? undefined : { cause });
+  }
+
+  /**
+   * Sends the call `send` makes, and sends it again as mayRetry allows. `send` must
+   * reuse one request: a retry sends the same message, not a copy.
+   */
+  private async call<T>(r: Rpc, send: (o: { timeoutMs: number; signal?: AbortSignal }) => Promise<T>, o: CallOptions = {}): Promise<T> {
+    if (this.closed) {
+      throw this.closedError();
+    }
+    // The client's own deadline, not the caller's: running out of it means the sidecar
+    // did not answer in time (SidecarTimeoutError, also an UnavailableError).
+    const own = o.timeoutMs === undefined;
+    const deadline = performance.now() + (o.timeoutMs ?? this.timeoutMs);
     for (let attempt = 1; ; attempt++) {
-      const remaining = deadline - Date.now();
+      const remaining = deadline - performance.now();
       if (remaining <= 0) {
-        throw new DeadlineExceededError("DEADLINE_EXCEEDED", "deadline passed before the call");
+        throw new (own ? SidecarTimeoutError : DeadlineExceededError)("DEADLINE_EXCEEDED", "deadline passed before the call");
       }
-      let err;
+      if (o.signal?.aborted) {
+        throw canceled(o.signal);
+      }
+      let err: CacheeError;
       try {
-        return await fn({ timeoutMs: remaining, signal: o.signal });
+        // Whole milliseconds: grpc-go refuses a grpc-timeout with a fraction in it.
+        return await send({ timeoutMs: Math.max(1, Math.floor(remaining)), signal: o.signal });
       } catch (e) {
-        err = toCacheeError(e);
+        if (this.closed) {
+          throw this.closedError(e);
+        }
+        err = toCacheeError(e, { ownDeadline: own, aborted: o.signal?.aborted ?? false });
       }
-      if (!mayRetry(safe, err) || attempt >= this.retry.maxAttempts || o.signal?.aborted) {
+      const down = this.knownDown();
+      if (down) {
+        this.reconnect();
+      }
+      if (!mayRetry(r, err.code, err.reason, down) || attempt >= this.retry.maxAttempts) {
         throw err;
       }
-      const step = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * this.retry.multiplier ** (attempt - 1));
-      const wait = step / 2 + (Math.random() * step) / 2; // jitter spreads clients restarting together
-      if (Date.now() + wait >= deadline) {
+      const wait = backoffMs(this.retry, attempt);
+      if (performance.now() + wait >= deadline) {
         throw err;
       }
-      await sleep(wait, o.signal);
+      if (!(await sleep(wait, o.signal))) {
+        throw canceled(o.signal!);
+      }
     }
   }
 
-  /** The value under `key`, or undefined when it is absent or expired. */
+  /**
+   * The value under `key`, or undefined when it is absent or expired. A hit in the
+   * shared-memory segment resolves without I/O; anything else asks the sidecar.
+   */
   async get(key: Bytes, o?: CallOptions): Promise<Uint8Array | undefined> {
+    if (this.closed) {
+      throw this.closedError();
+    }
+    const v = this.shm?.get(key);
+    if (v !== undefined) {
+      return v;
+    }
     const req = create(GetRequestSchema, { key: bytes(key) });
-    const r = await this.call((co) => this.rpc.get(req, co), o);
-    return r.found ? r.value : undefined;
+    const res = await this.call(RPC.Get, (co) => this.rpc.get(req, co), o);
+    return res.found ? res.value : undefined;
+  }
+
+  /**
+   * The value under `key` from the shared-memory segment, with no Promise and no I/O;
+   * undefined when the segment cannot answer (a miss, no segment read, the addon
+   * missing, or any doubt about the segment): then call get(), which asks the sidecar.
+   */
+  getSync(key: Bytes): Uint8Array | undefined {
+    if (this.closed) {
+      throw this.closedError();
+    }
+    return this.shm?.get(key);
   }
 
   /** Stores `value`; false only when a condition was not met. */
   async set(key: Bytes, value: Bytes, o: SetOptions = {}): Promise<boolean> {
     const req = create(SetRequestSchema, { key: bytes(key), value: bytes(value), ttl: duration(o.ttlMs), condition: condition(o) });
-    // A conditional set repeated after it was applied would report its own write.
-    const safe = req.condition === SetCondition.UNSPECIFIED;
-    return (await this.call((co) => this.rpc.set(req, co), o, safe)).stored;
+    const r = req.condition === SetCondition.UNSPECIFIED ? RPC.Set : RPC.SetIf;
+    return (await this.call(r, (co) => this.rpc.set(req, co), o)).stored;
   }
 
   /** Removes `key`; whether it was there. */
   async delete(key: Bytes, o?: CallOptions): Promise<boolean> {
     const req = create(DeleteRequestSchema, { key: bytes(key) });
-    return (await this.call((co) => this.rpc.delete(req, co), o, false)).deleted;
+    return (await this.call(RPC.Delete, (co) => this.rpc.delete(req, co), o)).deleted;
   }
 
-  /** Values in the order of `keys` (undefined where absent); at most 1000 keys. */
+  /**
+   * Values in the order of `keys` (undefined where absent); at most 1000 keys. Keys
+   * the shared-memory segment holds are read from it; the sidecar is asked for the rest.
+   */
   async getMany(keys: Bytes[], o?: CallOptions): Promise<(Uint8Array | undefined)[]> {
-    const req = create(BatchGetRequestSchema, { keys: keys.map(bytes) });
-    const r = await this.call((co) => this.rpc.batchGet(req, co), o);
-    return r.results.map((x) => (x.found ? x.value : undefined));
+    if (this.closed) {
+      throw this.closedError();
+    }
+    const results: (Uint8Array | undefined)[] = new Array(keys.length).fill(undefined);
+    const ask: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const v = keys.length <= MAX_BATCH ? this.shm?.get(keys[i]) : undefined;
+      if (v === undefined) {
+        ask.push(i);
+      } else {
+        results[i] = v;
+      }
+    }
+    if (ask.length === 0) {
+      return results;
+    }
+    const req = create(BatchGetRequestSchema, { keys: ask.map((i) => bytes(keys[i])) });
+    const res = await this.call(RPC.BatchGet, (co) => this.rpc.batchGet(req, co), o);
+    if (res.results.length !== ask.length) {
+      throw new InternalError("INTERNAL", `BatchGet returned ${res.results.length} results for ${ask.length} keys`);
+    }
+    res.results.forEach((x, j) => (results[ask[j]] = x.found ? x.value : undefined));
+    return results;
   }
 
   /** Stores items in order; one flag per item. On error, earlier items may be stored. */
@@ -260,11 +396,13 @@ export class Client {
         create(BatchSetItemSchema, { key: bytes(it.key), value: bytes(it.value), ttl: duration(it.ttlMs), condition: condition(it) }),
       ),
     });
-    return (await this.call((co) => this.rpc.batchSet(req, co), o, false)).stored;
+    const r = req.items.some((it) => it.condition !== SetCondition.UNSPECIFIED) ? RPC.BatchSetIf : RPC.BatchSet;
+    return (await this.call(r, (co) => this.rpc.batchSet(req, co), o)).stored;
   }
 
   async stats(o?: CallOptions): Promise<Stats> {
-    const r: StatsResponse = await this.call((co) => this.rpc.stats(create(StatsRequestSchema), co), o);
+    const req = create(StatsRequestSchema);
+    const r: StatsResponse = await this.call(RPC.Stats, (co) => this.rpc.stats(req, co), o);
     return {
       hits: Number(r.hits),
       misses: Number(r.misses),
@@ -287,26 +425,60 @@ export class Client {
   }
 
   /**
-   * Loads the hottest keys from the server's prewarm source, calling `onProgress` with
-   * each progress message, and resolves to the final counts. Not retried: a prewarm
-   * that failed part-way is not restarted behind the caller's back. Without a prewarm
-   * source the server fails it with FailedPreconditionError.
+   * Loads the hottest keys from the server's prewarm source, yielding each progress
+   * message; the last has `done` set. Leaving the loop early (break, or an exception)
+   * cancels the stream, and the sidecar stops loading. Not retried: a prewarm that
+   * failed part-way is not restarted behind the caller's back. Without a prewarm
+   * source the server fails it with PrewarmNotConfiguredError.
    */
-  async prewarm(o: PrewarmOptions = {}): Promise<PrewarmProgress> {
+  async *prewarmStream(o: PrewarmOptions = {}): AsyncGenerator<PrewarmProgress, void, undefined> {
+    if (this.closed) {
+      throw this.closedError();
+    }
     if ((o.keys ?? 0) < 0) {
       throw new RangeError("cachee: keys must not be negative");
     }
     const req = create(PrewarmRequestSchema, { keys: o.keys ?? 0, timeout: duration(o.sourceTimeoutMs) });
+    const own = o.timeoutMs === undefined;
+    const stop = new AbortController();
+    const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
+    const stream = this.rpc.prewarm(req, { timeoutMs: o.timeoutMs ?? DEFAULT_PREWARM_TIMEOUT_MS, signal })[Symbol.asyncIterator]();
     try {
-      for await (const msg of this.rpc.prewarm(req, { timeoutMs: o.timeoutMs ?? DEFAULT_PREWARM_TIMEOUT_MS, signal: o.signal })) {
-        const p = progress(msg);
-        if (p.done) {
-          return p;
+      while (true) {
+        let next: IteratorResult<PrewarmResponse>;
+        try {
+          next = await stream.next();
+        } catch (e) {
+          throw this.closed ? this.closedError(e) : toCacheeError(e, { ownDeadline: own, aborted: o.signal?.aborted ?? false });
         }
-        o.onProgress?.(p);
+        if (next.done) {
+          break;
+        }
+        const p = progress(next.value);
+        yield p;
+        if (p.done) {
+          return;
+        }
       }
-    } catch (e) {
-      throw toCacheeError(e);
+    } finally {
+      // Reached when the stream ends, fails, or its consumer stops early: then the
+      // RPC is cancelled at once rather than left to its deadline.
+      stop.abort();
+    }
+    throw new InternalError("INTERNAL", "prewarm ended without final counts");
+  }
+
+  /**
+   * prewarmStream() with a callback: calls `onProgress` with each progress message and
+   * resolves to the final counts. When the callback throws, the stream is cancelled at
+   * once and prewarm rejects with the callback's own exception, not a CacheeError.
+   */
+  async prewarm(o: PrewarmOptions = {}): Promise<PrewarmProgress> {
+    for await (const p of this.prewarmStream(o)) {
+      o.onProgress?.(p);
+      if (p.done) {
+        return p;
+      }
     }
     throw new InternalError("INTERNAL", "prewarm ended without final counts");
   }

@@ -16,5 +16,5 @@ try {
     throw new Error(`usage: xl.js set KEY HEX | get KEY...`);
   }
 } finally {
-  c.close();
+  await c.close();
 }

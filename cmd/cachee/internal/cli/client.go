@@ -3,73 +3,83 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
-	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
-	"github.com/cachee/cachee/server"
+	cachee "github.com/cachee/cachee/sdk/go"
 )
 
-// clientOptions are the flags every client subcommand shares.
+// clientOptions are the flags every client subcommand shares. The subcommands are
+// built on the Go SDK (without shared memory), so they find the server, send the token
+// and report errors as every SDK does.
 type clientOptions struct {
 	addr    string
+	token   string
 	timeout time.Duration
 }
 
-func (o *clientOptions) register(cmd *cobra.Command) {
-	o.registerAddr(cmd)
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Second, "how long the call may take")
+// register adds the shared flags; withTimeout adds --timeout, which prewarm uses for
+// its own meaning.
+func (o *clientOptions) register(cmd *cobra.Command, withTimeout bool) {
+	cmd.Flags().StringVar(&o.addr, "addr", "", "server address: unix:///path/to.sock or host:port (default: $CACHEE_SOCKET, else $CACHE_HOST:$CACHE_PORT, else unix://"+cachee.DefaultSocket+", as the SDKs resolve it)")
+	cmd.Flags().StringVar(&o.token, "auth-token", "", "token of a server started with --auth-token (prefer CACHEE_AUTH_TOKEN: flags show in ps)")
+	if withTimeout {
+		cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Second, "how long the call may take")
+	}
 }
 
-func (o *clientOptions) registerAddr(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.addr, "addr", "", "server address: unix:///path/to.sock or host:port (default unix://$CACHEE_SOCKET, else unix://"+server.DefaultSocket+")")
-}
-
-// target is the gRPC target to dial.
-func (o *clientOptions) target() string {
+// run dials the server, runs call within the timeout, and turns its error into one
+// line. call's own errors (exitCodeError, usageError) pass through unchanged.
+func (o *clientOptions) run(cmd *cobra.Command, call func(ctx context.Context, c *cachee.Client) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	opts := []cachee.Option{
+		cachee.WithoutShm(),
+		// Values may be far larger than the SDK's receive limit, which suits batches.
+		cachee.WithDialOptions(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 30))),
+	}
 	if o.addr != "" {
-		return o.addr
+		opts = append(opts, cachee.WithTarget(o.addr))
 	}
-	sock := os.Getenv("CACHEE_SOCKET")
-	if sock == "" {
-		sock = server.DefaultSocket
+	if o.token != "" {
+		opts = append(opts, cachee.WithAuthToken(o.token))
 	}
-	return "unix://" + sock
-}
-
-// dial connects lazily; the first call reports an unreachable server.
-func (o *clientOptions) dial() (cacheev1.CacheServiceClient, func(), error) {
-	conn, err := grpc.NewClient(o.target(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// Values may be far larger than gRPC's default 4 MiB receive limit.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
+	c, err := cachee.Dial(ctx, opts...)
 	if err != nil {
-		return nil, nil, usagef("invalid --addr %q: %v", o.addr, err)
+		return usagef("invalid --addr %q: %v", o.addr, err)
 	}
-	return cacheev1.NewCacheServiceClient(conn), func() { conn.Close() }, nil
+	defer c.Close()
+	return callError(call(ctx, c))
 }
 
-func (o *clientOptions) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), o.timeout)
+// answer ends a subcommand whose call answers yes or no: it prints yes, or exits 1
+// with no on stderr.
+func answer(cmd *cobra.Command, ok bool, err error, yes, no string) error {
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return exitCodeError{code: exitError, msg: no}
+	}
+	cmd.Println(yes)
+	return nil
 }
 
 // callError describes a failed call in one line: code, reason and message.
 func callError(err error) error {
-	st, ok := status.FromError(err)
+	e, ok := errors.AsType[*cachee.Error](err)
 	if !ok {
 		return err
 	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return errors.New(st.Code().String() + " " + info.GetReason() + ": " + st.Message())
-		}
+	head := e.Code.String()
+	if e.Reason != "" {
+		head += " " + e.Reason
 	}
-	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+	msg := e.Message
+	if msg == "" {
+		msg = e.Error()
+	}
+	return errors.New(head + ": " + msg)
 }

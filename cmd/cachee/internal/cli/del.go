@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
-	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	cachee "github.com/cachee/cachee/sdk/go"
 )
 
 func newDelCmd() *cobra.Command {
@@ -13,24 +15,12 @@ func newDelCmd() *cobra.Command {
 		Short: "Delete KEY; exit 1 if it was not there",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, done, err := o.dial()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := o.context(cmd)
-			defer cancel()
-			resp, err := c.Delete(ctx, &cacheev1.DeleteRequest{Key: []byte(args[0])})
-			if err != nil {
-				return callError(err)
-			}
-			if !resp.GetDeleted() {
-				return exitCodeError{code: exitError, msg: "(not found)"}
-			}
-			cmd.Println("deleted")
-			return nil
+			return o.run(cmd, func(ctx context.Context, c *cachee.Client) error {
+				deleted, err := c.Delete(ctx, args[0])
+				return answer(cmd, deleted, err, "deleted", "(not found)")
+			})
 		},
 	}
-	o.register(cmd)
+	o.register(cmd, true)
 	return cmd
 }

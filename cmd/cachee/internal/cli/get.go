@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
+	"io"
+
 	"github.com/spf13/cobra"
 
-	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	cachee "github.com/cachee/cachee/sdk/go"
 )
 
 func newGetCmd() *cobra.Command {
@@ -13,28 +16,23 @@ func newGetCmd() *cobra.Command {
 		Short: "Print the value of KEY; exit 1 if it is not there",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, done, err := o.dial()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := o.context(cmd)
-			defer cancel()
-			resp, err := c.Get(ctx, &cacheev1.GetRequest{Key: []byte(args[0])})
-			if err != nil {
-				return callError(err)
-			}
-			if !resp.GetFound() {
-				return exitCodeError{code: exitError, msg: "(not found)"}
-			}
-			out := cmd.OutOrStdout()
-			out.Write(resp.GetValue())
-			if isTerminal(out) {
-				out.Write([]byte("\n"))
-			}
-			return nil
+			return o.run(cmd, func(ctx context.Context, c *cachee.Client) error {
+				v, found, err := c.Get(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if !found {
+					return exitCodeError{code: exitError, msg: "(not found)"}
+				}
+				out := cmd.OutOrStdout()
+				out.Write(v)
+				if isTerminal(out) {
+					io.WriteString(out, "\n")
+				}
+				return nil
+			})
 		},
 	}
-	o.register(cmd)
+	o.register(cmd, true)
 	return cmd
 }

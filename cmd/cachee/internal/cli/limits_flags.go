@@ -20,7 +20,6 @@ import (
 // Defaults of the limit flags that are not derived from --max-memory.
 const (
 	defaultMaxClients = 10000 // as Redis's maxclients
-	defaultMaxKeySize = "64kb"
 	// autoBufferCap bounds the derived per-client buffer limits, as the RESP shim's
 	// own defaults do.
 	autoBufferCap = 64 << 20
@@ -55,7 +54,7 @@ type limitOptions struct {
 }
 
 func (l *limitOptions) register(fs *pflag.FlagSet) {
-	l.maxKeySize = newSize(defaultMaxKeySize)
+	l.maxKeySize = sizeOf(int64(store.DefaultConfig().MaxKeySize))
 	l.maxQueryBuffer, l.maxOutputBuffer, l.maxClientMemory, l.grpcMaxMsgSize = &sizeValue{}, &sizeValue{}, &sizeValue{}, &sizeValue{}
 	fs.IntVar(&l.maxClients, "max-clients", defaultMaxClients, "most RESP clients, and most gRPC connections, open at once; one more RESP client gets \"ERR max number of clients reached\"")
 	fs.Var(l.maxKeySize, "max-key-size", "largest key accepted, same units as --max-memory")
@@ -112,7 +111,8 @@ func (l *limitOptions) check(o *serveOptions) error {
 		}
 	}
 
-	maxKey, maxValue := storeLimits(scfg)
+	d := scfg.WithDefaults()
+	maxKey, maxValue := d.MaxKeySize, d.MaxValueSize
 	plan := planMemory(scfg.MaxMemory, containerMemoryLimit("/"))
 	l.plan, l.maxValue = plan, maxValue
 	l.grpcMs = server.DefaultMaxRecvMsgSize(maxKey, maxValue)
@@ -174,25 +174,6 @@ func (l *limitOptions) apply(maxMemory int64, log *slog.Logger) {
 		log.Warn("the container's memory limit leaves little room besides --max-memory; the Go heap gets what is left",
 			"container_limit", l.plan.container, "go_memory_limit", l.goLimit)
 	}
-}
-
-// storeLimits are the store's key and value limits as it will apply them. The
-// default value limit follows store.Config's own rule (store/config.go), which
-// TestStoreLimitsMatchTheStore keeps in step.
-func storeLimits(c store.Config) (maxKey, maxValue int) {
-	d := store.DefaultConfig()
-	maxKey, maxValue = c.MaxKeySize, c.MaxValueSize
-	if maxKey == 0 {
-		maxKey = d.MaxKeySize
-	}
-	if maxValue == 0 {
-		mem := c.MaxMemory
-		if mem == 0 {
-			mem = d.MaxMemory
-		}
-		maxValue = int(min(int64(d.MaxValueSize), mem/4))
-	}
-	return maxKey, maxValue
 }
 
 // applyServer puts the resolved limits and access controls into the server's

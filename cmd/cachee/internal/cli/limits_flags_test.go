@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/cachee/cachee/store"
 )
 
 func TestPlanMemory(t *testing.T) {
@@ -104,28 +102,6 @@ func TestContainerMemoryLimit(t *testing.T) {
 				t.Fatalf("got %d, want %d", got, tc.want)
 			}
 		})
-	}
-}
-
-// TestStoreLimitsMatchTheStore keeps storeLimits in step with the store's defaults.
-func TestStoreLimitsMatchTheStore(t *testing.T) {
-	for _, c := range []store.Config{
-		{MaxMemory: 256 << 20},
-		{MaxMemory: 1 << 20},
-		{MaxMemory: store.MinMemory},
-		{MaxMemory: 8 << 20, MaxKeySize: 100, MaxValueSize: 5000},
-		{},
-	} {
-		st, err := store.Open(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := st.Config()
-		st.Close()
-		k, v := storeLimits(c)
-		if k != got.MaxKeySize || v != got.MaxValueSize {
-			t.Errorf("%+v: storeLimits %d/%d, the store %d/%d", c, k, v, got.MaxKeySize, got.MaxValueSize)
-		}
 	}
 }
 

@@ -1,16 +1,15 @@
 package cli
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/durationpb"
 
-	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	cachee "github.com/cachee/cachee/sdk/go"
 )
 
 func newPrewarmCmd() *cobra.Command {
@@ -27,46 +26,27 @@ func newPrewarmCmd() *cobra.Command {
 			if keys < 0 {
 				return usagef("invalid --keys %d: must not be negative", keys)
 			}
-			req := &cacheev1.PrewarmRequest{Keys: int32(min(keys, 1<<31-1))}
+			bar := progressBar{w: cmd.ErrOrStderr(), on: isTerminal(cmd.ErrOrStderr())}
+			opts := []cachee.PrewarmOption{cachee.WithPrewarmKeys(keys), cachee.WithProgress(bar.draw)}
 			// The call must outlive the prewarm, which the server bounds by its timeout.
 			o.timeout = time.Minute
 			if timeout.d > 0 {
-				req.Timeout = durationpb.New(timeout.d)
+				opts = append(opts, cachee.WithPrewarmTimeout(timeout.d))
 				o.timeout = timeout.d + 10*time.Second
 			}
-			c, done, err := o.dial()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := o.context(cmd)
-			defer cancel()
-			stream, err := c.Prewarm(ctx, req)
-			if err != nil {
-				return callError(err)
-			}
-			bar := progressBar{w: cmd.ErrOrStderr(), on: isTerminal(cmd.ErrOrStderr())}
-			for {
-				msg, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					return errors.New("prewarm ended without final counts")
-				}
+			return o.run(cmd, func(ctx context.Context, c *cachee.Client) error {
+				n, err := c.Prewarm(ctx, opts...)
+				bar.clear()
 				if err != nil {
-					bar.clear()
-					return callError(err)
+					return err
 				}
-				if msg.GetDone() {
-					bar.clear()
-					n := msg.GetCounts()
-					cmd.Printf("prewarm: requested %d, loaded %d, skipped %d, failed %d in %v\n",
-						n.GetRequested(), n.GetLoaded(), n.GetSkipped(), n.GetFailed(), n.GetElapsed().AsDuration().Round(time.Millisecond))
-					return nil
-				}
-				bar.draw(msg.GetCounts())
-			}
+				cmd.Printf("prewarm: requested %d, loaded %d, skipped %d, failed %d in %v\n",
+					n.Requested, n.Loaded, n.Skipped, n.Failed, n.Elapsed.Round(time.Millisecond))
+				return nil
+			})
 		},
 	}
-	o.registerAddr(cmd)
+	o.register(cmd, false)
 	cmd.Flags().IntVar(&keys, "keys", 0, "how many hot keys to load (default: the server's --prewarm-keys)")
 	cmd.Flags().Var(&timeout, "timeout", "how long the prewarm may take (default: the server's --prewarm-timeout)")
 	return cmd
@@ -79,19 +59,19 @@ type progressBar struct {
 	drawn bool
 }
 
-func (b *progressBar) draw(c *cacheev1.PrewarmCounts) {
-	if !b.on {
+func (b *progressBar) draw(c cachee.PrewarmProgress) {
+	if !b.on || c.Done {
 		return
 	}
 	const width = 30
-	done := c.GetLoaded() + c.GetSkipped() + c.GetFailed()
+	done := c.Loaded + c.Skipped + c.Failed
 	filled := 0
-	if r := c.GetRequested(); r > 0 {
+	if r := c.Requested; r > 0 {
 		filled = int(min(done, r) * width / r)
 	}
 	fmt.Fprintf(b.w, "\r[%s%s] %d/%d loaded %d skipped %d failed %d",
 		strings.Repeat("#", filled), strings.Repeat(".", width-filled),
-		done, c.GetRequested(), c.GetLoaded(), c.GetSkipped(), c.GetFailed())
+		done, c.Requested, c.Loaded, c.Skipped, c.Failed)
 	b.drawn = true
 }
 

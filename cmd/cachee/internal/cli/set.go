@@ -1,12 +1,12 @@
 package cli
 
 import (
+	"context"
 	"io"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/durationpb"
 
-	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	cachee "github.com/cachee/cachee/sdk/go"
 )
 
 func newSetCmd() *cobra.Command {
@@ -30,35 +30,20 @@ func newSetCmd() *cobra.Command {
 					return err
 				}
 			}
-			req := &cacheev1.SetRequest{Key: []byte(args[0]), Value: value}
-			if ttl.d > 0 {
-				req.Ttl = durationpb.New(ttl.d)
-			}
+			opts := []cachee.SetOption{cachee.WithTTL(ttl.d)}
 			switch {
 			case nx:
-				req.Condition = cacheev1.SetCondition_SET_CONDITION_IF_ABSENT
+				opts = append(opts, cachee.IfAbsent)
 			case xx:
-				req.Condition = cacheev1.SetCondition_SET_CONDITION_IF_PRESENT
+				opts = append(opts, cachee.IfPresent)
 			}
-			c, done, err := o.dial()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := o.context(cmd)
-			defer cancel()
-			resp, err := c.Set(ctx, req)
-			if err != nil {
-				return callError(err)
-			}
-			if !resp.GetStored() {
-				return exitCodeError{code: exitError, msg: "(not stored)"}
-			}
-			cmd.Println("OK")
-			return nil
+			return o.run(cmd, func(ctx context.Context, c *cachee.Client) error {
+				stored, err := c.Set(ctx, args[0], value, opts...)
+				return answer(cmd, stored, err, "OK", "(not stored)")
+			})
 		},
 	}
-	o.register(cmd)
+	o.register(cmd, true)
 	cmd.Flags().Var(&ttl, "ttl", "time to live, e.g. 30s or 5m (default: no expiry)")
 	cmd.Flags().BoolVar(&nx, "nx", false, "store only if KEY is absent")
 	cmd.Flags().BoolVar(&xx, "xx", false, "store only if KEY is present")

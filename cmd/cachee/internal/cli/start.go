@@ -74,7 +74,7 @@ type serveOptions struct {
 
 func newServeOptions() *serveOptions {
 	return &serveOptions{
-		maxMemory:    newSize("256mb"),
+		maxMemory:    sizeOf(store.DefaultConfig().MaxMemory),
 		maxValueSize: &sizeValue{}, // zero: the store's default
 		eviction:     newChoice(store.EvictionLFU, store.EvictionLFU, store.EvictionLRU, store.EvictionNone),
 		l2Write:      newChoice(l2.WriteThrough, l2.WriteThrough, l2.WriteNone),
@@ -91,7 +91,8 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.httpPort, "http-port", 6381, "port for /health and /ready, on every interface (0 picks a free port)")
 	fs.IntVar(&o.metricsPort, "metrics-port", 9090, "port for Prometheus /metrics, on every interface (0 picks a free port)")
 	fs.Var(o.maxMemory, "max-memory", "memory budget for data, index and metadata: bytes, or 256mb, 1gb, 512MiB (mb = MiB, m = 10^6, as in Redis)")
-	fs.Var(o.maxValueSize, "max-value-size", "largest value accepted, same units as --max-memory (default 1mb, or a quarter of --max-memory if that is less)")
+	fs.Var(o.maxValueSize, "max-value-size", "largest value accepted, same units as --max-memory (default "+
+		sizeOf(int64(store.DefaultConfig().MaxValueSize)).String()+", or a quarter of --max-memory if that is less)")
 	fs.Var(o.eviction, "eviction", "eviction policy: cachee-lfu, lru or noeviction (writes fail when full)")
 	fs.BoolVar(&o.respCompat, "resp-compat", true, "serve the Redis protocol (RESP) on the socket and TCP port")
 	fs.StringVar(&o.requirePass, "requirepass", "", "password RESP clients must give with AUTH, as Redis's requirepass (prefer the CACHEE_REQUIREPASS environment variable: flags show in ps)")
@@ -305,6 +306,9 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		if o.l2 != "" {
 			rcfg.L2 = tier
 		}
+		// One cachee_latency_seconds for both protocols.
+		cfg.Latency = server.NewLatency()
+		rcfg.Latency = cfg.Latency.Observe
 		if err := rcfg.Validate(); err != nil {
 			return usageError{err}
 		}

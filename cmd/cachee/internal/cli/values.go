@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// sizeUnits follows Redis's config syntax, which the article's --max-memory=256mb
-// uses: k, m, g are powers of 1000 and kb, mb, gb powers of 1024; KiB, MiB, GiB are
-// accepted too. Case does not matter.
+// sizeUnits follows Redis's config syntax, as --max-memory=256mb reads: k, m, g are
+// powers of 1000 and kb, mb, gb powers of 1024; KiB, MiB, GiB are accepted too. Case
+// does not matter.
 var sizeUnits = map[string]int64{
 	"": 1, "b": 1,
 	"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
@@ -51,10 +51,15 @@ type sizeValue struct {
 	text string
 }
 
-func newSize(text string) *sizeValue {
-	n, err := ParseSize(text)
-	if err != nil {
-		panic(err) // defaults are constants
+// sizeOf is a sizeValue holding n, printed in the largest binary unit that divides it
+// (65536 prints as 64kb), for defaults that come from another package's constants.
+func sizeOf(n int64) *sizeValue {
+	text := strconv.FormatInt(n, 10)
+	for _, u := range []string{"tb", "gb", "mb", "kb"} {
+		if m := sizeUnits[u]; n != 0 && n%m == 0 {
+			text = strconv.FormatInt(n/m, 10) + u
+			break
+		}
 	}
 	return &sizeValue{n: n, text: text}
 }

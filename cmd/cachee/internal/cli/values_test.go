@@ -48,6 +48,20 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
+// TestSizeOf: a default taken from a constant prints in the unit a user would write,
+// and parses back to itself.
+func TestSizeOf(t *testing.T) {
+	for n, want := range map[int64]string{64 << 10: "64kb", 256 << 20: "256mb", 1 << 20: "1mb", 3 << 30: "3gb", 1000: "1000", 0: "0"} {
+		v := sizeOf(n)
+		if v.String() != want {
+			t.Errorf("sizeOf(%d) prints %q, want %q", n, v.String(), want)
+		}
+		if back, err := ParseSize(v.String()); err != nil || back != n {
+			t.Errorf("sizeOf(%d) parses back as %d, %v", n, back, err)
+		}
+	}
+}
+
 // FuzzParseSize checks that any accepted size is non-negative, and that a plain
 // number reads back as itself.
 func FuzzParseSize(f *testing.F) {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cachee_shm::{Fallback, OpenError, ReaderOptions, Step};
+use cachee_shm::{OpenError, ReaderOptions, Step};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
@@ -160,25 +160,13 @@ impl Segment {
         let k = key_bytes(key)?;
         Ok(match self.inner.get_with_at(k, || now_ms, |v| PyBytes::new(py, v)) {
             Ok((v, r)) => ("hit", Some(v), r),
-            Err(f) => (fallback_name(f), None, 0),
+            Err(f) => (f.name(), None, 0),
         })
     }
 
     #[getter]
     fn generation(&self) -> u64 {
         self.inner.generation()
-    }
-}
-
-fn fallback_name(f: Fallback) -> &'static str {
-    match f {
-        Fallback::Miss => "miss",
-        Fallback::WrongType => "wrong_type",
-        Fallback::Retry => "retry",
-        Fallback::Corrupt => "corrupt",
-        Fallback::Stale => "stale",
-        Fallback::NoSegment => "no_segment",
-        Fallback::BufferTooSmall(_) => "buffer_too_small",
     }
 }
 

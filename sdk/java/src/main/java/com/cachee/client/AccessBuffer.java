@@ -95,8 +95,14 @@ final class AccessBuffer {
       tails[s] = h;
     }
     long total = hits();
-    long unreported = Math.max(0, total - accounted - count);
+    long delta = total - accounted;
+    if (count > delta) {
+      // A ref left in its slot by a writer that stored it after an earlier drain passed
+      // it is taken again a lap later: more refs than hits since the last flush. Send
+      // only as many as there were hits, so that the sidecar's count stays exact.
+      count = (int) Math.max(0, delta);
+    }
     accounted = total;
-    return new Batch(buf, count, unreported);
+    return new Batch(buf, count, delta - count);
   }
 }

@@ -489,9 +489,7 @@ public final class CacheeClient implements AutoCloseable {
   /** The typed failure of an attempt: Closed once the client is closed, the default deadline's own class. */
   private CacheeException failure(StatusRuntimeException e, Duration callTimeout) {
     if (closed.get()) {
-      CacheeException c = CacheeException.closed();
-      c.initCause(e);
-      return c;
+      return CacheeException.closed(e);
     }
     if (e.getStatus().getCode() == Status.Code.DEADLINE_EXCEEDED) {
       return deadlineExceeded(callTimeout, e);

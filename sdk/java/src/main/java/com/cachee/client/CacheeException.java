@@ -28,6 +28,7 @@ public class CacheeException extends RuntimeException {
   public static final String DOMAIN = "cachee";
 
   private final Status.Code code;
+  private final String rawMessage;
   private final String reason;
   private final Map<String, String> metadata;
   /** The call ran out of the client's default deadline: the sidecar did not answer in time. */
@@ -36,6 +37,7 @@ public class CacheeException extends RuntimeException {
   CacheeException(Init i) {
     super(i.reason != null ? i.code + " " + i.reason + ": " + i.message : i.code + ": " + i.message, i.cause);
     this.code = i.code;
+    this.rawMessage = i.message;
     this.reason = i.reason;
     this.metadata = Map.copyOf(i.metadata);
     this.defaultDeadline = i.defaultDeadline;
@@ -71,6 +73,23 @@ public class CacheeException extends RuntimeException {
    */
   public boolean is(Class<? extends CacheeException> kind) {
     return kind.isInstance(this) || (defaultDeadline && kind == Unavailable.class);
+  }
+
+  /**
+   * Serializes as the same class with the same code, reason and metadata; the gRPC
+   * failure it was caused by (whose Status grpc-java does not make serializable) travels
+   * as a plain exception with its text and stack.
+   */
+  protected Object writeReplace() throws java.io.ObjectStreamException {
+    Throwable c = getCause();
+    if (c == null || c instanceof java.io.Serializable && !(c instanceof StatusRuntimeException) && !(c instanceof io.grpc.StatusException)) {
+      return this;
+    }
+    RuntimeException plain = new RuntimeException(c.toString());
+    plain.setStackTrace(c.getStackTrace());
+    CacheeException copy = this instanceof Closed ? closed(plain) : of(new Init(code, rawMessage, reason, metadata, plain, defaultDeadline));
+    copy.setStackTrace(getStackTrace());
+    return copy;
   }
 
   /** A request field is invalid (reason INVALID_FIELD, or none). */
@@ -278,17 +297,26 @@ public class CacheeException extends RuntimeException {
 
   /** The failure a call on a closed client raises. */
   static Closed closed() {
-    return new Closed(new Init(Status.Code.CANCELLED, "the client is closed", null, Map.of(), null, false));
+    return closed(null);
+  }
+
+  /** A call on a closed client, which a failure of the closing channel may have caused. */
+  static Closed closed(Throwable cause) {
+    return new Closed(new Init(Status.Code.CANCELLED, "the client is closed", null, Map.of(), cause, false));
   }
 
   /** The client's default deadline ran out (the caller gave none). */
   static DeadlineExceeded defaultDeadline(Throwable cause) {
+    // (of(Init) with defaultDeadline set gives the same, for writeReplace.)
     return new DeadlineExceeded(new Init(Status.Code.DEADLINE_EXCEEDED,
         "the sidecar did not answer within the client's default deadline", null, Map.of(), cause, true));
   }
 
   /** The class a reason decides when this client knows it, else the one the code decides. */
   static CacheeException of(Init i) {
+    if (i.defaultDeadline) {
+      return new DeadlineExceeded(i);
+    }
     ErrorReason r = reasonOf(i.reason);
     if (r != null) {
       switch (r) {

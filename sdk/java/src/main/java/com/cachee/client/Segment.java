@@ -64,8 +64,8 @@ final class Segment {
   /** Results of {@link #get}. */
   static final int MISS = 0, HIT = 1, RETRY = 2, CORRUPT = 3, STALE = 4, OTHER_TYPE = 5, KEY_INVALID = 6;
 
-  private static final int CHUNK_SHIFT = 30;
-  private static final long CHUNK_MASK = (1L << CHUNK_SHIFT) - 1;
+  /** Chunks of 1 GiB: every offset in a chunk fits an int, and a MappedByteBuffer holds it. */
+  static final int CHUNK_SHIFT = 30;
 
   private static final VarHandle LONG =
       MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
@@ -75,6 +75,9 @@ final class Segment {
       MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
   private final ByteBuffer[] chunks;
+  /** log2 of the chunk size: CHUNK_SHIFT, except in tests that cut a segment finer. */
+  private final int chunkShift;
+  private final long chunkMask;
   final Path path;
   final long size;
   final long generation;
@@ -97,10 +100,12 @@ final class Segment {
     byte[] value;
   }
 
-  private Segment(Path path, ByteBuffer[] chunks, long size, long ino, long dev, LongSupplier realtime)
+  private Segment(Path path, ByteBuffer[] chunks, int chunkShift, long size, long ino, long dev, LongSupplier realtime)
       throws SegmentException {
     this.path = path;
     this.chunks = chunks;
+    this.chunkShift = chunkShift;
+    this.chunkMask = (1L << chunkShift) - 1;
     this.size = size;
     this.ino = ino;
     this.dev = dev;
@@ -172,31 +177,45 @@ final class Segment {
       if (!Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS) || size < MIN_SIZE || size > MAX_SIZE || size % 4096 != 0) {
         throw new SegmentException(path + " is not a segment (" + size + " bytes)");
       }
-      ByteBuffer[] chunks = new ByteBuffer[(int) ((size + CHUNK_MASK) >>> CHUNK_SHIFT)];
+      ByteBuffer[] chunks = new ByteBuffer[(int) ((size + (1L << CHUNK_SHIFT) - 1) >>> CHUNK_SHIFT)];
       for (int i = 0; i < chunks.length; i++) {
         long pos = (long) i << CHUNK_SHIFT;
         chunks[i] = ch.map(FileChannel.MapMode.READ_ONLY, pos, Math.min(size - pos, 1L << CHUNK_SHIFT));
       }
       // The mapping outlives the channel.
-      return new Segment(path, chunks, size, (Long) st.get("ino"), (Long) st.get("dev"), realtime);
+      return new Segment(path, chunks, CHUNK_SHIFT, size, (Long) st.get("ino"), (Long) st.get("dev"), realtime);
     }
   }
 
   /** A segment over bytes in memory, for tests that read fixtures and hostile bytes. */
   static Segment of(ByteBuffer bytes, LongSupplier realtime) throws SegmentException {
+    return of(bytes, realtime, CHUNK_SHIFT);
+  }
+
+  /**
+   * A segment over bytes in memory cut into chunks of {@code 1 << chunkShift} bytes (at
+   * least 64), so that tests reach the paths of a segment over 1 GiB with small ones.
+   */
+  static Segment of(ByteBuffer bytes, LongSupplier realtime, int chunkShift) throws SegmentException {
     long size = bytes.capacity();
-    if (size < MIN_SIZE || size % 4096 != 0 || !bytes.isDirect()) {
+    if (size < MIN_SIZE || size % 4096 != 0 || !bytes.isDirect() || chunkShift < 6 || chunkShift > CHUNK_SHIFT) {
       throw new SegmentException("not a segment (" + size + " bytes)");
     }
-    return new Segment(Path.of(FILE), new ByteBuffer[] {bytes}, size, 0, 0, realtime);
+    int n = (int) ((size + (1L << chunkShift) - 1) >>> chunkShift);
+    ByteBuffer[] chunks = new ByteBuffer[n];
+    for (int i = 0; i < n; i++) {
+      int from = i << chunkShift;
+      chunks[i] = bytes.slice(from, (int) Math.min(size - from, 1L << chunkShift)).order(ByteOrder.LITTLE_ENDIAN);
+    }
+    return new Segment(Path.of(FILE), chunks, chunkShift, size, 0, 0, realtime);
   }
 
   long load(long off) {
-    return (long) LONG.getAcquire(chunks[(int) (off >>> CHUNK_SHIFT)], (int) (off & CHUNK_MASK));
+    return (long) LONG.getAcquire(chunks[(int) (off >>> chunkShift)], (int) (off & chunkMask));
   }
 
   int load32(long off) {
-    return (int) INT.getAcquire(chunks[(int) (off >>> CHUNK_SHIFT)], (int) (off & CHUNK_MASK));
+    return (int) INT.getAcquire(chunks[(int) (off >>> chunkShift)], (int) (off & chunkMask));
   }
 
   int state() {
@@ -424,8 +443,8 @@ final class Segment {
     int done = 0;
     while (done < n) {
       long at = off + done;
-      ByteBuffer c = chunks[(int) (at >>> CHUNK_SHIFT)];
-      int idx = (int) (at & CHUNK_MASK);
+      ByteBuffer c = chunks[(int) (at >>> chunkShift)];
+      int idx = (int) (at & chunkMask);
       int k = Math.min(n - done, c.capacity() - idx);
       c.get(idx, out, done, k);
       done += k;
@@ -437,8 +456,8 @@ final class Segment {
     int done = 0;
     while (done < n) {
       long at = off + done;
-      ByteBuffer c = chunks[(int) (at >>> CHUNK_SHIFT)];
-      int idx = (int) (at & CHUNK_MASK);
+      ByteBuffer c = chunks[(int) (at >>> chunkShift)];
+      int idx = (int) (at & chunkMask);
       int k = Math.min(n - done, c.capacity() - idx);
       out.put(pos + done, c, idx, k);
       done += k;

@@ -32,7 +32,9 @@ class CacheeClientTest {
 
   @BeforeAll
   static void start() throws Exception {
-    server = CacheeServer.start();
+    // Room for the 50 concurrent calls below whatever the machine's load: the budget
+    // --max-memory=8mb derives is one large message's.
+    server = CacheeServer.start("--max-client-memory=64mb");
     c = CacheeClient.builder().address("unix://" + server.sock).timeout(Duration.ofSeconds(10)).build();
   }
 
@@ -170,7 +172,7 @@ class CacheeClientTest {
     String[] hp = server.tcp.split(":");
     String target = CacheeClient.target(null, Map.of("CACHE_HOST", hp[0], "CACHE_PORT", hp[1]));
     assertEquals(server.tcp, target);
-    try (var tcp = CacheeClient.connect(target)) {
+    try (var tcp = CacheeClient.builder().address(target).withoutShm().timeout(Duration.ofSeconds(10)).build()) {
       String key = key(t);
       assertTrue(tcp.set(key, "over tcp"));
       assertEquals(Optional.of("over tcp"), c.getString(key));
@@ -181,7 +183,7 @@ class CacheeClientTest {
   void untilTheServerIsUpCallsFailUnavailableThenTheClientReconnects() throws Exception {
     Path dir = Files.createTempDirectory(Path.of("/tmp"), "cachee-java");
     Path sock = dir.resolve("late.sock");
-    try (var late1 = CacheeClient.builder().address(sock.toString()).withoutShm().build()) {
+    try (var late1 = CacheeClient.builder().address(sock.toString()).withoutShm().timeout(Duration.ofSeconds(10)).build()) {
       assertThrows(CacheeException.Unavailable.class, () -> late1.set("late", "v"));
       try (var late = new CacheeServer(sock)) {
         // The client reconnects in the background; calls fail at once meanwhile.
@@ -190,7 +192,7 @@ class CacheeClientTest {
           try {
             assertTrue(late1.set("late", "v"));
             break;
-          } catch (CacheeException.Unavailable e) {
+          } catch (CacheeException.Unavailable | CacheeException.DeadlineExceeded e) {
             assertTrue(System.nanoTime() < deadline, "never reconnected: " + e);
             Thread.sleep(10);
           }

@@ -123,6 +123,13 @@ class ContractTest {
       checkClasses(classes, err, str(c, "class"), c.getAsJsonArray("also"), c.toString());
       assertSame(cause, err.getCause(), "the error keeps its cause");
       assertEquals(str(c, "reason"), err.reason());
+      // It serializes, with a gRPC failure (whose Status is not serializable) as its cause.
+      var grpc = io.grpc.Status.fromCode(Status.Code.valueOf(str(c, "code"))).withDescription("m").asRuntimeException();
+      CacheeException back = roundTrip(CacheeException.of(Status.Code.valueOf(str(c, "code")), "m", str(c, "reason"), Map.of("k", "v"), grpc));
+      checkClasses(classes, back, str(c, "class"), c.getAsJsonArray("also"), "deserialized " + c);
+      assertEquals(str(c, "reason"), back.reason());
+      assertEquals(Map.of("k", "v"), back.metadata());
+      assertTrue(back.getCause().getMessage().contains("m"), back.getCause().toString());
     }
     for (JsonElement e : x.getAsJsonArray("client_cases")) {
       JsonObject c = e.getAsJsonObject();
@@ -134,6 +141,17 @@ class ContractTest {
         default -> throw new AssertionError("a client case this test does not know: " + situation);
       };
       checkClasses(classes, err, str(c, "class"), c.getAsJsonArray("also"), situation);
+      checkClasses(classes, roundTrip(err), str(c, "class"), c.getAsJsonArray("also"), "deserialized " + situation);
+    }
+  }
+
+  static CacheeException roundTrip(CacheeException e) throws Exception {
+    var bytes = new java.io.ByteArrayOutputStream();
+    try (var out = new java.io.ObjectOutputStream(bytes)) {
+      out.writeObject(e);
+    }
+    try (var in = new java.io.ObjectInputStream(new java.io.ByteArrayInputStream(bytes.toByteArray()))) {
+      return (CacheeException) in.readObject();
     }
   }
 

@@ -38,10 +38,15 @@ class FixturesTest {
   }
 
   /** What this reader answers for one case, in the fixtures' words. */
-  static String read(Path dir, byte[] key, long nowMs, Segment.Read r, ByteBuffer dst) throws IOException {
+  static String read(Path dir, byte[] key, long nowMs, Segment.Read r, ByteBuffer dst, int chunkShift) throws IOException {
     Segment s;
     try {
-      s = Segment.open(dir, () -> nowMs);
+      if (chunkShift == Segment.CHUNK_SHIFT) {
+        s = Segment.open(dir, () -> nowMs);
+      } else {
+        // The same bytes cut into small chunks: the paths of a segment over 1 GiB.
+        s = Segment.of(SegmentFuzzTest.copy(Files.readAllBytes(dir.resolve(Segment.FILE))), () -> nowMs, chunkShift);
+      }
     } catch (Segment.SegmentException e) {
       return e.stale ? "stale" : "format";
     }
@@ -66,25 +71,35 @@ class FixturesTest {
       byte[] key = bytes(c.getAsJsonObject("key"));
       long now = c.get("now_ms").getAsLong();
       String expect = c.get("expect").getAsString();
-      // Both forms of a read: into a new array, and into a buffer.
+      // Both forms of a read: into a new array, and into a buffer; over one mapping, and
+      // over chunks of 64 bytes and 4 KiB.
+      for (int chunkShift : new int[] {Segment.CHUNK_SHIFT, 6, 12}) {
+        one(c, name + " chunks 2^" + chunkShift, dir, key, now, expect, chunkShift);
+      }
+      n++;
+    }
+    assertTrue(n >= 80, "cases " + n);
+  }
+
+  private static void one(JsonObject c, String name, Path dir, byte[] key, long now, String expect, int chunkShift)
+      throws IOException {
+    {
       Segment.Read r = new Segment.Read();
-      assertEquals(expect, read(dir, key, now, r, null), name);
+      assertEquals(expect, read(dir, key, now, r, null, chunkShift), name);
       if (expect.equals("hit")) {
         assertArrayEquals(bytes(c.getAsJsonObject("value")), r.value, name);
         assertEquals(Long.parseUnsignedLong(c.get("ref").getAsString().substring(2), 16), r.ref, name);
       }
       ByteBuffer dst = ByteBuffer.allocateDirect(1 << 20);
       Segment.Read rb = new Segment.Read();
-      assertEquals(expect, read(dir, key, now, rb, dst), name + " into a buffer");
+      assertEquals(expect, read(dir, key, now, rb, dst, chunkShift), name + " into a buffer");
       if (expect.equals("hit")) {
         byte[] got = new byte[dst.flip().remaining()];
         dst.get(got);
         assertArrayEquals(bytes(c.getAsJsonObject("value")), got, name + " into a buffer");
         assertEquals(r.ref, rb.ref);
       }
-      n++;
     }
-    assertTrue(n >= 80, "cases " + n);
   }
 
   @Test

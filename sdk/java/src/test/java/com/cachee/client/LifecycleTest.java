@@ -113,10 +113,10 @@ class LifecycleTest {
         var e = assertThrows(CacheeException.Unauthenticated.class, () -> none.set("k", "v"));
         assertEquals("UNAUTHENTICATED", e.reason());
       }
-      try (var wrong = CacheeClient.builder().address("unix://" + s.sock).withoutShm().authToken("nope").build()) {
+      try (var wrong = CacheeClient.builder().address("unix://" + s.sock).withoutShm().authToken("nope").timeout(Duration.ofSeconds(10)).build()) {
         assertThrows(CacheeException.Unauthenticated.class, () -> wrong.get("k"));
       }
-      try (var with = CacheeClient.builder().address("unix://" + s.sock).shmDir(s.shm.toString()).authToken(TOKEN).build()) {
+      try (var with = CacheeClient.builder().address("unix://" + s.sock).shmDir(s.shm.toString()).authToken(TOKEN).timeout(Duration.ofSeconds(10)).build()) {
         assertTrue(with.set("k", "v"));
         assertEquals("v", with.getString("k").orElseThrow());
         // The segment is confirmed with Stats, which carries the token too.

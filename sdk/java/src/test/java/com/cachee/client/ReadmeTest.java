@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 /** Runs the README's example, as a user would, against a real cachee. */
 class ReadmeTest {
   @Test
+  @org.junit.jupiter.api.Timeout(value = 6, unit = TimeUnit.MINUTES) // up to three fresh JVMs on a loaded machine
   void readmeExamplePrintsTheValue() throws Exception {
     String readme = Files.readString(Path.of("README.md"));
     Matcher m = Pattern.compile("## Example\n\n```java\n(.*?)```", Pattern.DOTALL).matcher(readme);

@@ -14,7 +14,9 @@ import java.util.Optional;
 public final class Xl {
   public static void main(String[] args) {
     HexFormat hex = HexFormat.of();
-    try (CacheeClient c = CacheeClient.connect()) {
+    // A fresh JVM per command: its first call loads grpc-java and connects, which on a
+    // loaded machine can outlast the 1 s default deadline.
+    try (CacheeClient c = CacheeClient.builder().timeout(java.time.Duration.ofSeconds(10)).build()) {
       if (args[0].equals("set")) {
         c.set(args[1].getBytes(StandardCharsets.UTF_8), hex.parseHex(args[2]));
       } else if (args[0].equals("get")) {
