@@ -732,6 +732,16 @@ func setStatus(call *h2fast.Call, err error) {
 // fast path then relays for grpc-go to answer.
 func incomingMetadata(fields []hpack.HeaderField) (metadata.MD, bool) {
 	md := make(metadata.MD, len(fields))
+	// One array for the values: a key with one value (the rule) takes a slice of it.
+	vals := make([]string, 0, len(fields))
+	add := func(k, v string) {
+		if have, ok := md[k]; ok {
+			md[k] = append(have[:len(have):len(have)], v)
+			return
+		}
+		vals = append(vals, v)
+		md[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	for _, hf := range fields {
 		name := hf.Name
 		switch name {
@@ -747,11 +757,11 @@ func incomingMetadata(fields []hpack.HeaderField) (metadata.MD, bool) {
 				if err != nil {
 					return nil, false
 				}
-				md[name] = append(md[name], string(v))
+				add(name, string(v))
 				continue
 			}
 		}
-		md[name] = append(md[name], hf.Value)
+		add(name, hf.Value)
 	}
 	if len(md[":authority"]) > 1 || len(md["host"]) > 1 {
 		return nil, false

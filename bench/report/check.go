@@ -37,7 +37,7 @@ func checkReport(dir string) error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	doc := string(text)
-	for _, h := range []string{"# cachee benchmarks", "## What this means for a pod"} {
+	for _, h := range []string{"# cachee benchmarks", "## What this means for a pod", "## gRPC targets"} {
 		if !strings.Contains(doc, h) {
 			fail("no %q", h)
 		}

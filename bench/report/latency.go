@@ -26,18 +26,23 @@ import (
 // every path, with the hot keys stored in both.
 type env struct {
 	cachee  *procs.Cachee
+	grpcGo  *procs.Cachee // a second cachee, serving gRPC from grpc-go alone
 	redis   *procs.Redis
 	viaShm  *cachee.Client
 	viaGRPC *cachee.Client
-	rdb     map[string]*redis.Client // by path id
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// viaGRPCGo is the Go SDK on grpcGo: the gRPC path without the fast path, in the
+	// same run, for what the fast path buys.
+	viaGRPCGo *cachee.Client
+	rdb       map[string]*redis.Client // by path id
+	ctx       context.Context
+	cancel    context.CancelFunc
 }
 
 // Path ids, in the order the tables show them. redisTCP is the baseline of every ratio.
 const (
 	pShm       = "shm"
 	pGRPC      = "grpc-unix"
+	pGRPCGo    = "grpc-unix-grpc-go"
 	pRESPUnix  = "resp-unix"
 	pRESPTCP   = "resp-tcp"
 	pRedisTCP  = "redis-tcp"
@@ -47,12 +52,13 @@ const (
 // pBareHealth is the reference of the gRPC row: a bare grpc-go health Check.
 const pBareHealth = "grpc-bare-health"
 
-var pathOrder = []string{pShm, pGRPC, pRESPUnix, pRESPTCP, pRedisTCP, pRedisUnix}
+var pathOrder = []string{pShm, pGRPC, pGRPCGo, pRESPUnix, pRESPTCP, pRedisTCP, pRedisUnix}
 
 // pathName is how the tables name a path; pathShort how the charts do.
 var pathName = map[string]string{
 	pShm:       "cachee, Go SDK, shared memory",
 	pGRPC:      "cachee, Go SDK, gRPC on the Unix socket",
+	pGRPCGo:    "cachee, Go SDK, gRPC on the Unix socket, grpc-go alone (--grpc-fast-path=false)",
 	pRESPUnix:  "cachee, RESP on the Unix socket",
 	pRESPTCP:   "cachee, RESP on TCP",
 	pRedisTCP:  "redis-server, TCP (baseline)",
@@ -60,7 +66,7 @@ var pathName = map[string]string{
 }
 
 var pathShort = map[string]string{
-	pShm: "cachee shm", pGRPC: "cachee gRPC unix", pRESPUnix: "cachee RESP unix",
+	pShm: "cachee shm", pGRPC: "cachee gRPC unix", pGRPCGo: "cachee gRPC, grpc-go", pRESPUnix: "cachee RESP unix",
 	pRESPTCP: "cachee RESP tcp", pRedisTCP: "redis tcp", pRedisUnix: "redis unix",
 }
 
@@ -105,7 +111,24 @@ func (b *bench) startEnv() (_ *env, err error) {
 			e.close()
 		}
 	}()
-	if e.cachee, err = procs.StartCachee(procs.CacheeOptions{Bin: b.cfg.Cachee, Dir: dir, Shm: shm, MaxMemory: "64mb"}); err != nil {
+	// The fast path explicitly, whatever the binary's default; and a second cachee
+	// without it. A build before the flag has grpc-go alone in both.
+	fast, err := procs.HasFlag(b.cfg.Cachee, "--grpc-fast-path")
+	if err != nil {
+		return nil, err
+	}
+	var on, off []string
+	if fast {
+		on, off = []string{"--grpc-fast-path=true"}, []string{"--grpc-fast-path=false"}
+	}
+	if e.cachee, err = procs.StartCachee(procs.CacheeOptions{Bin: b.cfg.Cachee, Dir: dir, Shm: shm, MaxMemory: "64mb", Extra: on}); err != nil {
+		return nil, err
+	}
+	dir2, err := os.MkdirTemp(b.tmp, "env-grpc-go-")
+	if err != nil {
+		return nil, err
+	}
+	if e.grpcGo, err = procs.StartCachee(procs.CacheeOptions{Bin: b.cfg.Cachee, Dir: dir2, MaxMemory: "64mb", Extra: off}); err != nil {
 		return nil, err
 	}
 	if !e.cachee.RESP {
@@ -125,6 +148,9 @@ func (b *bench) startEnv() (_ *env, err error) {
 	if e.viaGRPC, err = cachee.Dial(e.ctx, cachee.WithTarget(target), cachee.WithoutShm(), cachee.WithWaitReady(), cachee.WithLogger(quiet), cachee.WithTimeout(30*time.Second)); err != nil {
 		return nil, err
 	}
+	if e.viaGRPCGo, err = cachee.Dial(e.ctx, cachee.WithTarget("unix://"+e.grpcGo.Socket), cachee.WithoutShm(), cachee.WithWaitReady(), cachee.WithLogger(quiet), cachee.WithTimeout(30*time.Second)); err != nil {
+		return nil, err
+	}
 	for deadline := time.Now().Add(10 * time.Second); !e.viaShm.Counters().ShmActive; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return nil, errors.New("the Go SDK did not map the segment")
@@ -141,7 +167,7 @@ func (b *bench) startEnv() (_ *env, err error) {
 	e.rdb[pRedisUnix] = redis.NewClient(opts("unix", e.redis.Socket))
 	// The hot keys: one per value size, and redis-benchmark's fixed GET key (without -r
 	// it asks for "key:__rand_int__" literally), in both servers.
-	for _, addr := range [][2]string{{"unix", e.cachee.Socket}, {"unix", e.redis.Socket}} {
+	for _, addr := range [][2]string{{"unix", e.cachee.Socket}, {"unix", e.grpcGo.Socket}, {"unix", e.redis.Socket}} {
 		c, err := respc.Dial(addr[0], addr[1])
 		if err != nil {
 			return nil, err
@@ -178,18 +204,42 @@ func (e *env) close() {
 	for _, c := range e.rdb {
 		c.Close()
 	}
-	for _, c := range []*cachee.Client{e.viaShm, e.viaGRPC} {
+	for _, c := range []*cachee.Client{e.viaShm, e.viaGRPC, e.viaGRPCGo} {
 		if c != nil {
 			c.Close()
 		}
 	}
 	e.cancel()
-	if e.cachee != nil {
-		e.cachee.Stop()
+	for _, c := range []*procs.Cachee{e.cachee, e.grpcGo} {
+		if c != nil {
+			c.Stop()
+		}
 	}
 	if e.redis != nil {
 		e.redis.Stop()
 	}
+}
+
+// sdk is the Go SDK client of a path that has one.
+func (e *env) sdk(path string) *cachee.Client {
+	switch path {
+	case pShm:
+		return e.viaShm
+	case pGRPCGo:
+		return e.viaGRPCGo
+	}
+	return e.viaGRPC
+}
+
+// pid is the process that serves a path.
+func (e *env) pid(path string) int {
+	switch {
+	case path == pGRPCGo:
+		return e.grpcGo.Pid()
+	case strings.HasPrefix(path, "redis"):
+		return e.redis.Pid()
+	}
+	return e.cachee.Pid()
 }
 
 // getter returns one call of a path: a GET of key that fails unless it returns size bytes.
@@ -202,11 +252,8 @@ func (e *env) getter(path, key string, size int) func() error {
 		return err
 	}
 	switch path {
-	case pShm, pGRPC:
-		c := e.viaShm
-		if path == pGRPC {
-			c = e.viaGRPC
-		}
+	case pShm, pGRPC, pGRPCGo:
+		c := e.sdk(path)
 		return func() error {
 			v, found, err := c.GetInto(e.ctx, key, buf)
 			return check(len(v), found, err)
@@ -350,10 +397,10 @@ func (b *bench) latency(s *section) error {
 	cfg := b.cfg
 	s.command(fmt.Sprintf("`go run ./bench/report` (section 1): in one process, one call in flight, each call timed alone with `time.Now`/`time.Since`, %d timed calls per path per run (%d for shared memory) after a tenth as many untimed ones",
 		cfg.LatCalls, cfg.LatShmCalls))
-	s.runs = fmt.Sprintf("%d per path and value size, alternating order (the six paths in order, then in reverse); each figure is the median over the runs of that run's percentile; each ratio is the median of the per-run ratios to redis-server TCP of the same run", cfg.LatRuns)
+	s.runs = fmt.Sprintf("%d per path and value size, alternating order (the %d paths in order, then in reverse); each figure is the median over the runs of that run's percentile; each ratio is the median of the per-run ratios to redis-server TCP of the same run", cfg.LatRuns, len(pathOrder))
 	s.spread = "the last column gives the lowest and highest p50 of the runs"
-	s.printf("Clients: the Go SDK (`sdk/go`) for shared memory and gRPC; go-redis v9 (one connection, RESP2, no retries) for every RESP path, cachee's and redis-server's alike. cachee runs with `%s`; redis-server with persistence off. The client process and both servers share the machine's %d CPUs with whatever else runs on it.\n\n",
-		b.shortArgs(e.cachee.Args), b.machine.CPUs)
+	s.printf("Clients: the Go SDK (`sdk/go`) for shared memory and gRPC; go-redis v9 (one connection, RESP2, no retries) for every RESP path, cachee's and redis-server's alike. cachee runs with `%s`, and a second cachee, for the gRPC row of grpc-go alone, with `%s`; redis-server with persistence off. The client process and the servers share the machine's %d CPUs with whatever else runs on it.\n\n",
+		b.shortArgs(e.cachee.Args), b.shortArgs(e.grpcGo.Args), b.machine.CPUs)
 	bare, err := startBareHealth(e.ctx, b.tmp)
 	if err != nil {
 		return err

@@ -219,6 +219,7 @@ func run(cfg config, stdout io.Writer) error {
 	var rep bytes.Buffer
 	b.writeHead(&rep, load0, load1, elapsed)
 	rep.Write(sizing)
+	rep.Write(b.grpcTargets())
 	rep.Write(body.Bytes())
 	if len(failed) > 0 {
 		fmt.Fprintf(&rep, "## Failures\n\n")

@@ -130,17 +130,17 @@ func goodReport(t *testing.T, dir string) string {
 		writePNG(t, filepath.Join(dir, f))
 		b.WriteString("![c](" + f + ")\n\n")
 	}
-	b.WriteString("# cachee benchmarks, today\n\n## What this means for a pod\n\n")
+	b.WriteString("# cachee benchmarks, today\n\n## What this means for a pod\n\n## gRPC targets\n\n")
 	head("## 1. Latency per call (hot key)")
 	for _, f := range []string{"latency-100B.png", "latency-5KiB.png"} {
 		b.WriteString("### v\n\n")
-		tbl(6, 8)
+		tbl(len(pathOrder), 8)
 		img(f)
 	}
 	head("## 2. Throughput")
-	tbl(6, 5)
-	tbl(6, 5)
-	tbl(6, 5)
+	tbl(len(pathOrder), 5)
+	tbl(len(pathOrder), 5)
+	tbl(len(pathOrder), 5)
 	img("throughput.png")
 	head("## 3. Hit rate")
 	tbl(3, 6)
@@ -176,6 +176,7 @@ func TestCheckReport(t *testing.T) {
 	}
 	for name, bad := range map[string]string{
 		"no throughput section": strings.Replace(good, "## 2. Throughput", "## 2. Speed", 1),
+		"no gRPC targets":       strings.Replace(good, "## gRPC targets", "## gRPC", 1),
 		"a failed section":      strings.Replace(good, "## 4. Memory\n\n", "## 4. Memory\n\n**This section failed**: x\n\n", 1),
 		"no runs line":          strings.Replace(good, "- **Runs**: 3\n", "", 1),
 		"a missing chart":       strings.Replace(good, "![c](rss.png)", "![c](gone.png)", 1),

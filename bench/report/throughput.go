@@ -48,7 +48,7 @@ type throughResult struct {
 }
 
 // isRESP tells the paths redis-benchmark drives from those Go goroutines drive.
-func isRESP(p string) bool { return p != pShm && p != pGRPC }
+func isRESP(p string) bool { return p != pShm && p != pGRPC && p != pGRPCGo }
 
 func (b *bench) throughput(s *section) error {
 	e, err := b.env()
@@ -87,10 +87,7 @@ func (b *bench) throughput(s *section) error {
 				if res.Skipped != "" {
 					continue
 				}
-				pid := e.cachee.Pid()
-				if strings.HasPrefix(p, "redis") {
-					pid = e.redis.Pid()
-				}
+				pid := e.pid(p)
 				cpu0, err := procs.CPUTime(pid)
 				if err != nil {
 					return fmt.Errorf("%s, %s: server CPU time: %w", pathName[p], ld.name, err)
@@ -218,8 +215,9 @@ func (e *env) goLoad(path string, ld load, d time.Duration) (float64, int, error
 		var op func() (int, error)
 		if ld.pipeline > 1 {
 			keys := slices.Repeat([]string{key}, ld.pipeline)
+			c := e.sdk(path)
 			op = func() (int, error) {
-				res, err := e.viaGRPC.BatchGet(e.ctx, keys)
+				res, err := c.BatchGet(e.ctx, keys)
 				if err == nil {
 					for _, r := range res {
 						if !r.Found || len(r.Value) != size {

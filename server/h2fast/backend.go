@@ -170,36 +170,8 @@ func (b *Backend) Feed(p []byte) error {
 
 // nextFrame is Conn.nextFrame for the backend, which is trusted not to flood.
 func (b *Backend) nextFrame(p []byte) (int, bool) {
-	if len(p) < 9 {
-		return 0, false
-	}
-	n := 9 + frameLen(p)
-	if frameLen(p) > maxFrameRead {
-		return 9, true
-	}
-	if len(p) < n {
-		return 0, false
-	}
-	if http2.FrameType(p[3]) != http2.FrameHeaders || http2.Flags(p[4]).Has(http2.FlagHeadersEndHeaders) {
-		return n, true
-	}
-	for {
-		if len(p) < n+9 {
-			return 0, false
-		}
-		next := frameLen(p[n:])
-		if http2.FrameType(p[n+3]) != http2.FrameContinuation || next > maxFrameRead {
-			return n + 9, true
-		}
-		if len(p) < n+9+next {
-			return 0, false
-		}
-		end := http2.Flags(p[n+4]).Has(http2.FlagHeadersEndHeaders)
-		n += 9 + next
-		if end {
-			return n, true
-		}
-	}
+	n, ok, _ := frameAt(p, 0)
+	return n, ok
 }
 
 // Closed tells that the backend's socket closed or failed.

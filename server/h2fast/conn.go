@@ -253,43 +253,55 @@ func (c *Conn) process(b []byte) int {
 }
 
 // nextFrame reports the length of the frame at the start of b, with the CONTINUATION
-// frames that complete a header block, or false if they have not all arrived.
+// frames that complete a header block, or false if they have not all arrived. A header
+// block in pieces is waited for whole, so that the Framer decodes it at once, up to a
+// bound on what it may take, past which the connection ends.
 func (c *Conn) nextFrame(b []byte) (int, bool) {
+	n, ok, over := frameAt(b, 2*int(c.cfg.MaxHeaderListSize)+maxFrameRead)
+	if over {
+		c.fail(http2.ErrCodeEnhanceYourCalm, "header block too large")
+	}
+	return n, ok
+}
+
+// frameAt reports the length of the frame at the start of b, with the CONTINUATION
+// frames of its header block, and whether they are all in b; over reports a header
+// block still incomplete past maxBlock bytes (0: no bound). A frame over maxFrameRead,
+// or a block cut by another frame, is reported by its header alone: the Framer refuses
+// it when it reads that header.
+func frameAt(b []byte, maxBlock int) (n int, ok, over bool) {
 	if len(b) < 9 {
-		return 0, false
+		return 0, false, false
 	}
 	size := frameLen(b)
 	if size > maxFrameRead {
-		return 9, true // the Framer refuses it from its header alone
+		return 9, true, false
 	}
-	n := 9 + size
+	n = 9 + size
 	if len(b) < n {
-		return 0, false
+		return 0, false, false
 	}
 	if http2.FrameType(b[3]) != http2.FrameHeaders || http2.Flags(b[4]).Has(http2.FlagHeadersEndHeaders) {
-		return n, true
+		return n, true, false
 	}
-	// A header block in pieces: wait for all of them, up to a bound, so that the
-	// Framer decodes the whole block at once.
 	for {
-		if n > 2*int(c.cfg.MaxHeaderListSize)+maxFrameRead {
-			c.fail(http2.ErrCodeEnhanceYourCalm, "header block too large")
-			return 0, false
+		if maxBlock > 0 && n > maxBlock {
+			return 0, false, true
 		}
 		if len(b) < n+9 {
-			return 0, false
+			return 0, false, false
 		}
 		next := frameLen(b[n:])
 		if http2.FrameType(b[n+3]) != http2.FrameContinuation || next > maxFrameRead {
-			return n + 9, true // the Framer refuses the block when it reads this header
+			return n + 9, true, false
 		}
 		if len(b) < n+9+next {
-			return 0, false
+			return 0, false, false
 		}
 		end := http2.Flags(b[n+4]).Has(http2.FlagHeadersEndHeaders)
 		n += 9 + next
 		if end {
-			return n, true
+			return n, true, false
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cachee/cachee/server/h2fast"
 )
@@ -484,5 +485,30 @@ func TestCloseWithRelayedStreamsWaiting(t *testing.T) {
 	}
 	if !bs[0].Done() {
 		t.Fatal("the backend of a closed connection is not done")
+	}
+}
+
+// TestRequestEndedByAnEmptyFrame: a request whose message comes in one DATA frame and
+// whose end in another (as Rust's h2 sends them), other frames between, reaches the
+// Handler as sent.
+func TestRequestEndedByAnEmptyFrame(t *testing.T) {
+	h := &checkHandler{}
+	var got string
+	h.hook = func(call *h2fast.Call, req *healthpb.HealthCheckRequest) bool {
+		got = req.GetService()
+		call.Reply, _ = proto.Marshal(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING})
+		return true
+	}
+	r := newRaw(t, h2fast.Config{}, h)
+	msg, _ := proto.Marshal(&healthpb.HealthCheckRequest{Service: "the-service-asked-for"})
+	id := r.request(checkPath, msg, false)
+	r.flush()
+	r.fr.WritePing(false, [8]byte{'o', 'v', 'e', 'r', 'w', 'r', 'i', 't'}) // read into the same buffer
+	other := r.request(checkPath, []byte("xxxxxxxxxxxxxxxxxxxxxxx"), false)
+	r.fr.WriteData(id, true, nil)
+	r.fr.WriteRSTStream(other, http2.ErrCodeCancel)
+	r.flush()
+	if got != "the-service-asked-for" {
+		t.Fatalf("the Handler got %q", got)
 	}
 }

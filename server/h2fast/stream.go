@@ -182,7 +182,7 @@ func (c *Conn) onData(f *http2.DataFrame) {
 	}
 	switch s.kind {
 	case fastStream:
-		c.fastData(s, data)
+		c.fastData(s, data, f.StreamEnded())
 	case proxiedStream:
 		c.proxyData(s, data)
 	case refusedStream:
@@ -196,16 +196,17 @@ func (c *Conn) onData(f *http2.DataFrame) {
 // fastData keeps a fast request's bytes until it ends. A request that turns out not to
 // be plainly one uncompressed message of at most MaxRecvMsgSize goes to the backend,
 // with what it sent so far.
-func (c *Conn) fastData(s *stream, data []byte) {
+func (c *Conn) fastData(s *stream, data []byte, end bool) {
 	if !c.charge(s, len(data)) {
 		s.kind = refusedStream
 		c.credit(s, int64(len(data)))
 		c.refuse(s)
 		return
 	}
-	if len(s.body) == 0 && len(data) >= prefixLen && len(data) == prefixLen+int(binary.BigEndian.Uint32(data[1:prefixLen])) {
-		// The whole request in one frame, as usual: dispatched before the frame's
-		// buffer is reused, it need not be copied.
+	if end && len(s.body) == 0 && len(data) >= prefixLen && len(data) == prefixLen+int(binary.BigEndian.Uint32(data[1:prefixLen])) {
+		// The whole request in the frame that ends it, as grpc-go's clients send it:
+		// dispatched before the Framer reads another frame into the same buffer, it
+		// need not be copied.
 		s.body, s.aliased = data, true
 	} else {
 		if s.aliased {

@@ -4,8 +4,6 @@ package resp
 
 import (
 	"net"
-	"runtime"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -25,27 +23,20 @@ import (
 // Redis does; past Config.MaxOutput the connection is closed (see Config.MaxOutput).
 
 type loop struct {
-	srv  *Server
-	epfd int
-	efd  int // eventfd: wakes the loop for new connections and shutdown
+	srv *Server
+	ev  *evloop.Loop // epoll, the loop's thread, and work posted to it from elsewhere
 
-	mu      sync.Mutex
-	conns   map[int32]*loopConn
-	adds    []*loopConn
-	sweep   bool        // look for idle connections (Config.IdleTimeout)
-	resumed []*loopConn // parked connections whose L2 call has finished
-	stop    bool        // shutdown asked
-	stopped bool        // the loop has exited: add closes at once
-	drains  bool        // drain asked
-
-	draining  bool   // the loop's copy of drains: close connections as they go quiet
+	// The rest is the loop goroutine's alone.
+	conns     map[int32]*loopConn
+	draining  bool   // the server drains: close connections as they go quiet
 	lingering int    // connections lingering (see settle)
+	checking  bool   // a look for quiet lingering connections is due (see lingerCheck)
 	sink      []byte // what lingering connections send, dropped
 
-	now int64 // unix nanos, read once per wakeup (for CLIENT LIST's idle=)
+	now int64 // unix nanos, read once per event (for CLIENT LIST's idle=)
 
 	// Buffers of connections with nothing pending go back here, so that an idle
-	// connection holds none: only the loop goroutine touches these.
+	// connection holds none.
 	freeIn, freeOut [][]byte
 }
 
@@ -87,6 +78,7 @@ func (l *loop) reclaim(lc *loopConn) {
 const maxFree = 32
 
 type loopConn struct {
+	l      *loop
 	cl     *client
 	fd     int
 	out    int    // bytes of cl.w.b already written
@@ -99,23 +91,18 @@ type loopConn struct {
 	lingerTill int64 // unix nanos: closed if nothing arrives before
 }
 
+// Event is what the loop runs when epoll reports events for lc's socket.
+func (lc *loopConn) Event(_ int, events uint32) {
+	lc.l.now = time.Now().UnixNano()
+	lc.l.serve(lc, events)
+}
+
 func newLoop(s *Server) (*loop, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ev, err := evloop.New()
 	if err != nil {
 		return nil, err
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, err
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(efd)
-		return nil, err
-	}
-	return &loop{srv: s, epfd: epfd, efd: efd, conns: make(map[int32]*loopConn)}, nil
+	return &loop{srv: s, ev: ev, conns: make(map[int32]*loopConn)}, nil
 }
 
 // startLoops starts the event loops on first use. Caller holds s.mu.
@@ -166,134 +153,58 @@ func (s *Server) serveInLoop(cl *client, c net.Conn) bool {
 	s.mu.Lock()
 	cl.kill, cl.wake = nil, nil // the loop closes and drains its connections itself
 	s.mu.Unlock()
-	l.add(&loopConn{cl: cl, fd: fd})
+	l.add(&loopConn{l: l, cl: cl, fd: fd})
 	return true
 }
 
+// add hands a new connection to the loop; any goroutine may call it.
 func (l *loop) add(lc *loopConn) {
-	l.mu.Lock()
-	if l.stopped {
-		l.mu.Unlock()
-		unix.Close(lc.fd)
+	if !l.ev.Post(func() { l.register(lc) }) {
+		unix.Close(lc.fd) // the loop has stopped
 		l.srv.release(lc.cl)
-		return
 	}
-	l.adds = append(l.adds, lc)
-	l.mu.Unlock()
-	l.wake()
 }
 
-func (l *loop) wake() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(l.efd, one[:])
-}
-
+// shutdown closes the loop's connections and stops it.
 func (l *loop) shutdown() {
-	l.mu.Lock()
-	l.stop = true
-	l.mu.Unlock()
-	l.wake()
+	l.ev.Post(l.exit)
+	l.ev.Stop()
 }
 
 // drain asks the loop to close each of its connections once it goes quiet (settle).
 func (l *loop) drain() {
-	l.mu.Lock()
-	l.drains = true
-	l.mu.Unlock()
-	l.wake()
-}
-
-func (l *loop) run() {
-	defer l.srv.wg.Done()
-	// The loop keeps its thread, as Redis's main thread is its own: measured with
-	// bench/resp on 2 CPUs, it lowered the server's CPU per unpipelined request by
-	// a few percent (fewer thread switches around the blocking epoll_wait).
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	events := make([]unix.EpollEvent, 256)
-	ready := make([]*loopConn, 0, 256)
-	for {
-		timeout := -1
-		if l.lingering > 0 {
-			timeout = int(lingerCheck / time.Millisecond)
-		}
-		n, err := l.wait(events, timeout)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			l.srv.log.Error("resp: epoll_wait failed; closing the loop's connections", "err", err)
-			l.exit()
+	l.ev.Post(func() {
+		if l.draining {
 			return
 		}
+		l.draining = true
 		l.now = time.Now().UnixNano()
-		ready = ready[:0]
-		woken := false
-		l.mu.Lock()
-		for i := range n {
-			fd := events[i].Fd
-			if int(fd) == l.efd {
-				woken = true
-				ready = append(ready, nil)
-				continue
-			}
-			ready = append(ready, l.conns[fd])
+		for _, lc := range l.conns {
+			l.settle(lc)
 		}
-		l.mu.Unlock()
-		for i, lc := range ready {
-			if lc != nil {
-				l.serve(lc, events[i].Events)
-			}
-		}
-		if l.lingering > 0 {
-			l.closeQuiet()
-		}
-		if woken {
-			var buf [8]byte
-			_, _ = unix.Read(l.efd, buf[:])
-			l.mu.Lock()
-			adds, resumed, stop, sweep := l.adds, l.resumed, l.stop, l.sweep
-			l.adds, l.resumed, l.sweep = nil, nil, false
-			var quiet []*loopConn
-			if l.drains && !l.draining {
-				l.draining = true
-				for _, lc := range l.conns {
-					quiet = append(quiet, lc)
-				}
-			}
-			l.mu.Unlock()
-			for _, lc := range quiet {
-				l.settle(lc)
-			}
-			for _, lc := range adds {
-				l.register(lc)
-			}
-			for _, lc := range resumed {
-				l.unpark(lc)
-			}
-			if sweep {
-				l.closeIdle()
-			}
-			if stop {
-				l.exit()
-				return
-			}
-		}
+	})
+}
+
+// run runs the loop until shutdown, or until epoll fails, which closes its
+// connections.
+func (l *loop) run() {
+	defer l.srv.wg.Done()
+	if err := l.ev.Run(); err != nil {
+		l.srv.log.Error("resp: epoll_wait failed; closing the loop's connections", "err", err)
+		l.exit()
 	}
 }
 
 // register starts watching a new connection and runs what it already holds.
 func (l *loop) register(lc *loopConn) {
-	lc.events = unix.EPOLLIN | unix.EPOLLRDHUP
-	ev := unix.EpollEvent{Events: lc.events, Fd: int32(lc.fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lc.fd, &ev); err != nil {
+	l.now = time.Now().UnixNano()
+	lc.events = evloop.In | evloop.RdHup
+	if err := l.ev.Add(lc.fd, lc.events, lc); err != nil {
 		unix.Close(lc.fd)
 		l.srv.release(lc.cl)
 		return
 	}
-	l.mu.Lock()
 	l.conns[int32(lc.fd)] = lc
-	l.mu.Unlock()
 	if lc.cl.wi > lc.cl.ri {
 		l.run1(lc)
 	} else {
@@ -302,26 +213,15 @@ func (l *loop) register(lc *loopConn) {
 	}
 }
 
-// exit closes every connection of the loop and the loop itself.
+// exit closes every connection of the loop.
 func (l *loop) exit() {
-	l.mu.Lock()
-	l.stopped = true
-	conns := l.conns
-	l.conns = map[int32]*loopConn{}
-	adds := l.adds
-	l.adds = nil
-	l.mu.Unlock()
-	for _, lc := range conns {
+	for _, lc := range l.conns {
 		lc.closed = true
+		l.ev.Remove(lc.fd)
 		unix.Close(lc.fd)
 		l.srv.release(lc.cl)
 	}
-	for _, lc := range adds {
-		unix.Close(lc.fd)
-		l.srv.release(lc.cl)
-	}
-	unix.Close(l.epfd)
-	unix.Close(l.efd)
+	l.conns = map[int32]*loopConn{}
 }
 
 func (l *loop) close(lc *loopConn) {
@@ -330,10 +230,8 @@ func (l *loop) close(lc *loopConn) {
 		l.lingering--
 	}
 	lc.closed = true
-	l.mu.Lock()
 	delete(l.conns, int32(lc.fd))
-	l.mu.Unlock()
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, lc.fd, nil)
+	l.ev.Remove(lc.fd)
 	unix.Close(lc.fd)
 	l.srv.release(lc.cl)
 }
@@ -351,7 +249,7 @@ func (l *loop) serve(lc *loopConn, events uint32) {
 	if lc.parked {
 		// Waiting for L2: nothing is read or run until the answer comes (see park),
 		// but replies already made keep draining, and a dead socket is closed now.
-		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		if events&(evloop.Err|evloop.Hup) != 0 {
 			l.close(lc)
 			return
 		}
@@ -359,7 +257,7 @@ func (l *loop) serve(lc *loopConn, events uint32) {
 		return
 	}
 	l.lend(cl)
-	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !lc.full(l.srv) && !cl.closing {
+	if events&(evloop.In|evloop.Hup|evloop.Err|evloop.RdHup) != 0 && !lc.full(l.srv) && !cl.closing {
 		if !cl.makeRoom() {
 			l.close(lc)
 			return
@@ -412,12 +310,12 @@ func (l *loop) run1(lc *loopConn) {
 		l.close(lc)
 		return
 	}
-	want := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+	want := uint32(evloop.In | evloop.RdHup)
 	switch {
 	case pending && cl.closing:
-		want = unix.EPOLLOUT
+		want = evloop.Out
 	case pending:
-		want |= unix.EPOLLOUT
+		want |= evloop.Out
 	}
 	if !l.watch(lc, want) {
 		return
@@ -465,21 +363,33 @@ func (l *loop) settle(lc *loopConn) {
 	lc.lingering = true
 	lc.lingerTill = time.Now().Add(lingerQuiet).UnixNano()
 	l.lingering++
-	l.watch(lc, unix.EPOLLIN|unix.EPOLLRDHUP)
+	l.watch(lc, evloop.In|evloop.RdHup)
+	l.checkQuiet()
+}
+
+// checkQuiet has the loop look for quiet lingering connections lingerCheck from now,
+// and again after that while some linger.
+func (l *loop) checkQuiet() {
+	if l.checking || l.lingering == 0 {
+		return
+	}
+	l.checking = true
+	time.AfterFunc(lingerCheck, func() {
+		l.ev.Post(func() {
+			l.checking = false
+			l.now = time.Now().UnixNano()
+			l.closeQuiet()
+			l.checkQuiet()
+		})
+	})
 }
 
 // closeQuiet closes the lingering connections that have sent nothing for lingerQuiet.
 func (l *loop) closeQuiet() {
-	l.mu.Lock()
-	var quiet []*loopConn
 	for _, lc := range l.conns {
 		if lc.lingering && l.now > lc.lingerTill {
-			quiet = append(quiet, lc)
+			l.close(lc) // deleting from the map being ranged over is allowed
 		}
-	}
-	l.mu.Unlock()
-	for _, lc := range quiet {
-		l.close(lc)
 	}
 }
 
@@ -506,8 +416,7 @@ func (l *loop) discard(lc *loopConn) {
 func (l *loop) watch(lc *loopConn, want uint32) bool {
 	if want != lc.events {
 		lc.events = want
-		ev := unix.EpollEvent{Events: want, Fd: int32(lc.fd)}
-		if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) != nil {
+		if l.ev.Watch(lc.fd, want) != nil {
 			l.close(lc)
 			return false
 		}
@@ -542,47 +451,34 @@ func (l *loop) park(lc *loopConn) {
 
 // closeIdle closes the connections that have sent nothing for Config.IdleTimeout.
 func (l *loop) closeIdle() {
-	l.mu.Lock()
-	var idle []*loopConn
+	l.now = time.Now().UnixNano()
 	for _, lc := range l.conns {
 		if !lc.parked && lc.cl.idleFor(l.now) { // waiting on L2 is not idleness (Redis exempts blocked clients)
-			idle = append(idle, lc)
+			lc.cl.dropped(limitIdle)
+			l.close(lc)
 		}
-	}
-	l.mu.Unlock()
-	for _, lc := range idle {
-		lc.cl.dropped(limitIdle)
-		l.close(lc)
 	}
 }
 
 // requestSweep asks the loop to close its idle connections.
-func (l *loop) requestSweep() {
-	l.mu.Lock()
-	l.sweep = true
-	l.mu.Unlock()
-	l.wake()
-}
+func (l *loop) requestSweep() { l.ev.Post(l.closeIdle) }
 
 // parkedEvents is what a parked connection waits for: room to write replies made
 // before it parked, if any; otherwise nothing (errors and hangups are always reported).
 func (l *loop) parkedEvents(lc *loopConn) uint32 {
 	if lc.out < len(lc.cl.w.b) {
-		return unix.EPOLLOUT
+		return evloop.Out
 	}
 	return 0
 }
 
-// resume queues a parked connection whose L2 call finished; any goroutine may call it.
+// resume has the loop take up a parked connection whose L2 call finished; any
+// goroutine may call it.
 func (l *loop) resume(lc *loopConn) {
-	l.mu.Lock()
-	if l.stopped {
-		l.mu.Unlock()
-		return
-	}
-	l.resumed = append(l.resumed, lc)
-	l.mu.Unlock()
-	l.wake()
+	l.ev.Post(func() {
+		l.now = time.Now().UnixNano()
+		l.unpark(lc)
+	})
 }
 
 // unpark writes the reply of lc's finished L2 call and serves what waited behind it.
@@ -633,10 +529,6 @@ func (l *loop) flush(lc *loopConn) bool {
 	return true
 }
 
-// The loop's sockets are non-blocking: reading and writing them (evloop.Read and
-// evloop.Write) never blocks the thread. Waiting for events does block, so it first
-// polls without a timeout and only then makes the blocking call the scheduler knows of.
-
 // peekInput reports whether input waits on the socket fd, without reading it or
 // waiting: more than 0 when some does, 0 at the end of the stream, and EAGAIN when
 // nothing has arrived.
@@ -648,13 +540,4 @@ func peekInput(fd int) (int, error) {
 		return -1, e
 	}
 	return int(n), nil
-}
-
-func (l *loop) wait(events []unix.EpollEvent, msec int) (int, error) {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epfd),
-		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e == 0 && n > 0 {
-		return int(n), nil
-	}
-	return unix.EpollWait(l.epfd, events, msec)
 }

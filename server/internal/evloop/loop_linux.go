@@ -5,7 +5,8 @@
 // them with non-blocking system calls. A request served this way costs one read and
 // one write on the thread that waited, where a goroutine per connection also costs
 // the scheduler's work of parking and waking a goroutine per request, and grpc-go
-// three goroutines per call. The RESP and the gRPC fast paths run on it.
+// three goroutines per call. The RESP shim (server/resp) and the gRPC fast path each
+// run their connections on loops of it.
 package evloop
 
 import (
