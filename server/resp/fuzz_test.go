@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -52,6 +53,8 @@ func FuzzClient(f *testing.F) {
 	f.Add([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\nGET k\r\nINCR k\r\n"), uint8(0))
 	f.Add([]byte("MULTI\r\nSET a 1\r\nINCRBYFLOAT a 1.5\r\nEXEC\r\nKEYS *\r\nSCAN 0 MATCH a*\r\n"), uint8(2))
 	f.Add([]byte("HELLO 3\r\nCONFIG GET *\r\nCOMMAND DOCS get\r\nCLIENT LIST\r\nINFO\r\n"), uint8(5))
+	// An argument over the bulk limit, whose request is read and dropped to its end.
+	f.Add([]byte("PING\r\n*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$600\r\n"+strings.Repeat("v", 600)+"\r\n$2\r\nNX\r\nPING\r\n"), uint8(7))
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
 		s := testServer(t, Config{MaxBulk: fuzzBulk, MaxArgs: fuzzArgs, MaxRequest: MaxInline + 4096})
 		defer s.Close()
