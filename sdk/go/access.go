@@ -39,7 +39,8 @@ type accessBuffer struct {
 	full    chan struct{} // a stripe filled up: flush early
 	dropped atomic.Uint64 // refs overwritten before a flush, or lost with a failed flush
 	sent    atomic.Uint64 // refs the sidecar accepted
-	// accounted is the hit count at the last flush; only the flusher uses it.
+	// accounted is the hit count up to the positions the last drain read; only the
+	// flusher uses it.
 	accounted uint64
 }
 
@@ -93,13 +94,19 @@ func (a *accessBuffer) hits() uint64 {
 	return n
 }
 
-// drain appends the refs recorded since the last drain to dst. Only the flusher calls
-// it. A writer that claimed a position but has not stored its ref yet leaves a zero,
-// which is skipped: its ref is picked up a lap later, or lost.
-func (a *accessBuffer) drain(dst []uint64) []uint64 {
+// drain appends the refs recorded since the last drain to dst, and reports the hits
+// recorded since then that they do not name (hits whose refs were overwritten, or
+// not yet stored): the refs and that count add up to exactly the hits recorded up to
+// the positions drain read. Only the flusher calls it. A writer that claimed a
+// position but has not stored its ref yet leaves a zero, which is skipped: its ref is
+// picked up a lap later, or lost, and its hit is counted here either way.
+func (a *accessBuffer) drain(dst []uint64) (refs []uint64, unnamed uint64) {
+	n0 := len(dst)
+	var heads uint64
 	for i := range a.stripes {
 		s := &a.stripes[i]
 		h := s.head.Load()
+		heads += h
 		t := s.tail
 		if h-t > ringSlots {
 			a.dropped.Add(h - t - ringSlots)
@@ -112,7 +119,11 @@ func (a *accessBuffer) drain(dst []uint64) []uint64 {
 		}
 		s.tail = h
 	}
-	return dst
+	// Counted from the heads read above, not read again: a hit recorded since would
+	// be counted now and its ref sent next time, twice.
+	unnamed = heads - a.accounted - uint64(len(dst)-n0)
+	a.accounted = heads
+	return dst, unnamed
 }
 
 // flushLoop reports shared-memory hits every flush interval, or sooner when a stripe
@@ -150,13 +161,7 @@ func (c *Client) flushLoop(ctx context.Context) {
 // do not name, so that the sidecar's hit count stays exact while its policy gets a
 // sample; it returns buf for reuse.
 func (c *Client) flush(ctx context.Context, buf []uint64) []uint64 {
-	buf = c.acc.drain(buf)
-	total := c.acc.hits()
-	unreported := total - c.acc.accounted - uint64(len(buf))
-	if total < c.acc.accounted+uint64(len(buf)) {
-		unreported = 0 // a ref stored after its hit was counted: nothing is missing
-	}
-	c.acc.accounted = total
+	buf, unreported := c.acc.drain(buf[:0])
 	if len(buf) == 0 && unreported == 0 {
 		return buf
 	}
