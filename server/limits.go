@@ -94,6 +94,20 @@ func (b *Budget) Release(n int64) {
 		return
 	}
 	b.used.Add(-n)
+	b.wake()
+}
+
+// relieve ends memory pressure. Reservations refused only because of it may fit now,
+// so their waiters try again: on an idle sidecar no Release may come to wake them
+// before they give up.
+func (b *Budget) relieve() {
+	if b.pressure.Swap(false) {
+		b.wake()
+	}
+}
+
+// wake wakes those waiting for memory (see waitFreed) to try their reservations again.
+func (b *Budget) wake() {
 	if b.waiters.Load() > 0 {
 		b.mu.Lock()
 		if b.freed != nil {
@@ -104,9 +118,10 @@ func (b *Budget) Release(n int64) {
 	}
 }
 
-// waitFreed returns a channel that is closed the next time memory is released. The
-// caller must count itself in b.waiters first, and try its reservation again after
-// taking the channel, so that a release between the two is not missed.
+// waitFreed returns a channel that is closed the next time memory is released or
+// memory pressure ends. The caller must count itself in b.waiters first, and try its
+// reservation again after taking the channel, so that a release between the two is
+// not missed.
 func (b *Budget) waitFreed() <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()

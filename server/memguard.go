@@ -79,14 +79,14 @@ func GuardMemory(ctx context.Context, b *Budget, limit int64, log *slog.Logger) 
 				lastFree = time.Now()
 			}
 		case held < low:
-			b.pressure.Store(false)
+			b.relieve()
 		}
 		if held > near || b.pressure.Load() {
 			poll.Reset(guardEvery)
 		}
 		select {
 		case <-ctx.Done():
-			b.pressure.Store(false)
+			b.relieve()
 			return
 		case <-collected:
 		case <-poll.C:

@@ -49,3 +49,22 @@ func TestGuardMemoryIdle(t *testing.T) {
 		t.Error("the guard pressed with the process far below its limit")
 	}
 }
+
+// A read that waits only because of memory pressure goes ahead when the pressure ends,
+// though nothing is released: on an idle sidecar nothing would be, and the read would
+// be refused OVERLOADED at the end of its wait with the budget nearly empty.
+func TestReadWaitingOnPressureGoesAheadWhenItEnds(t *testing.T) {
+	b := NewBudget(1 << 30)
+	g := newReadGate(b, pressureMin, "raise it", func() {})
+	b.pressure.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- g.enter(context.Background(), true) }()
+	for b.waiters.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	b.relieve()
+	if err := <-done; err != nil {
+		t.Fatalf("the read failed after the pressure ended: %v", err)
+	}
+	b.Release(g.reserve)
+}
