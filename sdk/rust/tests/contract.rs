@@ -72,52 +72,56 @@ fn prewarm_setup(n: usize) -> (Redis, Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overloaded_calls_are_retried() {
-    // The smallest client budget this value size allows: a few Sets in flight spend it,
-    // and the sidecar refuses the next ones with OVERLOADED before applying them.
-    let s = Server::start_with(&["--max-value-size=16kb", "--max-client-memory=356352", "--grpc-max-concurrent-streams=32"]);
-    let value = vec![7u8; 16 << 10];
-    let attempt = |retry: RetryPolicy, callers: usize| {
+    // The least client memory the 8mb sidecar takes, little more than one call of the
+    // largest message: concurrent Gets of a large value each reserve the value's bytes
+    // for their answer, and those that find no room are refused OVERLOADED before
+    // anything is sent.
+    let s = Server::start_with(&["--max-client-memory=2334720"]);
+    let value = vec![7u8; 700 << 10];
+    Client::builder().address(addr(&s)).without_shm().connect().await.unwrap().set("ov:big", &value, SetOptions::default()).await.unwrap();
+    let attempt = |retry: RetryPolicy, rounds: usize| {
         let (a, value) = (addr(&s), value.clone());
         async move {
             let overloaded = Arc::new(AtomicU64::new(0));
-            let mut tasks = tokio::task::JoinSet::new();
-            for conn in 0..1 {
-                let c = Client::builder().address(&a).without_shm().retry(retry).timeout(Duration::from_secs(60)).connect().await.unwrap();
-                for i in 0..callers {
+            let c = Client::builder().address(&a).without_shm().retry(retry).timeout(Duration::from_secs(60)).connect().await.unwrap();
+            for _ in 0..rounds {
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..32 {
                     let (c, value, overloaded) = (c.clone(), value.clone(), overloaded.clone());
                     tasks.spawn(async move {
-                        for round in 0..5 {
-                            match c.set(format!("ov:{conn}:{i}:{round}"), &value, SetOptions::default().only_if_absent()).await {
-                                Ok(_) => {}
-                                Err(e) if e.kind() == ErrorKind::Overloaded => {
-                                    assert!(e.is(ErrorKind::Unavailable), "{e}");
-                                    overloaded.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Err(e) => panic!("{e}"),
+                        match c.get("ov:big").await {
+                            Ok(v) => assert_eq!(v.as_deref(), Some(&value[..])),
+                            Err(e) if e.kind() == ErrorKind::Overloaded => {
+                                assert!(e.is(ErrorKind::Unavailable), "{e}");
+                                assert_eq!(e.reason(), Some("OVERLOADED"));
+                                overloaded.fetch_add(1, Ordering::Relaxed);
                             }
+                            Err(e) => panic!("{e}"),
                         }
                     });
                 }
-            }
-            while let Some(r) = tasks.join_next().await {
-                r.unwrap();
+                while let Some(r) = tasks.join_next().await {
+                    r.unwrap();
+                }
+                if retry.max_attempts == 1 && overloaded.load(Ordering::Relaxed) > 0 {
+                    break;
+                }
             }
             overloaded.load(Ordering::Relaxed)
         }
     };
-    // Without retries some calls fail OVERLOADED (a conditional Set, which is retried only
-    // because the sidecar refused it unapplied) ...
+    // Without retries some calls fail OVERLOADED ...
     let once = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
-    let failed = attempt(once, 16).await;
+    let failed = attempt(once, 20).await;
     assert!(failed > 0, "the sidecar never refused a call: the test does not load it enough");
-    // ... and with enough retries none does.
+    // ... and with enough retries, under the same load, none does.
     let patient = RetryPolicy {
         max_attempts: 1000,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(20),
         multiplier: 2.0,
     };
-    assert_eq!(attempt(patient, 6).await, 0, "calls failed OVERLOADED despite retries");
+    assert_eq!(attempt(patient, 5).await, 0, "calls failed OVERLOADED despite retries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
