@@ -51,9 +51,7 @@ var errorCodes = []struct {
 	{store.ErrRetry, codes.Aborted, cacheev1.ErrorReason_ERROR_REASON_READ_CONTENDED},
 	{store.ErrCorrupt, codes.DataLoss, cacheev1.ErrorReason_ERROR_REASON_SEGMENT_CORRUPT},
 	// A key that holds a hash (written over RESP): the API reads and writes strings.
-	// The reason is INVALID_FIELD (the key names a value this call cannot read) until
-	// the API has a reason of its own for it.
-	{store.ErrWrongType, codes.FailedPrecondition, cacheev1.ErrorReason_ERROR_REASON_INVALID_FIELD},
+	{store.ErrWrongType, codes.FailedPrecondition, cacheev1.ErrorReason_ERROR_REASON_WRONG_TYPE},
 	{errNoPrewarmer, codes.FailedPrecondition, cacheev1.ErrorReason_ERROR_REASON_PREWARM_NOT_CONFIGURED},
 	{errPrewarmRunning, codes.Aborted, cacheev1.ErrorReason_ERROR_REASON_PREWARM_RUNNING},
 	{tier.ErrPrewarmSource, codes.Unavailable, cacheev1.ErrorReason_ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE},

@@ -31,6 +31,7 @@ func TestToStatus(t *testing.T) {
 		{store.ErrClosed, codes.Unavailable, "SHUTTING_DOWN", nil},
 		{store.ErrRetry, codes.Aborted, "READ_CONTENDED", nil},
 		{store.ErrCorrupt, codes.DataLoss, "SEGMENT_CORRUPT", nil},
+		{fmt.Errorf("%w: hash", store.ErrWrongType), codes.FailedPrecondition, "WRONG_TYPE", nil},
 		{errNoPrewarmer, codes.FailedPrecondition, "PREWARM_NOT_CONFIGURED", nil},
 		{errPrewarmRunning, codes.Aborted, "PREWARM_RUNNING", nil},
 		{fmt.Errorf("%w: dial redis:6379: refused", tier.ErrPrewarmSource), codes.Unavailable, "PREWARM_SOURCE_UNAVAILABLE", nil},

@@ -125,7 +125,7 @@ var classSentinels = map[string]error{
 	"ValueTooLarge": ErrValueTooLarge, "InvalidTTL": ErrInvalidTTL, "BatchTooLarge": ErrBatchTooLarge,
 	"MessageTooLarge": ErrMessageTooLarge, "ResponseTooLarge": ErrResponseTooLarge, "OutOfMemory": ErrOutOfMemory,
 	"Unavailable": ErrUnavailable, "Overloaded": ErrOverloaded, "L2Unavailable": ErrL2Unavailable,
-	"Unauthenticated": ErrUnauthenticated, "Contended": ErrContended, "Corrupt": ErrCorrupt,
+	"Unauthenticated": ErrUnauthenticated, "Contended": ErrContended, "Corrupt": ErrCorrupt, "WrongType": ErrWrongType,
 	"PrewarmNotConfigured": ErrPrewarmNotConfigured, "PrewarmRunning": ErrPrewarmRunning,
 	"PrewarmSourceUnavailable": ErrPrewarmSourceUnavailable, "DeadlineExceeded": context.DeadlineExceeded,
 	"Canceled": context.Canceled, "Closed": ErrClosed, "Internal": ErrInternal,

@@ -57,6 +57,10 @@ var (
 	// ErrCorrupt: the shared-memory segment contradicts its format.
 	ErrCorrupt = errors.New("cachee: segment corrupt")
 
+	// ErrWrongType: the key holds another type of value than the call reads: a Get
+	// of a hash (written over RESP), or an HGet of a string.
+	ErrWrongType = errors.New("cachee: key holds another type of value")
+
 	ErrPrewarmNotConfigured     = errors.New("cachee: prewarm not configured")
 	ErrPrewarmRunning           = errors.New("cachee: prewarm already running")
 	ErrPrewarmSourceUnavailable = errors.New("cachee: prewarm source unavailable")
@@ -101,6 +105,7 @@ var reasons = map[cacheev1.ErrorReason]error{
 	cacheev1.ErrorReason_ERROR_REASON_SHUTTING_DOWN:              ErrUnavailable,
 	cacheev1.ErrorReason_ERROR_REASON_READ_CONTENDED:             ErrContended,
 	cacheev1.ErrorReason_ERROR_REASON_SEGMENT_CORRUPT:            ErrCorrupt,
+	cacheev1.ErrorReason_ERROR_REASON_WRONG_TYPE:                 ErrWrongType,
 	cacheev1.ErrorReason_ERROR_REASON_PREWARM_NOT_CONFIGURED:     ErrPrewarmNotConfigured,
 	cacheev1.ErrorReason_ERROR_REASON_PREWARM_RUNNING:            ErrPrewarmRunning,
 	cacheev1.ErrorReason_ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE: ErrPrewarmSourceUnavailable,

@@ -6,10 +6,9 @@ import (
 	"github.com/cachee/cachee/store"
 )
 
-// Errors of HGet, which reads shared memory alone.
+// Errors of HGet, which reads shared memory alone (a key holding a string is
+// ErrWrongType, as a gRPC Get of a hash is).
 var (
-	// ErrWrongType: the key holds a string, not a hash.
-	ErrWrongType = errors.New("cachee: key holds another type of value")
 	// ErrNoSharedMemory: the sidecar's segment is not mapped in this process, or could
 	// not be read now (the sidecar is restarting, or a long write kept changing the
 	// hash). The gRPC API has no hash calls yet (docs/grpc.md): read the field over

@@ -13,7 +13,8 @@ import (
 
 // TestHGetFromShm writes hashes over RESP and reads their fields through shared
 // memory: the values match, a string key is ErrWrongType, and gRPC's Get of a hash key
-// fails with FAILED_PRECONDITION rather than returning the hash's bytes.
+// fails with FAILED_PRECONDITION and reason WRONG_TYPE (ErrWrongType) rather than
+// returning the hash's bytes.
 func TestHGetFromShm(t *testing.T) {
 	s := startSidecar(t, true)
 	cx := ctx(t)
@@ -49,8 +50,11 @@ func TestHGetFromShm(t *testing.T) {
 	}
 	_, _, err := c.Get(cx, "session:1")
 	var ce *cachee.Error
-	if !errors.As(err, &ce) || ce.Code != codes.FailedPrecondition {
+	if !errors.As(err, &ce) || ce.Code != codes.FailedPrecondition || ce.Reason != "WRONG_TYPE" || !errors.Is(err, cachee.ErrWrongType) {
 		t.Fatalf("gRPC Get of a hash: %v", err)
+	}
+	if _, err := c.BatchGet(cx, []string{"plain", "session:2"}); !errors.Is(err, cachee.ErrWrongType) {
+		t.Fatalf("gRPC BatchGet of a hash: %v", err)
 	}
 	noShm := dial(t, s, cachee.WithoutShm())
 	if _, _, err := noShm.HGet("session:1", "user", nil); !errors.Is(err, cachee.ErrNoSharedMemory) {

@@ -63,6 +63,7 @@ fn kind(name: &str) -> ErrorKind {
         Unauthenticated,
         Contended,
         Corrupt,
+        WrongType,
         PrewarmNotConfigured,
         PrewarmRunning,
         PrewarmSourceUnavailable,

@@ -119,6 +119,9 @@ pub enum ErrorKind {
     Contended,
     /// The sidecar's segment contradicts its format.
     Corrupt,
+    /// The key holds another type of value than the call reads: a get of a hash
+    /// written over RESP.
+    WrongType,
     /// Prewarm without a prewarm source.
     PrewarmNotConfigured,
     /// Another prewarm is running.
@@ -165,6 +168,7 @@ impl ErrorKind {
             Unauthenticated => "Unauthenticated",
             Contended => "Contended",
             Corrupt => "Corrupt",
+            WrongType => "WrongType",
             PrewarmNotConfigured => "PrewarmNotConfigured",
             PrewarmRunning => "PrewarmRunning",
             PrewarmSourceUnavailable => "PrewarmSourceUnavailable",
@@ -196,6 +200,7 @@ impl ErrorKind {
             Some(R::ShuttingDown) => return K::Unavailable,
             Some(R::ReadContended) => return K::Contended,
             Some(R::SegmentCorrupt) => return K::Corrupt,
+            Some(R::WrongType) => return K::WrongType,
             Some(R::PrewarmNotConfigured) => return K::PrewarmNotConfigured,
             Some(R::PrewarmRunning) => return K::PrewarmRunning,
             Some(R::PrewarmSourceUnavailable) => return K::PrewarmSourceUnavailable,

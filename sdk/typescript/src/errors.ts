@@ -70,6 +70,8 @@ export class UnauthenticatedError extends CacheeError {}
 export class ContendedError extends CacheeError {}
 /** The shared-memory segment contradicts its format. */
 export class CorruptError extends CacheeError {}
+/** The key holds another type of value than the call reads: a get of a hash written over RESP. */
+export class WrongTypeError extends CacheeError {}
 /** Prewarm on a sidecar without --prewarm-source. */
 export class PrewarmNotConfiguredError extends CacheeError {}
 /** Another prewarm is running. */
@@ -111,6 +113,7 @@ const BY_REASON: Record<Exclude<ErrorReason, ErrorReason.UNSPECIFIED>, ErrorClas
   [ErrorReason.SHUTTING_DOWN]: UnavailableError,
   [ErrorReason.READ_CONTENDED]: ContendedError,
   [ErrorReason.SEGMENT_CORRUPT]: CorruptError,
+  [ErrorReason.WRONG_TYPE]: WrongTypeError,
   [ErrorReason.PREWARM_NOT_CONFIGURED]: PrewarmNotConfiguredError,
   [ErrorReason.PREWARM_RUNNING]: PrewarmRunningError,
   [ErrorReason.PREWARM_SOURCE_UNAVAILABLE]: PrewarmSourceUnavailableError,

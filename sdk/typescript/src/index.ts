@@ -38,4 +38,5 @@ export {
   UnauthenticatedError,
   UnavailableError,
   ValueTooLargeError,
+  WrongTypeError,
 } from "./errors.js";

@@ -78,6 +78,9 @@ const (
 	ErrorReason_ERROR_REASON_CANCELED ErrorReason = 20
 	// The server failed in a way it does not classify.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 21
+	// The key holds a value of another type (such as a hash written over RESP),
+	// which this call cannot read as a string.
+	ErrorReason_ERROR_REASON_WRONG_TYPE ErrorReason = 22
 )
 
 // Enum value maps for ErrorReason.
@@ -105,6 +108,7 @@ var (
 		19: "ERROR_REASON_DEADLINE_EXCEEDED",
 		20: "ERROR_REASON_CANCELED",
 		21: "ERROR_REASON_INTERNAL",
+		22: "ERROR_REASON_WRONG_TYPE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -129,6 +133,7 @@ var (
 		"ERROR_REASON_DEADLINE_EXCEEDED":          19,
 		"ERROR_REASON_CANCELED":                   20,
 		"ERROR_REASON_INTERNAL":                   21,
+		"ERROR_REASON_WRONG_TYPE":                 22,
 	}
 )
 
@@ -163,7 +168,7 @@ var File_cachee_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_cachee_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1ccachee/v1/error_reason.proto\x12\tcachee.v1*\xe7\x05\n" +
+	"\x1ccachee/v1/error_reason.proto\x12\tcachee.v1*\x84\x06\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ERROR_REASON_KEY_EMPTY\x10\x01\x12\x1e\n" +
@@ -187,7 +192,8 @@ const file_cachee_v1_error_reason_proto_rawDesc = "" +
 	"\x1bERROR_REASON_L2_UNAVAILABLE\x10\x12\x12\"\n" +
 	"\x1eERROR_REASON_DEADLINE_EXCEEDED\x10\x13\x12\x19\n" +
 	"\x15ERROR_REASON_CANCELED\x10\x14\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x10\x15B\x9a\x01\n" +
+	"\x15ERROR_REASON_INTERNAL\x10\x15\x12\x1b\n" +
+	"\x17ERROR_REASON_WRONG_TYPE\x10\x16B\x9a\x01\n" +
 	"\rcom.cachee.v1B\x10ErrorReasonProtoP\x01Z2github.com/cachee/cachee/gen/go/cachee/v1;cacheev1\xa2\x02\x03CXX\xaa\x02\tCachee.V1\xca\x02\tCachee\\V1\xe2\x02\x15Cachee\\V1\\GPBMetadata\xea\x02\n" +
 	"Cachee::V1b\x06proto3"
 

@@ -28,6 +28,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_DEADLINE_EXCEEDED: _ClassVar[ErrorReason]
     ERROR_REASON_CANCELED: _ClassVar[ErrorReason]
     ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+    ERROR_REASON_WRONG_TYPE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 ERROR_REASON_KEY_EMPTY: ErrorReason
 ERROR_REASON_KEY_TOO_LARGE: ErrorReason
@@ -50,3 +51,4 @@ ERROR_REASON_L2_UNAVAILABLE: ErrorReason
 ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason
 ERROR_REASON_CANCELED: ErrorReason
 ERROR_REASON_INTERNAL: ErrorReason
+ERROR_REASON_WRONG_TYPE: ErrorReason

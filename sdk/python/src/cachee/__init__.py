@@ -43,6 +43,7 @@ from cachee._errors import (
     UnauthenticatedError,
     UnavailableError,
     ValueTooLargeError,
+    WrongTypeError,
 )
 
 __all__ = [
@@ -80,5 +81,6 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "ValueTooLargeError",
+    "WrongTypeError",
     "target",
 ]

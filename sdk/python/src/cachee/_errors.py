@@ -132,6 +132,11 @@ class CorruptError(CacheeError):
     """The shared-memory segment contradicts its format."""
 
 
+class WrongTypeError(CacheeError):
+    """The key holds another type of value than the call reads: a get of a hash
+    written over RESP."""
+
+
 class PrewarmNotConfiguredError(CacheeError):
     """Prewarm on a sidecar without a prewarm source (--prewarm-source or --l2)."""
 
@@ -184,6 +189,7 @@ BY_REASON: dict[int, type[CacheeError]] = {
     _R.ERROR_REASON_SHUTTING_DOWN: UnavailableError,
     _R.ERROR_REASON_READ_CONTENDED: ContendedError,
     _R.ERROR_REASON_SEGMENT_CORRUPT: CorruptError,
+    _R.ERROR_REASON_WRONG_TYPE: WrongTypeError,
     _R.ERROR_REASON_PREWARM_NOT_CONFIGURED: PrewarmNotConfiguredError,
     _R.ERROR_REASON_PREWARM_RUNNING: PrewarmRunningError,
     _R.ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE: PrewarmSourceUnavailableError,

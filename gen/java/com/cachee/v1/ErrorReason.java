@@ -200,6 +200,15 @@ public enum ErrorReason
    * <code>ERROR_REASON_INTERNAL = 21;</code>
    */
   ERROR_REASON_INTERNAL(21),
+  /**
+   * <pre>
+   * The key holds a value of another type (such as a hash written over RESP),
+   * which this call cannot read as a string.
+   * </pre>
+   *
+   * <code>ERROR_REASON_WRONG_TYPE = 22;</code>
+   */
+  ERROR_REASON_WRONG_TYPE(22),
   UNRECOGNIZED(-1),
   ;
 
@@ -393,6 +402,15 @@ public enum ErrorReason
    * <code>ERROR_REASON_INTERNAL = 21;</code>
    */
   public static final int ERROR_REASON_INTERNAL_VALUE = 21;
+  /**
+   * <pre>
+   * The key holds a value of another type (such as a hash written over RESP),
+   * which this call cannot read as a string.
+   * </pre>
+   *
+   * <code>ERROR_REASON_WRONG_TYPE = 22;</code>
+   */
+  public static final int ERROR_REASON_WRONG_TYPE_VALUE = 22;
 
 
   public final int getNumber() {
@@ -441,6 +459,7 @@ public enum ErrorReason
       case 19: return ERROR_REASON_DEADLINE_EXCEEDED;
       case 20: return ERROR_REASON_CANCELED;
       case 21: return ERROR_REASON_INTERNAL;
+      case 22: return ERROR_REASON_WRONG_TYPE;
       default: return null;
     }
   }

@@ -36,7 +36,7 @@ public final class ErrorReasonProto extends com.google.protobuf.GeneratedFile {
   static {
     java.lang.String[] descriptorData = {
       "\n\034cachee/v1/error_reason.proto\022\tcachee.v" +
-      "1*\347\005\n\013ErrorReason\022\034\n\030ERROR_REASON_UNSPEC" +
+      "1*\204\006\n\013ErrorReason\022\034\n\030ERROR_REASON_UNSPEC" +
       "IFIED\020\000\022\032\n\026ERROR_REASON_KEY_EMPTY\020\001\022\036\n\032E" +
       "RROR_REASON_KEY_TOO_LARGE\020\002\022 \n\034ERROR_REA" +
       "SON_VALUE_TOO_LARGE\020\003\022\"\n\036ERROR_REASON_ME" +
@@ -54,11 +54,12 @@ public final class ErrorReasonProto extends com.google.protobuf.GeneratedFile {
       "ARM_SOURCE_UNAVAILABLE\020\021\022\037\n\033ERROR_REASON" +
       "_L2_UNAVAILABLE\020\022\022\"\n\036ERROR_REASON_DEADLI" +
       "NE_EXCEEDED\020\023\022\031\n\025ERROR_REASON_CANCELED\020\024" +
-      "\022\031\n\025ERROR_REASON_INTERNAL\020\025B\232\001\n\rcom.cach" +
-      "ee.v1B\020ErrorReasonProtoP\001Z2github.com/ca" +
-      "chee/cachee/gen/go/cachee/v1;cacheev1\242\002\003" +
-      "CXX\252\002\tCachee.V1\312\002\tCachee\\V1\342\002\025Cachee\\V1\\" +
-      "GPBMetadata\352\002\nCachee::V1b\006proto3"
+      "\022\031\n\025ERROR_REASON_INTERNAL\020\025\022\033\n\027ERROR_REA" +
+      "SON_WRONG_TYPE\020\026B\232\001\n\rcom.cachee.v1B\020Erro" +
+      "rReasonProtoP\001Z2github.com/cachee/cachee" +
+      "/gen/go/cachee/v1;cacheev1\242\002\003CXX\252\002\tCache" +
+      "e.V1\312\002\tCachee\\V1\342\002\025Cachee\\V1\\GPBMetadata" +
+      "\352\002\nCachee::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,

@@ -326,6 +326,9 @@ pub enum ErrorReason {
     Canceled = 20,
     /// The server failed in a way it does not classify.
     Internal = 21,
+    /// The key holds a value of another type (such as a hash written over RESP),
+    /// which this call cannot read as a string.
+    WrongType = 22,
 }
 impl ErrorReason {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -356,6 +359,7 @@ impl ErrorReason {
             Self::DeadlineExceeded => "ERROR_REASON_DEADLINE_EXCEEDED",
             Self::Canceled => "ERROR_REASON_CANCELED",
             Self::Internal => "ERROR_REASON_INTERNAL",
+            Self::WrongType => "ERROR_REASON_WRONG_TYPE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -383,6 +387,7 @@ impl ErrorReason {
             "ERROR_REASON_DEADLINE_EXCEEDED" => Some(Self::DeadlineExceeded),
             "ERROR_REASON_CANCELED" => Some(Self::Canceled),
             "ERROR_REASON_INTERNAL" => Some(Self::Internal),
+            "ERROR_REASON_WRONG_TYPE" => Some(Self::WrongType),
             _ => None,
         }
     }

@@ -197,6 +197,13 @@ public class CacheeException extends RuntimeException {
     }
   }
 
+  /** The key holds another type of value than the call reads: a get of a hash written over RESP. */
+  public static final class WrongType extends CacheeException {
+    WrongType(Init i) {
+      super(i);
+    }
+  }
+
   /** Prewarm on a sidecar without --prewarm-source. */
   public static final class PrewarmNotConfigured extends CacheeException {
     PrewarmNotConfigured(Init i) {
@@ -334,6 +341,7 @@ public class CacheeException extends RuntimeException {
         case ERROR_REASON_SHUTTING_DOWN: return new Unavailable(i);
         case ERROR_REASON_READ_CONTENDED: return new Contended(i);
         case ERROR_REASON_SEGMENT_CORRUPT: return new Corrupt(i);
+        case ERROR_REASON_WRONG_TYPE: return new WrongType(i);
         case ERROR_REASON_PREWARM_NOT_CONFIGURED: return new PrewarmNotConfigured(i);
         case ERROR_REASON_PREWARM_RUNNING: return new PrewarmRunning(i);
         case ERROR_REASON_PREWARM_SOURCE_UNAVAILABLE: return new PrewarmSourceUnavailable(i);
