@@ -181,7 +181,7 @@ func TestStats(t *testing.T) {
 	if after.Sets != before.Sets+1 || after.Hits != before.Hits+1 || after.Misses != before.Misses+1 || after.Deletes != before.Deletes+1 {
 		t.Fatalf("before %+v\nafter %+v", before, after)
 	}
-	if after.Eviction != "cachee-lfu" || after.MemoryLimit != 8<<20 || after.Generation == 0 ||
+	if after.Eviction != "cachee-lfu" || after.MemoryLimit != 16<<20 || after.Generation == 0 ||
 		filepath.Base(after.SegmentPath) != "cachee.seg" || after.Uptime <= 0 {
 		t.Fatalf("stats %+v", after)
 	}

@@ -102,16 +102,22 @@ func (l *lockedBuffer) String() string {
 }
 
 // launch starts cachee on sock with its segment in shm ("" for private memory), free
-// ports and a small store, and waits until it serves.
+// ports and a small store, and waits until it serves. The store is 16mb, the least
+// --max-memory at which gRPC is promised to serve messages of the largest size: at
+// 8mb, the few MiB of garbage a message of that size leaves took the Go runtime past
+// its memory limit, and the sidecar refused large calls OVERLOADED until it was back.
 func launch(sock, shm string, extra ...string) (*sidecar, error) {
 	s := &sidecar{sock: sock, shm: shm, args: extra}
 	return s, s.start()
 }
 
+// sidecarMemory is launch's --max-memory.
+const sidecarMemory = "16mb"
+
 func (s *sidecar) start() error {
 	args := append([]string{
 		"--socket=" + s.sock, "--shm=" + s.shm, "--port=0", "--http-port=0", "--metrics-port=0",
-		"--max-memory=8mb", "--log-format=json", "--grace-period=5s",
+		"--max-memory=" + sidecarMemory, "--log-format=json", "--grace-period=5s",
 	}, s.args...)
 	// make test runs this package a second time with --grpc-fast-path=false, so that
 	// the SDK is held to the same answers from grpc-go alone.
