@@ -422,38 +422,11 @@ func cmdHScan(c *client, args [][]byte) {
 			c.w.array(0)
 			return
 		}
-		count := int64(10)
-		var pat []byte
-		noValues := false
-		for i := 3; i < len(args); {
-			more := len(args) - i
-			switch {
-			case eqFold(args[i], "count") && more >= 2:
-				n, ok := parseInt(args[i+1])
-				if !ok {
-					c.w.err(errNotInt)
-					return
-				}
-				if n < 1 {
-					c.w.err(errSyntax)
-					return
-				}
-				count = n
-				i += 2
-			case eqFold(args[i], "match") && more >= 2:
-				pat = args[i+1]
-				if len(pat) == 1 && pat[0] == '*' {
-					pat = nil
-				}
-				i += 2
-			case eqFold(args[i], "novalues"):
-				noValues = true
-				i++
-			default:
-				c.w.err(errSyntax)
-				return
-			}
+		o, ok := parseScanOptions(c, args[3:], "novalues")
+		if !ok {
+			return
 		}
+		count, pat, noValues := o.count, o.match, o.extra != nil
 		fs := hs.Fields
 		var next uint64
 		if hs.Flags&hashLarge != 0 {

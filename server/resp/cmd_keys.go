@@ -299,36 +299,11 @@ func cmdScan(c *client, args [][]byte) {
 		c.w.err("ERR invalid cursor")
 		return
 	}
-	count := int64(10)
-	var pat []byte
-	var typ []byte
-	for i := 2; i < len(args); {
-		more := len(args) - i
-		switch {
-		case eqFold(args[i], "count") && more >= 2:
-			n, ok := parseInt(args[i+1])
-			if !ok {
-				c.w.err(errNotInt)
-				return
-			}
-			if n < 1 {
-				c.w.err(errSyntax)
-				return
-			}
-			count = n
-		case eqFold(args[i], "match") && more >= 2:
-			pat = args[i+1]
-			if len(pat) == 1 && pat[0] == '*' {
-				pat = nil
-			}
-		case eqFold(args[i], "type") && more >= 2:
-			typ = args[i+1]
-		default:
-			c.w.err(errSyntax)
-			return
-		}
-		i += 2
+	o, ok := parseScanOptions(c, args[2:], "type")
+	if !ok {
+		return
 	}
+	count, pat, typ := o.count, o.match, o.extra
 	var l keyList
 	next := c.srv.st.ScanTypes(cursor, int(min(count, math.MaxInt32)), func(k []byte, t store.ValueType) {
 		if (typ == nil || eqFold(typ, typeNames[t])) && (pat == nil || globMatch(pat, k)) {
@@ -382,4 +357,53 @@ func delThrough(c *client, args [][]byte) {
 		}
 		c.w.int(n)
 	})
+}
+
+// scanOptions are the options of SCAN and HSCAN: COUNT, MATCH (nil for none or "*")
+// and one more of the command's own.
+type scanOptions struct {
+	count int64
+	match []byte
+	extra []byte // the value of the command's own option; for a flag, non-nil when given
+}
+
+// parseScanOptions parses args as SCAN-family options, with extra the name of the
+// command's own option: TYPE takes a value, NOVALUES is a flag. It writes the error
+// and reports false for a bad one.
+func parseScanOptions(c *client, args [][]byte, extra string) (scanOptions, bool) {
+	o := scanOptions{count: 10}
+	flag := extra == "novalues"
+	for i := 0; i < len(args); {
+		more := len(args) - i
+		switch {
+		case eqFold(args[i], "count") && more >= 2:
+			n, ok := parseInt(args[i+1])
+			if !ok {
+				c.w.err(errNotInt)
+				return o, false
+			}
+			if n < 1 {
+				c.w.err(errSyntax)
+				return o, false
+			}
+			o.count = n
+			i += 2
+		case eqFold(args[i], "match") && more >= 2:
+			o.match = args[i+1]
+			if len(o.match) == 1 && o.match[0] == '*' {
+				o.match = nil
+			}
+			i += 2
+		case flag && eqFold(args[i], extra):
+			o.extra = args[i]
+			i++
+		case !flag && eqFold(args[i], extra) && more >= 2:
+			o.extra = args[i+1]
+			i += 2
+		default:
+			c.w.err(errSyntax)
+			return o, false
+		}
+	}
+	return o, true
 }
