@@ -197,7 +197,17 @@ func (c *Conn) onData(f *http2.DataFrame) {
 // be plainly one uncompressed message of at most MaxRecvMsgSize goes to the backend,
 // with what it sent so far.
 func (c *Conn) fastData(s *stream, data []byte, end bool) {
-	if !c.charge(s, len(data)) {
+	// The whole message is charged as soon as its first frame names its length, not
+	// frame by frame: a large request is then admitted or refused as a whole, which
+	// the Memory can refuse under memory pressure, as grpc-go's reads are (frames of
+	// a few KiB each would all pass).
+	want := len(s.body) + len(data)
+	if len(s.body) == 0 && len(data) >= prefixLen && data[0] == 0 {
+		if size := int(binary.BigEndian.Uint32(data[1:prefixLen])); size <= c.cfg.MaxRecvMsgSize {
+			want = max(want, prefixLen+size)
+		}
+	}
+	if !c.charge(s, want-int(s.held)) {
 		s.kind = refusedStream
 		c.credit(s, int64(len(data)))
 		c.refuse(s)
@@ -210,7 +220,9 @@ func (c *Conn) fastData(s *stream, data []byte, end bool) {
 		s.body, s.aliased = data, true
 	} else {
 		if s.aliased {
-			s.body, s.aliased = append([]byte(nil), s.body...), false
+			s.body, s.aliased = append(make([]byte, 0, want), s.body...), false
+		} else if s.body == nil {
+			s.body = make([]byte, 0, want) // the message's size, charged above: no regrowth
 		}
 		s.body = append(s.body, data...)
 	}
