@@ -209,7 +209,9 @@ func (p *tinyLFU) setMaximum(max uint64) {
 		return
 	}
 	p.maximum = max
+	p.windowMax = min(p.windowMax, max)
 	p.setWindow(p.tuner.fraction())
+	p.setProtectMax()
 }
 
 // setWindow makes the window target the given share of the maximum, moving at most a
@@ -218,16 +220,23 @@ func (p *tinyLFU) setMaximum(max uint64) {
 // gives up its victims; the protected space's overflow is demoted.
 func (p *tinyLFU) setWindow(fraction float64) {
 	target := max(1, uint64(fraction*float64(p.maximum)))
+	if target == p.windowMax {
+		return
+	}
 	step := max(1, p.maximum>>windowMoveShift)
 	switch {
-	case p.windowMax == 0 || p.windowMax > p.maximum:
+	case p.windowMax == 0:
 		p.windowMax = min(target, p.maximum)
 	case target > p.windowMax:
 		p.windowMax = min(target, p.windowMax+step)
 	case target < p.windowMax:
 		p.windowMax = max(target, p.windowMax-min(step, p.windowMax))
 	}
-	p.protectMax = uint64(protectedShare * float64(p.maximum-min(p.windowMax, p.maximum)))
+	p.setProtectMax()
+}
+
+func (p *tinyLFU) setProtectMax() {
+	p.protectMax = uint64(protectedShare * float64(p.maximum-p.windowMax))
 	if p.maximum > 0 {
 		p.windowPPM.Store(p.windowMax * 1_000_000 / p.maximum)
 	}

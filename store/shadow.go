@@ -28,6 +28,7 @@ const (
 	// A judgement counts only when the cache is this full: before that every share hits
 	// alike.
 	tunerFullPercent = 90
+	maxRateLog       = 31 // tags have 32 bits
 )
 
 type shadowEntry struct {
@@ -234,7 +235,7 @@ func (s *shadow) keepSampled(t *windowTuner) {
 // windowTuner runs the shadows and picks the window share.
 type windowTuner struct {
 	shadows  [len(windowFractions)]*shadow
-	rateLog  uint   // follow keys whose spread tag has its top rateLog bits zero
+	rateLog  uint   // follow keys whose tag has its top rateLog bits zero; at most maxRateLog
 	accesses uint64 // of sampled keys
 	next     uint64 // accesses at the next judgement
 	cur      int    // index of the share the policy follows
@@ -253,15 +254,21 @@ func (t *windowTuner) init(sk *sketch) {
 
 func (t *windowTuner) fraction() float64 { return windowFractions[t.cur] }
 
-func (t *windowTuner) sampled(tag uint64) bool {
-	return t.rateLog == 0 || spread(tag^0x27d4eb2f)>>(64-t.rateLog) == 0
-}
+// sampled tells whether the tuner follows the key with this tag: tags are hash bits, so
+// the top rateLog bits being zero picks one key in 2^rateLog.
+func (t *windowTuner) sampled(tag uint64) bool { return uint32(tag)>>(32-t.rateLog) == 0 }
 
 // record replays an access of tag in the shadows if the tuner follows it.
 func (t *windowTuner) record(tag uint64) {
-	if !t.sampled(tag) {
-		return
+	if t.sampled(tag) {
+		t.replay(tag)
 	}
+}
+
+// replay stays out of line so that record, on every access, inlines to the sampling test.
+//
+//go:noinline
+func (t *windowTuner) replay(tag uint64) {
 	t.accesses++
 	for _, s := range t.shadows {
 		s.access(uint32(tag))
@@ -296,7 +303,7 @@ func (t *windowTuner) judge(entries, used, maximum uint64) {
 // scale sets the sampling rate and the shadows' capacity for a cache of n entries.
 func (t *windowTuner) scale(n int) {
 	r := uint(0)
-	for n>>r > shadowEntries {
+	for n>>r > shadowEntries && r < maxRateLog {
 		r++
 	}
 	if r > t.rateLog {
