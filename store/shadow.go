@@ -1,5 +1,7 @@
 package store
 
+import "math"
+
 // The window's share of cachee-lfu is chosen by simulation: a few miniature copies of the
 // policy (shadows), each with a fixed window share, replay a sample of the keys and count
 // their hits; the policy follows the share whose shadow has been doing best. A recency
@@ -23,7 +25,8 @@ const (
 	// per shadow entry), so that it weighs the recent workload more.
 	tunerDecay = 0.8
 	tunerEpoch = 2
-	// tunerMargin is how much better another share's score must be to switch to it.
+	// tunerMargin is how much better, besides chance, another share's score must be to
+	// switch to it.
 	tunerMargin = 0.01
 	// A judgement counts only when the cache is this full: before that every share hits
 	// alike.
@@ -294,7 +297,10 @@ func (t *windowTuner) judge(entries, used, maximum uint64) {
 			best = i
 		}
 	}
-	if full && t.shadows[best].score > t.shadows[t.cur].score*(1+tunerMargin) {
+	// Two shadows' hit counts over the same accesses differ by chance by about the square
+	// root of their sum: a switch needs more than that, or a few lucky hits in a small
+	// cache would move its window.
+	if b, c := t.shadows[best].score, t.shadows[t.cur].score; full && b > c*(1+tunerMargin)+math.Sqrt(b+c) {
 		t.cur = best
 	}
 	t.next = t.accesses + uint64(tunerEpoch*t.shadows[0].cap)
