@@ -238,7 +238,7 @@ func (p *tinyLFU) setWindow(fraction float64) {
 func (p *tinyLFU) setProtectMax() {
 	p.protectMax = uint64(protectedShare * float64(p.maximum-p.windowMax))
 	if p.maximum > 0 {
-		p.windowPPM.Store(p.windowMax * 1_000_000 / p.maximum)
+		p.windowPPM.Store((p.windowMax*1_000_000 + p.maximum/2) / p.maximum)
 	}
 }
 
