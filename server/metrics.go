@@ -85,7 +85,7 @@ func (l *Latency) quantiles() (p50, p95, p99 time.Duration) {
 type storeCollector struct {
 	st *store.Store
 
-	hits, misses, hitRate, memory, memoryLimit, evictions, expirations, sets, deletes, entries *prometheus.Desc
+	hits, misses, hitRate, memory, memoryLimit, evictions, expirations, sets, deletes, entries, windowShare *prometheus.Desc
 }
 
 func newStoreCollector(st *store.Store) *storeCollector {
@@ -102,11 +102,12 @@ func newStoreCollector(st *store.Store) *storeCollector {
 		sets:        d("cachee_sets_total", "Writes that stored a value."),
 		deletes:     d("cachee_deletes_total", "Entries removed by delete."),
 		entries:     d("cachee_entries", "Entries in the cache, counting expired ones not yet reclaimed."),
+		windowShare: d("cachee_lfu_window_share", "Share of the cache that cachee-lfu gives its recency window (0.01 favours frequency, 0.8 recency), as it adapted to the workload; only under --eviction cachee-lfu."),
 	}
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.hitRate, c.memory, c.memoryLimit, c.evictions, c.expirations, c.sets, c.deletes, c.entries} {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.hitRate, c.memory, c.memoryLimit, c.evictions, c.expirations, c.sets, c.deletes, c.entries, c.windowShare} {
 		ch <- d
 	}
 }
@@ -129,6 +130,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.sets, s.Sets)
 	counter(c.deletes, s.Deletes)
 	gauge(c.entries, float64(s.Entries))
+	if share, ok := c.st.WindowShare(); ok {
+		gauge(c.windowShare, share)
+	}
 }
 
 // hitRate is hits / (hits + misses), or 0 before the first read.

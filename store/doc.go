@@ -9,8 +9,8 @@
 //   - an arena of blocks managed by a two-level segregated-fit allocator: entries, index
 //     tables and the frequency sketch all live there, so MaxMemory bounds them all and
 //     the Go heap holds nothing per entry;
-//   - eviction state in each entry's header: cachee-lfu (W-TinyLFU with a hill-climbing
-//     window), lru, or noeviction.
+//   - eviction state in each entry's header: cachee-lfu (W-TinyLFU whose window share
+//     adapts by simulating several on a sample of the keys), lru, or noeviction.
 //
 // One process writes (Store); reads go through the same lock-free path in the writer's
 // process (Store.Get) and in others (Reader). Reads reach the eviction policy through a

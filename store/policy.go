@@ -1,6 +1,9 @@
 package store
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"sync/atomic"
+)
 
 // Eviction policies work on entries in place: an entry's queue is two bits of its w1 and
 // its list links are its w2, so a policy adds no memory per entry beyond the header.
@@ -162,22 +165,22 @@ func (p *lru) hottest(fn func(e uint64) bool) {
 }
 
 // Tuning of the W-TinyLFU policy, as published for Caffeine (Einziger, Friedman, Manes,
-// "TinyLFU: A Highly Efficient Cache Admission Policy", 2017, and Caffeine's design notes
-// on the adaptive window).
+// "TinyLFU: A Highly Efficient Cache Admission Policy", 2017).
 const (
-	initialWindow       = 0.01 // of the maximum
 	protectedShare      = 0.80 // of the main space
-	climbRestartAt      = 0.05 // hit-rate change that restarts the climber's step
-	climbStep           = 0.0625
-	climbDecay          = 0.98
-	admitWarmThreshold  = 6 // a candidate this popular is sometimes admitted against a hotter victim
+	admitWarmThreshold  = 6    // a candidate this popular is sometimes admitted against a hotter victim
 	queueTransferLimit  = 1000
 	warmAdmissionChance = 128
+	// windowMoveShift bounds how far the window's share moves per maintain: a sixteenth
+	// of the maximum, so that the entries one eviction run moves from an oversized window
+	// to probation stay a bounded share of the cache.
+	windowMoveShift = 4
 )
 
-// tinyLFU is cachee-lfu: a small LRU window in front of a segmented LRU main space, with
-// entry to the main space decided by the frequency sketch, and the window's share of the
-// space tuned by hill climbing on the hit rate.
+// tinyLFU is cachee-lfu: an LRU window in front of a segmented LRU main space, with
+// entry to the main space decided by the frequency sketch. The window's share of the
+// space is what the shadows (shadow.go) find best for the workload: a small window
+// favours frequency, a large one recency.
 type tinyLFU struct {
 	lists
 	sk                             *sketch
@@ -187,36 +190,64 @@ type tinyLFU struct {
 
 	cand uint64 // next candidate to judge in this eviction run; 0 if none
 
-	stepSize     float64
-	adjustment   int64
-	hits, misses uint64
-	prevHitRate  float64
-	sampleSize   func() uint64
-	rnd          *rand.Rand
+	tuner     windowTuner
+	windowPPM atomic.Uint64 // windowMax per million of maximum, for the metrics
+	rnd       *rand.Rand
 }
 
-func newTinyLFU(l lists, sk *sketch, tagOf func(uint64) uint64, sampleSize func() uint64, seed uint64) *tinyLFU {
-	return &tinyLFU{lists: l, sk: sk, tagOf: tagOf, sampleSize: sampleSize,
-		rnd: rand.New(rand.NewPCG(seed, seed^0x5deece66d))}
+// newTinyLFU makes the policy; the sketch ages itself, so the sample size is unused.
+func newTinyLFU(l lists, sk *sketch, tagOf func(uint64) uint64, _ func() uint64, seed uint64) *tinyLFU {
+	p := &tinyLFU{lists: l, sk: sk, tagOf: tagOf, rnd: rand.New(rand.NewPCG(seed, seed^0x5deece66d))}
+	p.tuner.init(sk)
+	return p
 }
 
+// setMaximum keeps the window's share of the space: the tuner chose it for the workload,
+// not for a size.
 func (p *tinyLFU) setMaximum(max uint64) {
 	if max == p.maximum {
 		return
 	}
 	p.maximum = max
-	p.windowMax = max - uint64(float64(max)*(1-initialWindow))
-	p.protectMax = uint64(protectedShare * float64(max-p.windowMax))
-	p.hits, p.misses, p.prevHitRate, p.adjustment = 0, 0, 0, 0
-	p.stepSize = -climbStep * float64(max)
+	p.windowMax = min(p.windowMax, max)
+	p.setWindow(p.tuner.fraction())
+	p.setProtectMax()
+}
+
+// setWindow makes the window target the given share of the maximum, moving at most a
+// sixteenth of the maximum at once. A window over its share passes its oldest entries to
+// probation at the next eviction; one under it fills with new entries as the main space
+// gives up its victims; the protected space's overflow is demoted.
+func (p *tinyLFU) setWindow(fraction float64) {
+	target := max(1, uint64(fraction*float64(p.maximum)))
+	if target == p.windowMax {
+		return
+	}
+	step := max(1, p.maximum>>windowMoveShift)
+	switch {
+	case p.windowMax == 0:
+		p.windowMax = min(target, p.maximum)
+	case target > p.windowMax:
+		p.windowMax = min(target, p.windowMax+step)
+	case target < p.windowMax:
+		p.windowMax = max(target, p.windowMax-min(step, p.windowMax))
+	}
+	p.setProtectMax()
+}
+
+func (p *tinyLFU) setProtectMax() {
+	p.protectMax = uint64(protectedShare * float64(p.maximum-p.windowMax))
+	if p.maximum > 0 {
+		p.windowPPM.Store((p.windowMax*1_000_000 + p.maximum/2) / p.maximum)
+	}
 }
 
 func (p *tinyLFU) reset() {
 	p.window, p.probation, p.protected = list{}, list{}, list{}
 	p.cand = 0
-	max := p.maximum
-	p.maximum = 0
-	p.setMaximum(max)
+	p.tuner.init(p.sk)
+	p.windowMax = 0
+	p.setWindow(p.tuner.fraction())
 }
 
 func (p *tinyLFU) listOf(q int) *list {
@@ -233,7 +264,7 @@ func (p *tinyLFU) listOf(q int) *list {
 
 func (p *tinyLFU) add(e, tag uint64) {
 	p.sk.increment(tag)
-	p.misses++
+	p.tuner.record(tag)
 	p.setQueue(e, qWindow)
 	p.pushBack(&p.window, e)
 }
@@ -242,7 +273,7 @@ func (p *tinyLFU) access(e, tag uint64, n int) {
 	for range min(n, 16) {
 		p.sk.increment(tag)
 	}
-	p.hits += uint64(n)
+	p.tuner.record(tag)
 	switch p.queue(e) {
 	case qWindow:
 		p.moveToBack(&p.window, e)
@@ -300,8 +331,9 @@ func (p *tinyLFU) beginEviction() {
 
 func (p *tinyLFU) victim() (uint64, bool) {
 	cand := p.cand
-	if cand == 0 {
-		// No entry came from the window this run: the window's oldest competes.
+	if cand == 0 && p.window.weight >= p.windowMax {
+		// No entry came from the window this run: the window's oldest competes. A window
+		// under its share (growing) gives up nothing: the main space's victim goes.
 		cand = p.window.head
 	}
 	// The victim is the oldest of probation, else of protected, else of the window.
@@ -346,8 +378,12 @@ func (p *tinyLFU) admit(cand, victim uint64) bool {
 	return cf >= admitWarmThreshold && p.rnd.IntN(warmAdmissionChance) == 0
 }
 
+// maintain lets the tuner judge the shadows when it has seen enough accesses, and moves
+// the window toward the share it chose.
 func (p *tinyLFU) maintain() {
-	p.climb()
+	entries := uint64(p.window.n + p.probation.n + p.protected.n)
+	p.tuner.judge(entries, p.used(), p.maximum)
+	p.setWindow(p.tuner.fraction())
 	p.demote()
 }
 
@@ -360,92 +396,7 @@ func (p *tinyLFU) demote() {
 	}
 }
 
-// climb moves the split between window and main space in the direction that last
-// improved the hit rate, with a step that decays, and restarts when the hit rate jumps.
-func (p *tinyLFU) climb() {
-	sample := p.hits + p.misses
-	if sample < p.sampleSize() {
-		return
-	}
-	if p.used() < p.maximum/2 {
-		// Not full: the hit rate says nothing about the split.
-		p.hits, p.misses = 0, 0
-		return
-	}
-	rate := float64(p.hits) / float64(sample)
-	change := rate - p.prevHitRate
-	amount := p.stepSize
-	if change < 0 {
-		amount = -amount
-	}
-	next := climbDecay * amount
-	if change >= climbRestartAt || change <= -climbRestartAt {
-		next = climbStep * float64(p.maximum)
-		if amount < 0 {
-			next = -next
-		}
-	}
-	p.prevHitRate = rate
-	p.stepSize = next
-	p.hits, p.misses = 0, 0
-	p.adjustment = int64(amount)
-	p.demote()
-	if p.adjustment > 0 {
-		p.growWindow()
-	} else if p.adjustment < 0 {
-		p.shrinkWindow()
-	}
-}
-
 func (p *tinyLFU) used() uint64 { return p.window.weight + p.probation.weight + p.protected.weight }
-
-func (p *tinyLFU) growWindow() {
-	if p.protectMax == 0 {
-		return
-	}
-	quota := uint64(p.adjustment)
-	quota = min(quota, p.protectMax)
-	p.protectMax -= quota
-	p.windowMax += quota
-	p.demote()
-	for i := 0; i < queueTransferLimit; i++ {
-		q, e := &p.probation, p.probation.head
-		if e == 0 || quota < p.weight(e) {
-			q, e = &p.protected, p.protected.head
-		}
-		if e == 0 || quota < p.weight(e) {
-			break
-		}
-		quota -= p.weight(e)
-		p.detach(q, e)
-		p.setQueue(e, qWindow)
-		p.pushBack(&p.window, e)
-	}
-	// Whatever could not move stays with the main space.
-	p.protectMax += quota
-	p.windowMax -= quota
-}
-
-func (p *tinyLFU) shrinkWindow() {
-	if p.windowMax <= 1 {
-		return
-	}
-	quota := min(uint64(-p.adjustment), p.windowMax-1)
-	p.protectMax += quota
-	p.windowMax -= quota
-	for i := 0; i < queueTransferLimit; i++ {
-		e := p.window.head
-		if e == 0 || quota < p.weight(e) {
-			break
-		}
-		quota -= p.weight(e)
-		p.detach(&p.window, e)
-		p.setQueue(e, qProbation)
-		p.pushBack(&p.probation, e)
-	}
-	p.protectMax -= quota
-	p.windowMax += quota
-}
 
 func (p *tinyLFU) hottest(fn func(e uint64) bool) {
 	for e := p.protected.tail; e != 0; e = p.prev(e) {
@@ -471,4 +422,15 @@ func (p *tinyLFU) hottest(fn func(e uint64) bool) {
 			return
 		}
 	}
+}
+
+// WindowShare is the share of the space that cachee-lfu gives its recency window now
+// (0.01 when frequency pays, up to 0.8 when recency does), and false under another
+// policy. It moves towards the share the policy's shadows found best.
+func (s *Store) WindowShare() (float64, bool) {
+	p, ok := s.pol.(*tinyLFU)
+	if !ok {
+		return 0, false
+	}
+	return float64(p.windowPPM.Load()) / 1e6, true
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -23,6 +25,41 @@ import (
 const policyRedis = "redis allkeys-lfu"
 
 var hitPolicies = []string{hitsim.PolicyLFU, hitsim.PolicyLRU, hitsim.PolicyOtter, policyRedis}
+
+// hitRateBefore is cachee-lfu's figures before its window adapted by simulation, shown
+// beside today's: measured once with the policy of that commit, since the code is gone.
+//
+//go:embed hitrate_before.json
+var hitRateBeforeJSON []byte
+
+type hitRateBefore struct {
+	Policy   string `json:"policy"`
+	Command  string `json:"command"`
+	Measured string `json:"measured"`
+	Results  []struct {
+		Trace          string
+		Size           int
+		Mean, Min, Max float64
+	} `json:"results"`
+}
+
+// before returns the recorded figure for a trace at a size.
+func (h *hitRateBefore) before(trace string, size int) (mean, lo, hi float64, ok bool) {
+	for _, r := range h.Results {
+		if r.Trace == trace && r.Size == size {
+			return r.Mean, r.Min, r.Max, true
+		}
+	}
+	return 0, 0, 0, false
+}
+
+func loadHitRateBefore() (*hitRateBefore, error) {
+	var h hitRateBefore
+	if err := json.Unmarshal(hitRateBeforeJSON, &h); err != nil {
+		return nil, fmt.Errorf("hitrate_before.json: %w", err)
+	}
+	return &h, nil
+}
 
 // hitRateResult is one trace at one size under one policy.
 type hitRateResult struct {
@@ -104,6 +141,12 @@ func (b *bench) hitRate(s *section) error {
 	s.printf("Each replay is synchronous: for every access a read, and on a miss a write of the key (16-byte keys; in the store and otter the value is the key itself, in redis-server 1 to 4 KiB, see below); hit rate = hits / accesses, in percent. The store replays with `MaxEntries` set to the size; otter with `MaximumSize`. Both hash with random seeds, and the store's cachee-lfu adapts in a background task every 100 ms, so its figures vary from run to run and with the machine's speed.\n\n")
 	s.printf("**How redis-server is sized.** Redis bounds memory, not entries, and its `used_memory` also counts the connection's buffers, which swing by tens of KiB as pipelined batches come and go: with 100-byte entries that is hundreds of keys, more than the smaller caches hold. So the redis-server replay stores values of 512 KiB ÷ size, between 1 and 4 KiB (the value size changes nothing else about LFU), and for each size N the run looks for the `maxmemory` at which the server holds N keys while it evicts: it sets a guess, writes 2N new keys through the same connection and pipelining the replay uses, then N more each read back once (so that half the replies carry a value, as hits do), sampling `DBSIZE` after every batch of those, and corrects the limit by the mean keys missing or over times the bytes per key (`MEMORY USAGE` of a probe key, plus a bucket pointer), until the mean is within 2%%. Then it empties the server and replays, sampling `DBSIZE` about 200 times. The replay's mix of hits and misses loads the buffers differently from the calibration, so a replay whose mean is more than 1%% above N or 3%% below it is corrected the same way and run again, at most twice; the table gives the keys held once full (mean, and lowest–highest) of the replay reported, which is redis-server's real cache size in that row, and marks the rows replayed more than once with ² or ³. `SET key value NX GET` is GET-then-SET-on-a-miss in one command: it returns the old value (a hit, which counts as an access for LFU) or stores the value (a miss), so the commands can be pipelined while each access still completes, in order, before the next; a plain GET followed by a SET would touch a hit key's LFU counter twice.\n\n")
 
+	prev, err := loadHitRateBefore()
+	if err != nil {
+		return err
+	}
+	s.printf("**Before.** Each cachee-lfu cell also gives, after \"before\", the figure of %s, replayed by `%s` (%s) and recorded in `bench/report/hitrate_before.json`; the summary's last column is today's cachee-lfu minus that.\n\n", prev.Policy, prev.Command, prev.Measured)
+
 	results := b.replayInProcess(traces)
 	redisNote := ""
 	var redisTraces []*hitsim.Trace
@@ -137,7 +180,7 @@ func (b *bench) hitRate(s *section) error {
 	// A summary first: mean gaps over each trace's sizes.
 	var sum [][]string
 	for _, t := range traces {
-		var dOtter, dLRU, dRedis []float64
+		var dOtter, dLRU, dRedis, dBefore []float64
 		for _, size := range t.Sizes {
 			c := byCase[t.Name][size]
 			lfu := c[hitsim.PolicyLFU].Median
@@ -146,12 +189,15 @@ func (b *bench) hitRate(s *section) error {
 			if r, ok := c[policyRedis]; ok && !redisOversized(t, size, r) {
 				dRedis = append(dRedis, lfu-r.Median)
 			}
+			if m, _, _, ok := prev.before(t.Name, size); ok {
+				dBefore = append(dBefore, lfu-m)
+			}
 		}
 		sum = append(sum, []string{t.Name, thousands(len(t.Keys)), strconv.Itoa(len(t.Sizes)),
-			points(mean(dOtter)), points(mean(dLRU)), points(mean(dRedis))})
+			points(mean(dOtter)), points(mean(dLRU)), points(mean(dRedis)), points(mean(dBefore))})
 	}
 	s.printf("Summary: cachee-lfu's hit rate minus each other policy's, in percentage points, averaged over each trace's sizes (positive: cachee-lfu hits more); rows where redis-server held over 1%% more keys than the size are left out of its column.\n\n")
-	table(&s.body, []string{"trace", "accesses", "sizes", "cachee-lfu − otter", "cachee-lfu − lru", "cachee-lfu − redis allkeys-lfu"}, "lrrrrr", sum)
+	table(&s.body, []string{"trace", "accesses", "sizes", "cachee-lfu − otter", "cachee-lfu − lru", "cachee-lfu − redis allkeys-lfu", "cachee-lfu − before"}, "lrrrrrr", sum)
 
 	for _, t := range traces {
 		s.printf("### %s\n\n%s, %s accesses, %s distinct keys (%s).\n\n", t.Name, strings.ToUpper(t.Format),
@@ -167,7 +213,11 @@ func (b *bench) hitRate(s *section) error {
 					row = append(row, "-")
 					continue
 				}
-				row = append(row, hitCell(r))
+				cell := hitCell(r)
+				if m, lo, hi, ok := prev.before(t.Name, size); ok && p == hitsim.PolicyLFU {
+					cell += fmt.Sprintf("; before %.2f (%.2f–%.2f)", m, lo, hi)
+				}
+				row = append(row, cell)
 				for _, pr := range r.Problems {
 					problems = append(problems, fmt.Sprintf("%s @ %d: %s", p, size, pr))
 				}

@@ -56,6 +56,8 @@ func KnownSizes(name string) []int {
 		return []int{25_000, 50_000, 100_000, 200_000}
 	case strings.HasPrefix(name, "lirs/"):
 		return []int{100, 250, 500, 1000, 2000}
+	case name == "corda/vaultservice":
+		return []int{500, 1000, 2500, 5000, 10000}
 	}
 	return nil
 }

@@ -1,0 +1,327 @@
+package store
+
+import "math"
+
+// The window's share of cachee-lfu is chosen by simulation: a few miniature copies of the
+// policy (shadows), each with a fixed window share, replay a sample of the keys and count
+// their hits; the policy follows the share whose shadow has been doing best. A recency
+// workload, where keys come back soon or never, makes the large windows win; a skewed
+// one, where the sketch's judgement pays, the small ones. The shadows sample keys by
+// hash, so that each sees every access of the keys it follows, and are scaled to the
+// real cache by the same rate: a shadow of c entries fed 1 key in r stands for a cache
+// of c·r entries.
+//
+// They share the real sketch for admission (a sampled key's frequency is its real one)
+// and hold only tags, in writer-private memory of fixed size: about 16 KiB a shadow,
+// whatever the cache's size.
+
+// windowFractions are the window shares the shadows run: Caffeine's default, and steps
+// towards an LRU with a small frequency-filtered tail.
+var windowFractions = [...]float64{0.01, 0.1, 0.3, 0.8}
+
+const (
+	shadowEntries = 1024 // most entries a shadow holds
+	// A shadow's score decays by this at each judgement (every tunerEpoch sampled accesses
+	// per shadow entry), so that it weighs the recent workload more.
+	tunerDecay = 0.8
+	tunerEpoch = 2
+	// tunerMargin is how much better, besides chance, another share's score must be to
+	// switch to it.
+	tunerMargin = 0.01
+	// A judgement counts only when the cache is this full: before that every share hits
+	// alike.
+	tunerFullPercent = 90
+	maxRateLog       = 31 // tags have 32 bits
+)
+
+type shadowEntry struct {
+	tag        uint32
+	prev, next uint16 // indices into shadow.ents; 0 is none
+	q          uint8
+}
+
+type shadowList struct {
+	head, tail uint16
+	n          int
+}
+
+// shadow is a miniature W-TinyLFU: window, probation and protected LRU lists over entries
+// found by tag in an open-addressed table.
+type shadow struct {
+	fraction             float64
+	cap, winCap, protCap int
+	ents                 []shadowEntry // ents[0] is unused: index 0 means none
+	free                 uint16
+	used                 int
+	lists                [qProtected + 1]shadowList // by queue
+	table                []uint16                   // linear probing; 0 is empty
+	hits                 uint64                     // since the last judgement
+	score                float64
+	sk                   *sketch
+}
+
+func newShadow(fraction float64, sk *sketch) *shadow {
+	s := &shadow{fraction: fraction, sk: sk}
+	// One spare: an access inserts before it evicts.
+	s.ents = make([]shadowEntry, shadowEntries+2)
+	s.table = make([]uint16, 2*shadowEntries)
+	s.reset()
+	return s
+}
+
+func (s *shadow) reset() {
+	clear(s.ents)
+	clear(s.table)
+	s.lists = [qProtected + 1]shadowList{}
+	s.used, s.free, s.hits, s.score = 0, 0, 0, 0
+	for i := len(s.ents) - 1; i >= 1; i-- {
+		s.ents[i].next = s.free
+		s.free = uint16(i)
+	}
+	s.setCap(shadowEntries)
+}
+
+func (s *shadow) setCap(c int) {
+	c = max(1, min(c, shadowEntries))
+	s.cap = c
+	s.winCap = max(1, int(s.fraction*float64(c)+0.5))
+	s.protCap = int(protectedShare * float64(c-min(s.winCap, c)))
+	s.evict()
+}
+
+func (s *shadow) home(tag uint32) uint64 {
+	return spread(uint64(tag)^0x5bd1e995) & uint64(len(s.table)-1)
+}
+
+// find returns the table slot of tag, or the empty slot where it would go, and its entry
+// (0 if absent).
+func (s *shadow) find(tag uint32) (uint64, uint16) {
+	mask := uint64(len(s.table) - 1)
+	for i := s.home(tag); ; i = (i + 1) & mask {
+		x := s.table[i]
+		if x == 0 || s.ents[x].tag == tag {
+			return i, x
+		}
+	}
+}
+
+// tableDelete empties slot i, shifting back the entries after it that probed past it.
+func (s *shadow) tableDelete(i uint64) {
+	mask := uint64(len(s.table) - 1)
+	for j := (i + 1) & mask; s.table[j] != 0; j = (j + 1) & mask {
+		k := s.home(s.ents[s.table[j]].tag)
+		// The entry at j may move to i unless its home lies cyclically in (i, j].
+		if (j > i && (k <= i || k > j)) || (j < i && k <= i && k > j) {
+			s.table[i] = s.table[j]
+			i = j
+		}
+	}
+	s.table[i] = 0
+}
+
+func (s *shadow) unlink(x uint16) {
+	e := &s.ents[x]
+	l := &s.lists[e.q]
+	if e.prev != 0 {
+		s.ents[e.prev].next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != 0 {
+		s.ents[e.next].prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	l.n--
+}
+
+func (s *shadow) push(x uint16, q uint8) {
+	e := &s.ents[x]
+	l := &s.lists[q]
+	e.q = q
+	e.prev, e.next = l.tail, 0
+	if l.tail != 0 {
+		s.ents[l.tail].next = x
+	} else {
+		l.head = x
+	}
+	l.tail = x
+	l.n++
+}
+
+// access replays one access: a hit moves the entry as the real policy would, a miss
+// inserts it into the window and evicts.
+func (s *shadow) access(tag uint32) {
+	i, x := s.find(tag)
+	if x != 0 {
+		s.hits++
+		q := s.ents[x].q
+		s.unlink(x)
+		if q == qWindow {
+			s.push(x, qWindow)
+			return
+		}
+		s.push(x, qProtected)
+		for s.lists[qProtected].n > s.protCap {
+			y := s.lists[qProtected].head
+			s.unlink(y)
+			s.push(y, qProbation)
+		}
+		return
+	}
+	x = s.free
+	s.free = s.ents[x].next
+	s.ents[x] = shadowEntry{tag: tag}
+	s.table[i] = x
+	s.push(x, qWindow)
+	s.used++
+	s.evict()
+}
+
+func (s *shadow) drop(x uint16) {
+	i, _ := s.find(s.ents[x].tag)
+	s.tableDelete(i)
+	s.unlink(x)
+	s.ents[x] = shadowEntry{next: s.free}
+	s.free = x
+	s.used--
+}
+
+// evict passes the window's overflow to probation and, while over capacity, lets each
+// candidate compete with probation's oldest on the sketch's frequency.
+func (s *shadow) evict() {
+	for s.lists[qWindow].n > s.winCap {
+		c := s.lists[qWindow].head
+		s.unlink(c)
+		s.push(c, qProbation)
+		if s.used <= s.cap {
+			continue
+		}
+		v := s.lists[qProbation].head
+		if v == c {
+			if v = s.lists[qProtected].head; v == 0 {
+				s.drop(c)
+				continue
+			}
+		}
+		if s.sk.frequency(uint64(s.ents[c].tag)) > s.sk.frequency(uint64(s.ents[v].tag)) {
+			s.drop(v)
+		} else {
+			s.drop(c)
+		}
+	}
+	for s.used > s.cap {
+		v := s.lists[qProbation].head
+		if v == 0 {
+			v = s.lists[qProtected].head
+		}
+		if v == 0 {
+			v = s.lists[qWindow].head
+		}
+		s.drop(v)
+	}
+}
+
+// keepSampled drops the entries of keys the tuner no longer samples.
+func (s *shadow) keepSampled(t *windowTuner) {
+	for q := qWindow; q <= qProtected; q++ {
+		for x := s.lists[q].head; x != 0; {
+			next := s.ents[x].next
+			if !t.sampled(uint64(s.ents[x].tag)) {
+				s.drop(x)
+			}
+			x = next
+		}
+	}
+}
+
+// windowTuner runs the shadows and picks the window share.
+type windowTuner struct {
+	shadows  [len(windowFractions)]*shadow
+	rateLog  uint   // follow keys whose tag has its top rateLog bits zero; at most maxRateLog
+	accesses uint64 // of sampled keys
+	next     uint64 // accesses at the next judgement
+	cur      int    // index of the share the policy follows
+}
+
+func (t *windowTuner) init(sk *sketch) {
+	for i, f := range windowFractions {
+		if t.shadows[i] == nil {
+			t.shadows[i] = newShadow(f, sk)
+		} else {
+			t.shadows[i].reset()
+		}
+	}
+	t.rateLog, t.accesses, t.next, t.cur = 0, 0, 0, 0
+}
+
+func (t *windowTuner) fraction() float64 { return windowFractions[t.cur] }
+
+// sampled tells whether the tuner follows the key with this tag: tags are hash bits, so
+// the top rateLog bits being zero picks one key in 2^rateLog.
+func (t *windowTuner) sampled(tag uint64) bool { return uint32(tag)>>(32-t.rateLog) == 0 }
+
+// record replays an access of tag in the shadows if the tuner follows it.
+func (t *windowTuner) record(tag uint64) {
+	if t.sampled(tag) {
+		t.replay(tag)
+	}
+}
+
+// replay stays out of line so that record, on every access, inlines to the sampling test.
+//
+//go:noinline
+func (t *windowTuner) replay(tag uint64) {
+	t.accesses++
+	for _, s := range t.shadows {
+		s.access(uint32(tag))
+	}
+}
+
+// judge, once enough sampled accesses have passed, scales the shadows to the cache
+// (entries held in used of maximum), folds their hits into their scores and switches to
+// the best share when it beats the current one by the margin.
+func (t *windowTuner) judge(entries, used, maximum uint64) {
+	if t.accesses < t.next || used == 0 || entries == 0 {
+		return
+	}
+	t.scale(int(min(entries*maximum/used, 1<<40)))
+	full := used*100 >= maximum*tunerFullPercent
+	best := t.cur
+	for i, s := range t.shadows {
+		if full {
+			s.score = tunerDecay*s.score + float64(s.hits)
+		}
+		s.hits = 0
+		if s.score > t.shadows[best].score {
+			best = i
+		}
+	}
+	// Two shadows' hit counts over the same accesses differ by chance by about the square
+	// root of their sum: a switch needs more than that, or a few lucky hits in a small
+	// cache would move its window.
+	if b, c := t.shadows[best].score, t.shadows[t.cur].score; full && b > c*(1+tunerMargin)+math.Sqrt(b+c) {
+		t.cur = best
+	}
+	t.next = t.accesses + uint64(tunerEpoch*t.shadows[0].cap)
+}
+
+// scale sets the sampling rate and the shadows' capacity for a cache of n entries.
+func (t *windowTuner) scale(n int) {
+	r := uint(0)
+	for n>>r > shadowEntries && r < maxRateLog {
+		r++
+	}
+	if r > t.rateLog {
+		t.rateLog = r
+		for _, s := range t.shadows {
+			s.keepSampled(t)
+		}
+	}
+	t.rateLog = r
+	for _, s := range t.shadows {
+		if c := max(1, n>>r); c != s.cap {
+			s.setCap(c)
+		}
+	}
+}

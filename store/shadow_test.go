@@ -1,0 +1,71 @@
+package store
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// checkShadow verifies a shadow's lists, table and counts agree.
+func checkShadow(t *testing.T, s *shadow) {
+	t.Helper()
+	n := 0
+	for q := qWindow; q <= qProtected; q++ {
+		l := s.lists[q]
+		k, prev := 0, uint16(0)
+		for x := l.head; x != 0; x = s.ents[x].next {
+			e := s.ents[x]
+			if e.q != uint8(q) || e.prev != prev {
+				t.Fatalf("list %d: entry %d has queue %d prev %d, want prev %d", q, x, e.q, e.prev, prev)
+			}
+			if _, y := s.find(e.tag); y != x {
+				t.Fatalf("tag %d of entry %d found at %d", e.tag, x, y)
+			}
+			prev = x
+			k++
+		}
+		if k != l.n || l.tail != prev {
+			t.Fatalf("list %d: %d entries counted %d, tail %d want %d", q, k, l.n, l.tail, prev)
+		}
+		n += k
+	}
+	inTable := 0
+	for _, x := range s.table {
+		if x != 0 {
+			inTable++
+		}
+	}
+	if n != s.used || inTable != n || s.used > s.cap || s.lists[qWindow].n > s.winCap {
+		t.Fatalf("used %d, listed %d, in table %d, cap %d; window %d of %d", s.used, n, inTable, s.cap, s.lists[qWindow].n, s.winCap)
+	}
+}
+
+// TestShadowConsistent drives shadows through accesses, resizes and resampling.
+func TestShadowConsistent(t *testing.T) {
+	sk := &sketch{}
+	sk.init(make([]uint64, sketchWords(4096)), 0, 4096)
+	var tu windowTuner
+	tu.init(sk)
+	r := rand.New(rand.NewPCG(5, 6))
+	for round := range 20 {
+		n := []int{50, 900, 3000, 20_000}[round%4]
+		tu.scale(n)
+		for range 5000 {
+			tag := uint64(r.Uint32N(uint32(3 * n)))
+			if r.IntN(2) == 0 {
+				tag = uint64(r.Uint32N(uint32(n / 10)))
+			}
+			sk.increment(tag)
+			tu.record(tag)
+		}
+		for _, s := range tu.shadows {
+			checkShadow(t, s)
+			for q := qWindow; q <= qProtected; q++ {
+				for x := s.lists[q].head; x != 0; x = s.ents[x].next {
+					if !tu.sampled(uint64(s.ents[x].tag)) {
+						t.Fatalf("shadow %.2f holds tag %d it does not sample", s.fraction, s.ents[x].tag)
+					}
+				}
+			}
+		}
+	}
+}
