@@ -101,7 +101,7 @@ type fixtureSlot struct {
 
 func newFixtureBuilder(name string, size int64) (*fixtureBuilder, error) {
 	// LRU: no part of its state depends on anything but the operations (TinyLFU's
-	// sketch and climber are seeded at layout). The store's clock stands still well
+	// sketch and window tuner are seeded at layout). The store's clock stands still well
 	// before the header clock the readers get, so that nothing expires while it is
 	// written and the background sweep has nothing to do.
 	s, err := Open(Config{
