@@ -56,14 +56,17 @@ func (b *readBuffer) pick() *stripe {
 	if n == 1 {
 		return &b.stripes[0]
 	}
-	return &b.stripes[stackHash()&(n-1)]
+	return &b.stripes[StackHash()&(n-1)]
 }
 
-// stackHash mixes the address of a local variable. Goroutine stacks are at least 8 KiB
-// apart; the multiply spreads their addresses over the ring indexes.
-func stackHash() uint32 {
+// StackHash mixes the address of a local variable of the calling goroutine: it differs
+// between goroutines and costs nothing to read, so readers that pick a stripe by it
+// mostly land on different ones. Goroutine stacks start at 2 KiB and may sit next to
+// each other (a shift by 13 gave two new goroutines the same value every time); the
+// multiply spreads the 2 KiB units over the high bits, which callers mask.
+func StackHash() uint32 {
 	var x byte
-	return uint32((uint64(uintptr(unsafe.Pointer(&x))) >> 13) * 0x9e3779b97f4a7c15 >> 32)
+	return uint32((uint64(uintptr(unsafe.Pointer(&x))) >> 11) * 0x9e3779b97f4a7c15 >> 32)
 }
 
 // contended spreads readers over twice as many rings.

@@ -5,9 +5,9 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/store"
 )
 
 // ringSlots is the size of one stripe of the access buffer. With a flush every 50ms a
@@ -44,9 +44,15 @@ type accessBuffer struct {
 	accounted uint64
 }
 
+// stripesPerCPU: readers pick a stripe by their stack's address, not by the CPU they
+// run on, so two readers share one with a chance of one in the stripe count; with two
+// per CPU that was one run in four of bench/shmfloor's two-goroutine reads, at a
+// fifth of the speed. A stripe is 2 KiB.
+const stripesPerCPU = 8
+
 func newAccessBuffer() *accessBuffer {
 	n := 1
-	for n < 2*runtime.GOMAXPROCS(0) && n < maxStripes {
+	for n < stripesPerCPU*runtime.GOMAXPROCS(0) && n < maxStripes {
 		n *= 2
 	}
 	return &accessBuffer{stripes: make([]stripe, n), mask: uint32(n - 1), full: make(chan struct{}, 1)}
@@ -57,7 +63,7 @@ func newAccessBuffer() *accessBuffer {
 // one hot key mostly land on different stripes, and one goroutine keeps to one stripe
 // (a random pick cost a third of a hit).
 func (a *accessBuffer) record(ref uint64) {
-	s := &a.stripes[stackHash()&a.mask]
+	s := &a.stripes[store.StackHash()&a.mask]
 	i := s.head.Add(1) - 1
 	// A hot key writes the ref its slot already holds from the last lap: skip that
 	// store (an atomic store is a locked instruction on amd64, as costly as the add).
@@ -78,12 +84,6 @@ func (a *accessBuffer) flushSoon() {
 	}
 }
 
-// stackHash mixes the address of a local variable. Goroutine stacks are at least 8
-// KiB apart; the multiply spreads their addresses over the stripe indexes.
-func stackHash() uint32 {
-	var b byte
-	return uint32(uint64(uintptr(unsafe.Pointer(&b))>>13) * 0x9e3779b97f4a7c15 >> 32)
-}
 
 // hits is the number of hits recorded so far.
 func (a *accessBuffer) hits() uint64 {
