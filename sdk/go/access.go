@@ -84,7 +84,6 @@ func (a *accessBuffer) flushSoon() {
 	}
 }
 
-
 // hits is the number of hits recorded so far.
 func (a *accessBuffer) hits() uint64 {
 	var n uint64
