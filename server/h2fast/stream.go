@@ -436,11 +436,17 @@ func (c *Conn) answer(s *stream) {
 		call.Reply = nil
 		s.data = msg
 		done := c.emitData(s)
-		if cap(msg) <= maxScratch {
+		kept := cap(msg) <= maxScratch
+		if kept {
 			c.scratch = msg[:cap(msg)] // kept whole: its prefix room and capacity
 		}
 		if !done {
-			s.data = append([]byte(nil), s.data[s.dataPos:]...)
+			if kept {
+				// The scratch buffer serves the next answer: what is held back moves out.
+				s.data = append([]byte(nil), s.data[s.dataPos:]...)
+			} else {
+				s.data = s.data[s.dataPos:] // the connection's no more: no copy
+			}
 			s.dataPos = 0
 			c.charge(s, len(s.data)) // held until written; made already, so let through over budget
 			s.trailers, s.hasTrailers = append([]hpack.HeaderField(nil), hf...), true
