@@ -699,7 +699,16 @@ func (f *fastPath) run(ctx context.Context, m *fastMethod, req proto.Message, he
 	resp, err := m.call(ctx, req)
 	f.gate.budget.Release(held)
 	if err == nil {
-		call.Reply, err = proto.MarshalOptions{}.MarshalAppend(call.Reply[:0], resp.(proto.Message))
+		msg := resp.(proto.Message)
+		if size := proto.Size(msg); size > cap(call.Reply) {
+			// A buffer of the answer's own, with room for its prefix, so that the
+			// connection sends it as it is: a large value is copied once less.
+			buf := make([]byte, h2fast.PrefixLen, h2fast.PrefixLen+size)
+			buf, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, msg)
+			call.Reply, call.ReplyMsg = buf[h2fast.PrefixLen:], buf
+		} else {
+			call.Reply, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(call.Reply[:0], msg)
+		}
 		if err != nil {
 			err = status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
 		}

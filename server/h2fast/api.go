@@ -97,6 +97,9 @@ type Handler interface {
 }
 
 // Call is one unary call answered by the Handler.
+// PrefixLen is the size of a gRPC message's prefix: its compressed flag and length.
+const PrefixLen = prefixLen
+
 type Call struct {
 	Method int    // what Route returned
 	Path   string // ":path"
@@ -120,8 +123,13 @@ type Call struct {
 	StatusMessage string
 	Details       []byte
 	Reply         []byte
-	Headers       []hpack.HeaderField
-	Trailers      []hpack.HeaderField
+	// ReplyMsg, when a Handler sets it, is Reply with PrefixLen bytes of room before
+	// it in the same buffer (Reply is ReplyMsg[PrefixLen:]): the connection writes
+	// the message's prefix there instead of copying Reply behind one. A Handler that
+	// makes a buffer of its own for a large answer leaves the room.
+	ReplyMsg []byte
+	Headers  []hpack.HeaderField
+	Trailers []hpack.HeaderField
 
 	// Value is the Handler's own, for state that a pending call carries.
 	Value any

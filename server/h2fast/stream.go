@@ -425,7 +425,9 @@ func (c *Conn) answer(s *stream) {
 		// A message the Handler appended to the scratch buffer is in place already,
 		// after the room left for its prefix.
 		var msg []byte
-		if r := call.Reply; cap(r) > 0 && cap(c.scratch) > prefixLen && &r[:1][0] == &c.scratch[:prefixLen+1][prefixLen] {
+		if r, m := call.Reply, call.ReplyMsg; len(r) > 0 && len(m) == prefixLen+len(r) && &m[prefixLen] == &r[0] {
+			msg = m // room for the prefix left by the Handler
+		} else if cap(r) > 0 && cap(c.scratch) > prefixLen && &r[:1][0] == &c.scratch[:prefixLen+1][prefixLen] {
 			msg = c.scratch[:prefixLen+len(r)]
 		} else {
 			msg = append(c.scratch[:0], 0, 0, 0, 0, 0)
@@ -433,7 +435,7 @@ func (c *Conn) answer(s *stream) {
 		}
 		msg[0] = 0
 		binary.BigEndian.PutUint32(msg[1:], uint32(len(call.Reply)))
-		call.Reply = nil
+		call.Reply, call.ReplyMsg = nil, nil
 		s.data = msg
 		done := c.emitData(s)
 		kept := cap(msg) <= maxScratch
