@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"slices"
 )
 
@@ -155,7 +156,7 @@ func (s *Store) Hottest(n int) [][]byte {
 		for _, e := range cands {
 			freq[e] = lfu.sk.frequency(s.tagOf(e))
 		}
-		slices.SortStableFunc(cands, func(a, b uint64) int { return cmpU64(freq[b], freq[a]) })
+		slices.SortStableFunc(cands, func(a, b uint64) int { return cmp.Compare(freq[b], freq[a]) })
 	}
 	keys := make([][]byte, 0, want)
 	for _, e := range cands[:min(want, len(cands))] {

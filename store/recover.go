@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -98,7 +99,7 @@ func (s *Store) findEntries() []recovered {
 			found = append(found, recovered{e, h, w0Size(m.load(e)) * unit, so})
 		})
 	}
-	slices.SortFunc(found, func(a, b recovered) int { return cmpU64(a.e, b.e) })
+	slices.SortFunc(found, func(a, b recovered) int { return cmp.Compare(a.e, b.e) })
 	return found
 }
 
@@ -116,7 +117,7 @@ func (s *Store) dropOverlaps(found []recovered) ([]recovered, []arenaBlock) {
 	for _, en := range found {
 		used = append(used, arenaBlock{en.e, en.size})
 	}
-	slices.SortStableFunc(used, func(a, b arenaBlock) int { return cmpU64(a.off, b.off) })
+	slices.SortStableFunc(used, func(a, b arenaBlock) int { return cmp.Compare(a.off, b.off) })
 	keep := make(map[uint64]bool, len(found))
 	var end uint64
 	var blocks []arenaBlock
@@ -215,16 +216,6 @@ func (s *Store) rebuildPolicy(kept []recovered) int {
 	s.entries.Store(int64(len(kept)))
 	s.expiring.Store(expiring)
 	return len(kept)
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // recoverTables rebuilds the writer's view of the directory: the tables, their local

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"cmp"
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
@@ -435,8 +436,8 @@ func cmdHScan(c *client, args [][]byte) {
 			// once, whatever else changes.
 			hashOf := func(f store.HashField) uint64 { return maphash.Bytes(hscanSeed, f.Name) }
 			fs = slices.Clone(fs)
-			slices.SortFunc(fs, func(a, b store.HashField) int { return cmpUint(hashOf(a), hashOf(b)) })
-			start, _ := slices.BinarySearchFunc(fs, cursor, func(f store.HashField, t uint64) int { return cmpUint(hashOf(f), t) })
+			slices.SortFunc(fs, func(a, b store.HashField) int { return cmp.Compare(hashOf(a), hashOf(b)) })
+			start, _ := slices.BinarySearchFunc(fs, cursor, func(f store.HashField, t uint64) int { return cmp.Compare(hashOf(f), t) })
 			end := start + int(min(count, int64(len(fs))))
 			for end < len(fs) && end > start && hashOf(fs[end]) == hashOf(fs[end-1]) {
 				end++
@@ -463,16 +464,6 @@ func cmdHScan(c *client, args [][]byte) {
 			c.w.bulk(b)
 		}
 	})
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // replyAsCmd writes any L2 reply as the running command's reply.
