@@ -15,9 +15,16 @@ func TestStackHashSpreadsNewGoroutines(t *testing.T) {
 	same := 0
 	for range trials {
 		var h [2]uint32
-		var wg sync.WaitGroup
+		var wg, both sync.WaitGroup
+		both.Add(len(h))
 		for g := range h {
-			wg.Go(func() { h[g] = StackHash() & 3 })
+			wg.Go(func() {
+				// Both alive at once, as two readers are: a goroutine that ended
+				// first would leave its stack for the next to reuse.
+				both.Done()
+				both.Wait()
+				h[g] = StackHash() & 3
+			})
 		}
 		wg.Wait()
 		if h[0] == h[1] {
