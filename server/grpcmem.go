@@ -118,7 +118,7 @@ func (p *bufferPool) Get(n int) *[]byte {
 		t = p.track(b)
 	}
 	t.out.Store(true)
-	p.budget.charge(t.size)
+	p.budget.Charge(t.size)
 	*bp = (*bp)[:n]
 	return bp
 }
@@ -129,7 +129,7 @@ func (p *bufferPool) Get(n int) *[]byte {
 func (p *bufferPool) adopt(b []byte) *[]byte {
 	t := p.track(b)
 	t.out.Store(true)
-	p.budget.charge(t.size)
+	p.budget.Charge(t.size)
 	return &b
 }
 
@@ -314,8 +314,8 @@ func (g *readGate) readAs(ctx context.Context, m any, dec func(any) error, strea
 	return held, err
 }
 
-// decoded checks a request just decoded into m against the message size limit, and
-// charges it to stay held until its handler returns; it reports the bytes held, for
+// decoded checks a request just decoded into m (or read, m a []byte) against the
+// message size limit, and charges it to stay held until its handler returns; it reports the bytes held, for
 // the caller to release then. The gRPC fast path, which has a request's bytes before
 // it decodes them, calls it directly.
 func (g *readGate) decoded(m any) (held int64, err error) {
@@ -323,6 +323,8 @@ func (g *readGate) decoded(m any) (held int64, err error) {
 	switch m := m.(type) {
 	case *rawRequest:
 		size, held = int64(len(m.b)), m.held()
+	case []byte: // a request's bytes that the caller holds charged already
+		size = int64(len(m))
 	case proto.Message:
 		size = int64(proto.Size(m))
 		held = size
@@ -330,7 +332,7 @@ func (g *readGate) decoded(m any) (held int64, err error) {
 	if size > g.maxRecv {
 		return 0, toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise})
 	}
-	g.budget.charge(held)
+	g.budget.Charge(held)
 	return held, nil
 }
 
@@ -360,7 +362,7 @@ func (g *readGate) enter(ctx context.Context, stream bool) error {
 			return nil
 		}
 		if !stream && g.reading.CompareAndSwap(0, 1) {
-			b.charge(g.reserve)
+			b.Charge(g.reserve)
 			return nil
 		}
 		if timeout == nil {

@@ -214,7 +214,7 @@ func TestReadGate(t *testing.T) {
 
 	t.Run("a read goes ahead when no other is in progress", func(t *testing.T) {
 		g := newGate(reserve)
-		g.budget.charge(reserve) // full of what others hold, none of it a read
+		g.budget.Charge(reserve) // full of what others hold, none of it a read
 		held, err := g.read(context.Background(), &cacheev1.GetRequest{}, decode)
 		if err != nil {
 			t.Fatal(err)

@@ -80,9 +80,10 @@ func (b *Budget) tryAcquire(n int64) bool {
 	}
 }
 
-// charge counts n bytes that are already held, whether or not they fit: memory that
-// grpc-go has taken, or a message that has been read. Release returns them.
-func (b *Budget) charge(n int64) {
+// Charge counts n bytes that are already held, whether or not they fit: memory that
+// grpc-go has taken, a message that has been read, an answer that has been built.
+// Release returns them.
+func (b *Budget) Charge(n int64) {
 	if b != nil && n > 0 {
 		b.used.Add(n)
 	}

@@ -44,7 +44,12 @@ type Config struct {
 
 // Memory is a budget of bytes shared by connections.
 type Memory interface {
+	// TryAcquire reserves n bytes before they are allocated, or reports false.
 	TryAcquire(n int64) bool
+	// Charge counts n bytes that are allocated already, over the limit if need be:
+	// an answer that is built, or the output buffer it passes through. Refusing them
+	// would not free them; counting them makes the next TryAcquire see them.
+	Charge(n int64)
 	Release(n int64)
 }
 

@@ -114,6 +114,9 @@ func (b *Backend) Wrote(n int) {
 	b.outPos += n
 	if b.outPos == len(b.out) {
 		b.out, b.outPos = b.out[:0], 0
+		if cap(b.out) > outFree {
+			b.out = nil // grown for large requests: not kept, as the connection's own
+		}
 	} else if b.outPos > len(b.out)/2 {
 		b.out = b.out[:copy(b.out, b.out[b.outPos:])]
 		b.outPos = 0
@@ -579,7 +582,7 @@ func (b *Backend) onData(f *http2.DataFrame) {
 	if s.dataPos == len(s.data) {
 		s.data, s.dataPos = s.data[:0], 0
 	}
-	c.charge(s, len(data)) // the backend's answer is bounded by the windows: let it through
+	c.hold(s, len(data)) // the backend's answer is bounded by the windows: let it through
 	s.data = append(s.data, data...)
 	if f.StreamEnded() {
 		px.respDone = true

@@ -68,6 +68,7 @@ type Conn struct {
 	err      error
 
 	held     int64 // bytes charged to cfg.Memory by the streams
+	outHeld  int64 // bytes charged to cfg.Memory for out's capacity past outFree
 	backends []*Backend
 }
 
@@ -90,7 +91,37 @@ type outWriter struct{ c *Conn }
 
 func (w outWriter) Write(p []byte) (int, error) {
 	w.c.out = append(w.c.out, p...)
+	if cap(w.c.out) > outFree+int(w.c.outHeld) {
+		w.c.chargeOut()
+	}
 	return len(p), nil
+}
+
+// outFree is the capacity of the output buffer that is not charged to the memory
+// budget: what the owner's charge for the connection covers.
+const outFree = 32 << 10
+
+// chargeOut charges the memory budget for the output buffer's capacity past outFree,
+// which large answers make it grow to (up to about MaxPending and a frame), until it
+// is written out and dropped.
+func (c *Conn) chargeOut() {
+	n := int64(cap(c.out)-outFree) - c.outHeld
+	if n <= 0 {
+		return
+	}
+	c.outHeld += n
+	if c.cfg.Memory != nil {
+		c.cfg.Memory.Charge(n)
+	}
+}
+
+// dropOut lets the output buffer go, with its charge.
+func (c *Conn) dropOut() {
+	c.out, c.outPos = nil, 0
+	if c.outHeld > 0 && c.cfg.Memory != nil {
+		c.cfg.Memory.Release(c.outHeld)
+	}
+	c.outHeld = 0
 }
 
 // NewConn returns a connection whose first output is the server's SETTINGS. Its input
@@ -131,8 +162,8 @@ func (c *Conn) Wrote(n int) {
 	c.outPos += n
 	if c.outPos == len(c.out) {
 		c.out, c.outPos = c.out[:0], 0
-		if cap(c.out) > 4*c.cfg.MaxPending {
-			c.out = nil
+		if cap(c.out) > outFree {
+			c.dropOut() // grown for large answers: not kept, as an idle connection holds little
 		}
 	} else if c.outPos > len(c.out)/2 {
 		c.out = c.out[:copy(c.out, c.out[c.outPos:])]
@@ -480,7 +511,8 @@ func (c *Conn) Close() {
 	}
 	c.blocked = nil
 	c.backends = nil
-	c.out, c.in = nil, nil
+	c.dropOut()
+	c.in = nil
 }
 
 // charge takes n bytes of the memory budget for s.
@@ -496,6 +528,19 @@ func (c *Conn) charge(s *stream, n int) bool {
 	return true
 }
 
+// hold charges n bytes that are made already to s, over the budget if need be (see
+// Memory.Charge).
+func (c *Conn) hold(s *stream, n int) {
+	if n <= 0 {
+		return
+	}
+	if c.cfg.Memory != nil {
+		c.cfg.Memory.Charge(int64(n))
+	}
+	s.held += int64(n)
+	c.held += int64(n)
+}
+
 func (c *Conn) uncharge(s *stream, n int64) {
 	n = min(n, s.held)
 	if n <= 0 {
@@ -509,7 +554,7 @@ func (c *Conn) uncharge(s *stream, n int64) {
 }
 
 // Held is the bytes of the memory budget the connection holds now.
-func (c *Conn) Held() int64 { return c.held }
+func (c *Conn) Held() int64 { return c.held + c.outHeld }
 
 // sent notes that HEADERS or DATA went out, which excuses the client's next ping.
 func (c *Conn) sent() { c.sentSince = true }

@@ -355,7 +355,13 @@ func (b *budget) TryAcquire(n int64) bool {
 	return true
 }
 
-func (b *budget) Release(n int64) { b.used.Add(-n) }
+func (b *budget) Charge(n int64) { b.used.Add(n) }
+
+func (b *budget) Release(n int64) {
+	if b.used.Add(-n) < 0 {
+		panic("released more than was charged")
+	}
+}
 
 // bigAnswer makes the Handler answer every call with n bytes of message.
 func bigAnswer(n int) *checkHandler {

@@ -437,8 +437,13 @@ func (c *Conn) answer(s *stream) {
 		binary.BigEndian.PutUint32(msg[1:], uint32(len(call.Reply)))
 		call.Reply, call.ReplyMsg = nil, nil
 		s.data = msg
-		done := c.emitData(s)
 		kept := cap(msg) <= maxScratch
+		if !kept {
+			// A large answer is charged while the stream holds it; what emitData
+			// writes of it moves to the output buffer, and out of this charge.
+			c.hold(s, len(msg))
+		}
+		done := c.emitData(s)
 		if kept {
 			c.scratch = msg[:cap(msg)] // kept whole: its prefix room and capacity
 		}
@@ -446,11 +451,11 @@ func (c *Conn) answer(s *stream) {
 			if kept {
 				// The scratch buffer serves the next answer: what is held back moves out.
 				s.data = append([]byte(nil), s.data[s.dataPos:]...)
+				c.hold(s, len(s.data))
 			} else {
 				s.data = s.data[s.dataPos:] // the connection's no more: no copy
 			}
 			s.dataPos = 0
-			c.charge(s, len(s.data)) // held until written; made already, so let through over budget
 			s.trailers, s.hasTrailers = append([]hpack.HeaderField(nil), hf...), true
 			return
 		}
