@@ -23,6 +23,7 @@ const (
 // read from other connections.
 type client struct {
 	bulkRoom int // header length of the last value bulkValue wrote
+	lastBulk int // length of that value
 	srv      *Server
 	id       int64
 	addr     string

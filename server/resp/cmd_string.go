@@ -64,6 +64,9 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 	}
 	pos, oldCap := len(w.b), cap(w.b)
 	room := max(c.bulkRoom, 4) // "$0\r\n" at least
+	if n := c.lastBulk; n >= reserveFrom && pos >= keepBuf && cap(w.b)-pos < room+n+2 {
+		return c.bulkAside(key)
+	}
 	var hdr [1 + 20 + 2]byte
 	v, ok, err := c.db.Get(key, append(w.b, hdr[:room]...))
 	if err != nil || !ok {
@@ -76,7 +79,7 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 	n := len(v) - pos - room
 	h := strconv.AppendInt(append(hdr[:0], '$'), int64(n), 10)
 	h = append(h, '\r', '\n')
-	c.bulkRoom = len(h)
+	c.bulkRoom, c.lastBulk = len(h), n
 	if d := len(h) - room; d != 0 {
 		end := len(v)
 		if d > 0 {
@@ -92,6 +95,27 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 		w.b, w.over = w.b[:pos], true
 	case grown >= reserveFrom && w.reserve != nil && !w.reserve(grown):
 		w.b, w.over, w.refused = w.b[:pos], true, true
+	}
+	return true, nil
+}
+
+// bulkAside is bulkValue for a value that is likely large (the last one was) and
+// would not fit a reply buffer that holds many replies already: the store's append
+// would grow the buffer as append does, to twice its size, before the output limit
+// or the client memory budget is asked. A client that leaves large replies unread
+// has a buffer of several MiB, so each such value cost an allocation of twice that,
+// only for the reply to be dropped. Read aside first, the value is written through
+// fits, which asks both before the buffer grows; that copies it once more, which is
+// little beside the buffer's growth.
+func (c *client) bulkAside(key []byte) (bool, error) {
+	v, ok, err := c.value(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	c.lastBulk = len(v)
+	pos := len(c.w.b)
+	if writeBulk(&c.w, v); !c.w.over {
+		c.bulkRoom = len(c.w.b) - pos - len(v) - 2
 	}
 	return true, nil
 }

@@ -335,3 +335,47 @@ func TestBudgetCheckedBeforeAllocating(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelinedLargeValues: GETs of large values in a pipeline, whose replies pile up
+// in the reply buffer before the client reads them (the values are then read aside
+// before the buffer grows, see bulkAside), come back whole and in order, mixed with
+// small values and misses.
+func TestPipelinedLargeValues(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := startEnv(t, resp.Config{EventLoops: m.loops, MaxOutput: 32 << 20}, store.Config{MaxMemory: 16 << 20})
+			c := dial(t, "tcp", e.tcp)
+			vals := map[string]string{}
+			for i, n := range []int{100 << 10, 5 << 10, 300 << 10, 10} {
+				k := fmt.Sprintf("k%d", i)
+				b := make([]byte, n)
+				for j := range b {
+					b[j] = 'a' + byte((i+j)%26)
+				}
+				vals[k] = string(b)
+				if got := c.do("SET", k, vals[k]); got != "+OK\r\n" {
+					t.Fatal(got)
+				}
+			}
+			var keys []string
+			for range 10 { // 12 MiB of replies: more than the sockets hold
+				keys = append(keys, "k0", "k0", "k1", "k2", "missing", "k0", "k3", "k2", "k2", "k1", "k0", "k2")
+			}
+			var req []byte
+			for _, k := range keys {
+				req = append(req, encode("GET", k)...)
+			}
+			c.send(req)
+			time.Sleep(100 * time.Millisecond) // unread meanwhile, replies pile up in the server
+			for i, k := range keys {
+				want := "$-1\r\n"
+				if v, ok := vals[k]; ok {
+					want = fmt.Sprintf("$%d\r\n%s\r\n", len(v), v)
+				}
+				if got := c.read(); got != want {
+					t.Fatalf("reply %d (GET %s): %d bytes, want %d", i, k, len(got), len(want))
+				}
+			}
+		})
+	}
+}
