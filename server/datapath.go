@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/server/h2fast"
 )
 
 // The data-path RPCs are what applications call at high rates, so each is served by a
@@ -51,6 +53,7 @@ type dataPath struct {
 	pool    *bufferPool
 	lim     limits
 	auth    *auth
+	fm      *fastMetrics
 	panics  func(ctx context.Context, p any) error // logs a panic and says what to answer
 	inPlace bool                                   // the tier keeps no reference to a key or value once a call returns
 }
@@ -81,8 +84,13 @@ func (r *rawRequest) release() {
 	rawRequests.Put(r)
 }
 
-// handler is the grpc.MethodHandler of a data-path method, counted in fm as method i.
-func (d *dataPath) handler(fullMethod string, fm *fastMetrics, i int, serve dataMethod) grpc.MethodHandler {
+// handlers gives the grpc.MethodHandler of a data-path method (nil for any other
+// method, or when d is nil), for registrar.
+func (d *dataPath) handlers(fullMethod string) grpc.MethodHandler {
+	m, ok := d.method(fullMethod, false)
+	if !ok {
+		return nil
+	}
 	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (resp any, err error) {
 		raw := rawRequests.Get().(*rawRequest)
 		defer raw.release()
@@ -91,21 +99,49 @@ func (d *dataPath) handler(fullMethod string, fm *fastMetrics, i int, serve data
 			return nil, err
 		}
 		defer d.gate.budget.Release(held)
-		fm.started[i].Add(1)
-		fm.received[i].Add(1)
-		if d.auth.allowed(ctx, fullMethod) {
-			resp, err = d.serve(ctx, serve, raw.b)
-		} else {
-			err = toStatus(errUnauthenticated)
-		}
-		if c := int(status.Code(err)); c < numCodes {
-			fm.handled[i][c].Add(1)
-		}
-		if err == nil {
-			fm.sent[i].Add(1)
-		}
-		return resp, err
+		return d.call(ctx, m, raw.b)
 	}
+}
+
+// dataCall is a data-path method: its row, and what it is counted and authorized as.
+type dataCall struct {
+	full  string // "/cachee.v1.CacheService/Get"
+	i     int    // its index in fastMetrics
+	serve dataMethod
+}
+
+// method returns the data-path method of a full method name, if d serves it, as
+// grpc-go's handlers serve it or (fast) as the fast path does.
+func (d *dataPath) method(fullMethod string, fast bool) (dataCall, bool) {
+	svc, name, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	if d == nil || !isDataPath(svc, name) {
+		return dataCall{}, false
+	}
+	serve := dataMethods[name]
+	if fast && name == "Get" {
+		serve = (*dataPath).getFast
+	}
+	return dataCall{full: fullMethod, i: d.fm.methods[name], serve: serve}, true
+}
+
+// call serves one data-path call from its request's bytes, as the interceptor chain
+// would: the bearer token, the grpc_server_* counters, recovery from a panic.
+func (d *dataPath) call(ctx context.Context, m dataCall, req []byte) (resp any, err error) {
+	fm := d.fm
+	fm.started[m.i].Add(1)
+	fm.received[m.i].Add(1)
+	if d.auth.allowed(ctx, m.full) {
+		resp, err = d.serve(ctx, m.serve, req)
+	} else {
+		err = toStatus(errUnauthenticated)
+	}
+	if c := int(status.Code(err)); c < numCodes {
+		fm.handled[m.i][c].Add(1)
+	}
+	if err == nil {
+		fm.sent[m.i].Add(1)
+	}
+	return resp, err
 }
 
 // serve runs one call, turning a panic into INTERNAL as the recovery interceptor does.
@@ -122,16 +158,38 @@ func (d *dataPath) serve(ctx context.Context, serve dataMethod, req []byte) (res
 // once it has written them: found = true (field 1, 0x08 0x01) and the value (field 2,
 // bytes), or nothing for a miss.
 func (d *dataPath) get(ctx context.Context, req []byte) (any, error) {
+	return d.getAnswer(ctx, req, false)
+}
+
+// getFast serves Get on the gRPC fast path, as get does but for a value larger than
+// the pool's buffer: the store reads it into a buffer of its own after room for the
+// answer's prefix and field headers, and the answer is sent from there (a
+// fastAnswer), so that the value is copied once.
+func (d *dataPath) getFast(ctx context.Context, req []byte) (any, error) {
+	return d.getAnswer(ctx, req, true)
+}
+
+// fastAnswer is a whole gRPC message, its h2fast.PrefixLen bytes of prefix (to be
+// filled) and the encoded answer, as the fast path sends it.
+type fastAnswer []byte
+
+func (d *dataPath) getAnswer(ctx context.Context, req []byte, fast bool) (any, error) {
 	key, err := d.keyRequest(req, new(cacheev1.GetRequest))
 	if err != nil {
 		return nil, err
 	}
 	// The value is read to where it will be sent from, after room for the field
-	// headers.
-	const room = 3 + binaryMaxVarint32
+	// headers (and the message's prefix, on the fast path, which then has the store
+	// append it to that room, so that a buffer of the value's own has it too).
+	room := 3 + binaryMaxVarint32
 	bp := d.pool.Get(4 << 10)
+	dst := (*bp)[room:room]
+	if fast {
+		room += h2fast.PrefixLen
+		dst = (*bp)[:room]
+	}
 	t := d.svc.lat.start()
-	v, found, err := d.svc.tier.Get(ctx, key, (*bp)[room:room])
+	v, found, err := d.svc.tier.Get(ctx, key, dst)
 	d.svc.lat.done(t)
 	if err != nil || !found {
 		d.pool.Put(bp)
@@ -140,14 +198,23 @@ func (d *dataPath) get(ctx context.Context, req []byte) (any, error) {
 		}
 		return emptyAnswer, nil
 	}
-	n := len(v)
-	if n > 0 && &v[0] != &(*bp)[room] {
+	val := v[len(dst):]
+	n := len(val)
+	if n > 0 && &val[0] != &(*bp)[room] {
 		// Larger than the buffer: the store copied it to a slice of its own, which
-		// the answer is sent from, charged until grpc-go has written it, if the
-		// budget holds it.
+		// the answer is sent from, charged until it has been written, if the budget
+		// holds it.
 		d.pool.Put(bp)
 		if !d.svc.budget.TryAcquire(int64(n)) {
 			return nil, toStatus(errOverloaded)
+		}
+		if fast {
+			d.svc.budget.Release(int64(n)) // the fast path charges what it holds to send
+			var hdr [3 + binaryMaxVarint32]byte
+			h := appendFound(hdr[:0], n)
+			start := room - len(h) - h2fast.PrefixLen
+			copy(v[start+h2fast.PrefixLen:], h)
+			return fastAnswer(v[start:]), nil
 		}
 		vp := d.pool.adopt(v)
 		d.svc.budget.Release(int64(n))

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"strings"
 	"testing"
@@ -21,14 +22,22 @@ import (
 
 // TestDataPathHandlersMatchTheChain runs the same calls against a server whose
 // data-path methods have their own handlers (the default) and one where the
-// generated handlers and the interceptor chain serve them (debug logging), and
-// requires the same answers and the same errors, to the ErrorInfo and the message.
+// generated handlers and the interceptor chain serve them (debug logging), each on
+// grpc-go and on the fast path, and requires the same answers and the same errors,
+// to the ErrorInfo and the message.
 func TestDataPathHandlersMatchTheChain(t *testing.T) {
 	type call struct {
 		method string
 		req    proto.Message
 	}
 	big := make([]byte, 64<<10+1)
+	pattern := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		return b
+	}
 	calls := []call{
 		{"Get", &cacheev1.GetRequest{Key: []byte("k")}},
 		{"Set", &cacheev1.SetRequest{Key: []byte("k"), Value: []byte("v1")}},
@@ -44,8 +53,13 @@ func TestDataPathHandlersMatchTheChain(t *testing.T) {
 		{"Set", &cacheev1.SetRequest{Value: []byte("v")}},
 		{"Set", &cacheev1.SetRequest{Key: big, Value: []byte("v")}},
 		{"Set", &cacheev1.SetRequest{Key: []byte("big"), Value: make([]byte, 1<<20+1)}},
-		{"Set", &cacheev1.SetRequest{Key: []byte("large"), Value: make([]byte, 700<<10)}},
+		{"Set", &cacheev1.SetRequest{Key: []byte("large"), Value: pattern(700 << 10)}},
 		{"Get", &cacheev1.GetRequest{Key: []byte("large")}},
+		{"Set", &cacheev1.SetRequest{Key: []byte("mid"), Value: pattern(10 << 10)}}, // past the pool's first buffer
+		{"Get", &cacheev1.GetRequest{Key: []byte("mid")}},
+		{"Set", &cacheev1.SetRequest{Key: []byte("small"), Value: pattern(4<<10 - 20)}},
+		{"Get", &cacheev1.GetRequest{Key: []byte("small")}},
+		{"Get", &cacheev1.GetRequest{Key: []byte("mid")}},
 		{"Get", &cacheev1.GetRequest{}},
 		{"Get", &cacheev1.GetRequest{Key: big}},
 		{"Delete", &cacheev1.DeleteRequest{Key: []byte("k")}},
@@ -65,7 +79,8 @@ func TestDataPathHandlersMatchTheChain(t *testing.T) {
 		"RecordAccess": func() proto.Message { return new(cacheev1.RecordAccessResponse) },
 	}
 	defer onGRPCGo()()
-	run := func(level slog.Level) []string {
+	run := func(fast bool, level slog.Level) []string {
+		fastPath = fast
 		r := serveAt(t, server.Config{Budget: server.NewBudget(16 << 20)}, level)
 		cc := grpcConn(t, "unix://"+r.addrs.Socket)
 		var out []string
@@ -76,10 +91,17 @@ func TestDataPathHandlersMatchTheChain(t *testing.T) {
 		}
 		return out
 	}
-	own, chain := run(slog.LevelInfo), run(slog.LevelDebug)
-	for i := range calls {
-		if own[i] != chain[i] {
-			t.Errorf("call %d: own handler:\n\t%s\nchain:\n\t%s", i, own[i], chain[i])
+	chain := run(false, slog.LevelDebug)
+	for _, w := range []struct {
+		name  string
+		fast  bool
+		level slog.Level
+	}{{"own handlers", false, slog.LevelInfo}, {"fast path, own handlers", true, slog.LevelInfo}, {"fast path, chain", true, slog.LevelDebug}} {
+		got := run(w.fast, w.level)
+		for i := range calls {
+			if got[i] != chain[i] {
+				t.Errorf("call %d: %s:\n\t%s\ngrpc-go, chain:\n\t%s", i, w.name, got[i], chain[i])
+			}
 		}
 	}
 }
@@ -95,11 +117,12 @@ func onGRPCGo() (undo func()) {
 // describe renders a call's outcome: the answer, or the status and its ErrorInfo.
 func describe(method string, resp proto.Message, err error) string {
 	if err == nil {
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
 		s := fmt.Sprintf("%s ok %v", method, resp)
 		if len(s) > 300 {
 			s = s[:300]
 		}
-		return s
+		return fmt.Sprintf("%s (%d bytes, crc %08x)", s, len(b), crc32.ChecksumIEEE(b))
 	}
 	st := status.Convert(err)
 	var info *errdetails.ErrorInfo

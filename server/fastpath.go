@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -33,9 +35,10 @@ import (
 // methods, and requests the fast path does not take as they are) to the grpc-go
 // server over an in-process connection (a socketpair) of its own.
 //
-// A fast call runs the same generated handler as on grpc-go, through the same chain
-// of interceptors (auth, metrics, logging, recovery, validation), with a context that
-// carries what grpc-go's would: the incoming metadata, the deadline of grpc-timeout,
+// A fast call runs what grpc-go would run for it: a data-path method's handler
+// (datapath.go), which decodes the request where it lies and encodes the answer
+// itself, or the generated handler through the chain of interceptors (auth, metrics,
+// logging, recovery, validation). Its context carries what grpc-go's would: the incoming metadata, the deadline of grpc-timeout,
 // the peer, and a ServerTransportStream for grpc.SetHeader and SetTrailer. Its answer
 // is encoded as grpc-go encodes one, so a client cannot tell the two apart. A call
 // that may wait for L2 (with an L2 tier, Get, BatchGet, Set, BatchSet and Delete) runs
@@ -44,6 +47,7 @@ import (
 // fastPath serves the connections routed to it.
 type fastPath struct {
 	s       *Server
+	data    *dataPath
 	cfg     h2fast.Config
 	methods []fastMethod
 	routes  map[string]int
@@ -65,6 +69,7 @@ type fastMethod struct {
 	full     string               // "/cachee.v1.CacheService/Get"
 	newReq   func() proto.Message // a new request message
 	call     grpc.UnaryHandler    // the interceptors and the service method, chained
+	data     dataCall             // the data-path handler, when data.serve is set
 	mayBlock bool                 // runs on a goroutine of its own: it may wait for L2
 }
 
@@ -77,11 +82,12 @@ type fastLoop struct {
 const fastReadBuf = 64 << 10
 
 // newFastPath sets the fast path up for s's service. unary is the interceptor chain,
-// whose metrics interceptor fm stands in for. Requests of more than maxRead bytes go
-// to grpc-go.
-func newFastPath(s *Server, unary unaryChain, fm *fastMetrics, gate *readGate, maxRead int) *fastPath {
+// whose metrics interceptor fm stands in for; data serves the data-path methods, if
+// not nil. Requests of more than maxRead bytes go to grpc-go.
+func newFastPath(s *Server, unary unaryChain, data *dataPath, fm *fastMetrics, gate *readGate, maxRead int) *fastPath {
 	f := &fastPath{
 		s:      s,
+		data:   data,
 		gate:   gate,
 		routes: map[string]int{},
 		conns:  map[*fastConn]struct{}{},
@@ -112,11 +118,13 @@ func newFastPath(s *Server, unary unaryChain, fm *fastMetrics, gate *readGate, m
 		info := &grpc.UnaryServerInfo{Server: s.svc, FullMethod: full}
 		req, final := generated(md, s.svc)
 		ics := slices.Concat(unary.beforeMetrics, []grpc.UnaryServerInterceptor{fm.interceptor(fm.methods[md.MethodName])}, unary.afterMetrics)
+		dc, _ := data.method(full, true)
 		f.routes[full] = i
 		f.methods = append(f.methods, fastMethod{
 			full:     full,
 			newReq:   func() proto.Message { return req.ProtoReflect().Type().New().Interface() },
 			call:     chainAt(ics, 0, info, final),
+			data:     dc,
 			mayBlock: s.cfg.Tier != nil && usesTier(md.MethodName),
 		})
 	}
@@ -639,16 +647,26 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	}
 	m := &fc.f.methods[call.Method]
 	fc.f.served.Inc()
-	req := m.newReq()
-	if err := proto.Unmarshal(call.Message, req); err != nil {
-		// As grpc-go fails, before any interceptor.
-		setStatus(call, status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err))
-		return true
+	req := any(call.Message) // the data path decodes it where it lies
+	if m.data.serve == nil {
+		msg := m.newReq()
+		if err := proto.Unmarshal(call.Message, msg); err != nil {
+			// As grpc-go fails, before any interceptor.
+			setStatus(call, status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err))
+			return true
+		}
+		req = msg
 	}
 	held, err := fc.f.gate.decoded(req) // as a read through the gate ends
 	if err != nil {
 		setStatus(call, err)
 		return true
+	}
+	if b, ok := req.([]byte); ok && m.mayBlock {
+		// The call goes on after Serve returns, when the bytes are the connection's
+		// again: it takes a copy, charged as they were.
+		req, held = bytes.Clone(b), int64(len(b))
+		fc.f.gate.budget.Charge(held)
 	}
 	ctx := metadata.NewIncomingContext(fc.base, md)
 	var cancel context.CancelFunc
@@ -693,25 +711,20 @@ func (fc *fastConn) Overloaded(call *h2fast.Call) {
 	setStatus(call, toStatus(errOverloaded))
 }
 
-// run runs one call: the interceptors and the service method, with the decoded
-// request held charged to the Budget until they return, as grpc-go's reads are.
-func (f *fastPath) run(ctx context.Context, m *fastMethod, req proto.Message, held int64, call *h2fast.Call, ts *fastTransportStream) {
-	resp, err := m.call(ctx, req)
+// run runs one call: the data path's handler, or the interceptors and the service
+// method, with the request held charged to the Budget until they return, as grpc-go's
+// reads are.
+func (f *fastPath) run(ctx context.Context, m *fastMethod, req any, held int64, call *h2fast.Call, ts *fastTransportStream) {
+	var resp any
+	var err error
+	if m.data.serve != nil {
+		resp, err = f.data.call(ctx, m.data, req.([]byte))
+	} else {
+		resp, err = m.call(ctx, req)
+	}
 	f.gate.budget.Release(held)
 	if err == nil {
-		msg := resp.(proto.Message)
-		if size := proto.Size(msg); size > cap(call.Reply) {
-			// A buffer of the answer's own, with room for its prefix, so that the
-			// connection sends it as it is: a large value is copied once less.
-			buf := make([]byte, h2fast.PrefixLen, h2fast.PrefixLen+size)
-			buf, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, msg)
-			call.Reply, call.ReplyMsg = buf[h2fast.PrefixLen:], buf
-		} else {
-			call.Reply, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(call.Reply[:0], msg)
-		}
-		if err != nil {
-			err = status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
-		}
+		err = encodeReply(call, resp)
 	}
 	if err != nil {
 		st, ok := status.FromError(err)
@@ -722,6 +735,51 @@ func (f *fastPath) run(ctx context.Context, m *fastMethod, req proto.Message, he
 	}
 	call.Headers = appendMetadata(call.Headers[:0], ts.header)
 	call.Trailers = appendMetadata(call.Trailers[:0], ts.trailer)
+}
+
+// encodeReply puts a handler's answer into call.Reply: a message is marshaled, and an
+// answer the data path encoded already (datapath.go) is copied and its buffers freed.
+func encodeReply(call *h2fast.Call, resp any) error {
+	switch r := resp.(type) {
+	case fastAnswer:
+		call.Reply, call.ReplyMsg = r[h2fast.PrefixLen:], r
+	case mem.Buffer:
+		b := r.ReadOnlyData()
+		reply(call, len(b), func(dst []byte) ([]byte, error) { return append(dst, b...), nil })
+		r.Free()
+	case mem.BufferSlice:
+		reply(call, r.Len(), func(dst []byte) ([]byte, error) {
+			for _, b := range r {
+				dst = append(dst, b.ReadOnlyData()...)
+			}
+			return dst, nil
+		})
+		r.Free()
+	case proto.Message:
+		err := reply(call, proto.Size(r), func(dst []byte) ([]byte, error) {
+			return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(dst, r)
+		})
+		if err != nil {
+			return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
+		}
+	default:
+		return status.Errorf(codes.Internal, "grpc: cannot encode an answer of type %T", resp)
+	}
+	return nil
+}
+
+// reply appends an answer of size bytes to the connection's scratch buffer, or, when
+// it is larger, to a buffer of its own with room for its prefix, which the connection
+// then sends as it is.
+func reply(call *h2fast.Call, size int, appendTo func([]byte) ([]byte, error)) error {
+	if size <= cap(call.Reply) {
+		b, err := appendTo(call.Reply[:0])
+		call.Reply = b
+		return err
+	}
+	buf, err := appendTo(make([]byte, h2fast.PrefixLen, h2fast.PrefixLen+size))
+	call.Reply, call.ReplyMsg = buf[h2fast.PrefixLen:], buf
+	return err
 }
 
 // setStatus puts a status error into a call's answer, with its details as grpc-go

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -61,14 +60,15 @@ func (s *Server) buildGRPC(lat *Latency) {
 	ics, unary := s.interceptors(gate, metrics, au)
 	s.grpc = grpc.NewServer(append(s.transportOptions(pool, lim), ics...)...)
 	s.svc = s.newService(lat, lim)
-	reg := registrar{Server: s.grpc, gate: gate, fast: s.dataPathHandlers(gate, pool, au, fm)}
+	data := s.newDataPath(gate, pool, au, fm)
+	reg := registrar{Server: s.grpc, gate: gate, fast: data.handlers}
 	cacheev1.RegisterCacheServiceServer(reg, s.svc)
 	healthpb.RegisterHealthServer(reg, s.health)
 	reflection.Register(reg)
 	metrics.InitializeMetrics(s.grpc)
 	if s.cfg.FastPath {
 		// Requests over readCap go to grpc-go, which refuses them as it refuses any.
-		s.fast = newFastPath(s, unary, fm, gate, readCap(lim.maxRecv))
+		s.fast = newFastPath(s, unary, data, fm, gate, readCap(lim.maxRecv))
 	}
 }
 
@@ -180,22 +180,17 @@ func (s *Server) panicked(ctx context.Context, p any) error {
 	return toStatus(errPanic)
 }
 
-// dataPathHandlers returns what gives the data-path methods their own handlers on
-// grpc-go (datapath.go), or nil handlers when debug logging is on: then every call is
-// logged, and only the chain of interceptors does that.
-func (s *Server) dataPathHandlers(gate *readGate, pool *bufferPool, au *auth, fm *fastMetrics) func(string) grpc.MethodHandler {
+// newDataPath returns what serves the data-path methods on grpc-go and on the fast
+// path (datapath.go), or nil when debug logging is on: then every call is logged, and
+// only the chain of interceptors does that.
+func (s *Server) newDataPath(gate *readGate, pool *bufferPool, au *auth, fm *fastMetrics) *dataPath {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
 	scfg := s.st.Config()
 	_, inPlace := s.svc.tier.(storeTier)
-	d := &dataPath{svc: s.svc, gate: gate, pool: pool, auth: au, panics: s.panicked, inPlace: inPlace,
+	return &dataPath{svc: s.svc, gate: gate, pool: pool, auth: au, fm: fm, panics: s.panicked, inPlace: inPlace,
 		lim: limits{maxKey: scfg.MaxKeySize, maxValue: scfg.MaxValueSize}}
-	debugLog := s.log.Enabled(context.Background(), slog.LevelDebug)
-	return func(fullMethod string) grpc.MethodHandler {
-		svc, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-		if debugLog || !isDataPath(svc, method) {
-			return nil
-		}
-		return d.handler(fullMethod, fm, fm.methods[method], dataMethods[method])
-	}
 }
 
 // newService is the cachee.v1.CacheService the server registers.
