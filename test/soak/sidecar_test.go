@@ -105,6 +105,8 @@ func newSidecar(t testing.TB, bin string, args ...string) *sidecar {
 func (s *sidecar) start() error {
 	args := append([]string{"--socket=" + s.sock, "--shm=" + s.shm, "--port=0", "--http-port=0", "--metrics-port=0",
 		"--log-format=json", "--grace-period=1s"}, s.args...)
+	// Flags for every sidecar of a run, e.g. to hold another gRPC path to the same bounds.
+	args = append(args, strings.Fields(os.Getenv("CACHEE_TEST_SIDECAR_ARGS"))...)
 	cmd := exec.Command(s.bin, args...)
 	var env []string
 	for _, kv := range os.Environ() {
