@@ -117,6 +117,10 @@ func (c *client) bulkAside(key []byte) (bool, error) {
 	if writeBulk(&c.w, v); !c.w.over {
 		c.bulkRoom = len(c.w.b) - pos - len(v) - 2
 	}
+	// Kept for the next value while replies pile up (value keeps only small ones): a
+	// pipeline of large GETs would otherwise allocate a value's size per GET. It is
+	// charged with the client's buffers, and dropped once the replies are written.
+	c.scratch = v[:0]
 	return true, nil
 }
 

@@ -70,6 +70,9 @@ func (c *client) account() bool {
 	if c.ri == c.wi && len(c.in) > keepBuf {
 		c.in, c.ri, c.wi = nil, 0, 0 // the next read starts with a small buffer again
 	}
+	if len(c.w.b) == 0 && cap(c.scratch) > keepBuf {
+		c.scratch = nil // kept by bulkAside while replies were piling up
+	}
 	if c.p.argc == 0 {
 		if cap(c.p.args) > keepArgs {
 			c.p.args = nil
