@@ -20,11 +20,17 @@ import "math"
 var windowFractions = [...]float64{0.01, 0.1, 0.3, 0.8}
 
 const (
-	shadowEntries = 1024 // most entries a shadow holds
+	shadowEntries = 4096 // most entries a shadow holds
 	// A shadow's score decays by this at each judgement (every tunerEpoch sampled accesses
-	// per shadow entry), so that it weighs the recent workload more.
-	tunerDecay = 0.8
-	tunerEpoch = 2
+	// per shadow entry), so that it weighs the recent workload more. A shadow that samples
+	// keys judges a cache of more than shadowEntries entries, whose epoch holds thousands
+	// of accesses on which the shares differ: it can afford the shorter memory, and needs
+	// it to follow a workload's phases as they come.
+	tunerDecay        = 0.8
+	tunerSampledDecay = 0.5
+	// tunerSigmas is how many standard deviations of chance a lead must exceed.
+	tunerSigmas = 2
+	tunerEpoch  = 2
 	// tunerMargin is how much better, besides chance, another share's score must be to
 	// switch to it.
 	tunerMargin = 0.01
@@ -149,9 +155,9 @@ func (s *shadow) push(x uint16, q uint8) {
 	l.n++
 }
 
-// access replays one access: a hit moves the entry as the real policy would, a miss
-// inserts it into the window and evicts.
-func (s *shadow) access(tag uint32) {
+// access replays one access and tells whether it hit: a hit moves the entry as the real
+// policy would, a miss inserts it into the window and evicts.
+func (s *shadow) access(tag uint32) bool {
 	i, x := s.find(tag)
 	if x != 0 {
 		s.hits++
@@ -159,7 +165,7 @@ func (s *shadow) access(tag uint32) {
 		s.unlink(x)
 		if q == qWindow {
 			s.push(x, qWindow)
-			return
+			return true
 		}
 		s.push(x, qProtected)
 		for s.lists[qProtected].n > s.protCap {
@@ -167,7 +173,7 @@ func (s *shadow) access(tag uint32) {
 			s.unlink(y)
 			s.push(y, qProbation)
 		}
-		return
+		return true
 	}
 	x = s.free
 	s.free = s.ents[x].next
@@ -176,6 +182,7 @@ func (s *shadow) access(tag uint32) {
 	s.push(x, qWindow)
 	s.used++
 	s.evict()
+	return false
 }
 
 func (s *shadow) drop(x uint16) {
@@ -242,6 +249,12 @@ type windowTuner struct {
 	accesses uint64 // of sampled keys
 	next     uint64 // accesses at the next judgement
 	cur      int    // index of the share the policy follows
+	// only[i][j] counts the sampled accesses on which shadow i hit and shadow j missed,
+	// since the last judgement; apart holds them decayed like the scores. Two shares'
+	// scores differ only by these accesses, so they, not all hits, measure the chance in
+	// the difference.
+	only  [len(windowFractions)][len(windowFractions)]uint32
+	apart [len(windowFractions)][len(windowFractions)]float64
 }
 
 func (t *windowTuner) init(sk *sketch) {
@@ -253,6 +266,7 @@ func (t *windowTuner) init(sk *sketch) {
 		}
 	}
 	t.rateLog, t.accesses, t.next, t.cur = 0, 0, 0, 0
+	t.only, t.apart = [len(windowFractions)][len(windowFractions)]uint32{}, [len(windowFractions)][len(windowFractions)]float64{}
 }
 
 func (t *windowTuner) fraction() float64 { return windowFractions[t.cur] }
@@ -273,8 +287,16 @@ func (t *windowTuner) record(tag uint64) {
 //go:noinline
 func (t *windowTuner) replay(tag uint64) {
 	t.accesses++
-	for _, s := range t.shadows {
-		s.access(uint32(tag))
+	var hit [len(windowFractions)]bool
+	for i, s := range t.shadows {
+		hit[i] = s.access(uint32(tag))
+	}
+	for i := range hit {
+		for j := range hit {
+			if hit[i] && !hit[j] {
+				t.only[i][j]++
+			}
+		}
 	}
 }
 
@@ -287,20 +309,39 @@ func (t *windowTuner) judge(entries, used, maximum uint64) {
 	}
 	t.scale(int(min(entries*maximum/used, 1<<40)))
 	full := used*100 >= maximum*tunerFullPercent
+	decay := tunerDecay
+	if t.rateLog > 0 {
+		decay = tunerSampledDecay
+	}
 	best := t.cur
 	for i, s := range t.shadows {
 		if full {
-			s.score = tunerDecay*s.score + float64(s.hits)
+			s.score = decay*s.score + float64(s.hits)
 		}
 		s.hits = 0
 		if s.score > t.shadows[best].score {
 			best = i
 		}
+		for j := range t.only[i] {
+			if full {
+				t.apart[i][j] = decay*t.apart[i][j] + float64(t.only[i][j])
+			}
+			t.only[i][j] = 0
+		}
 	}
-	// Two shadows' hit counts over the same accesses differ by chance by about the square
-	// root of their sum: a switch needs more than that, or a few lucky hits in a small
-	// cache would move its window.
-	if b, c := t.shadows[best].score, t.shadows[t.cur].score; full && b > c*(1+tunerMargin)+math.Sqrt(b+c) {
+	// Two shadows' scores over the same accesses differ by chance by about the square root
+	// of the accesses on which one hit and the other missed (as in McNemar's test), at most
+	// that of the two scores' sum: a switch needs more than tunerSigmas of that, or a few
+	// lucky hits would move the window. A sampling shadow judges on the accesses where the
+	// shares differ, so that a steady lead of a few percent in a large cache, where they
+	// mostly hit alike, shows; an exact one (a small cache, few hits, where a share's
+	// switch costs most) on the bound.
+	b, c := t.shadows[best].score, t.shadows[t.cur].score
+	w, l := b, c
+	if t.rateLog > 0 {
+		w, l = t.apart[best][t.cur], t.apart[t.cur][best]
+	}
+	if full && w-l > c*tunerMargin+tunerSigmas*math.Sqrt(w+l) {
 		t.cur = best
 	}
 	t.next = t.accesses + uint64(tunerEpoch*t.shadows[0].cap)

@@ -69,3 +69,34 @@ func TestShadowConsistent(t *testing.T) {
 		}
 	}
 }
+
+// TestTunerCountsDisagreements: two shares' hits over the same accesses differ exactly by
+// the accesses on which one hit and the other missed, the counts the switch test rests on.
+func TestTunerCountsDisagreements(t *testing.T) {
+	sk := &sketch{}
+	sk.init(make([]uint64, sketchWords(4096)), 0, 4096)
+	var tu windowTuner
+	tu.init(sk)
+	tu.scale(500)
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 20_000 {
+		tag := uint64(r.Uint32N(2000))
+		if r.IntN(2) == 0 {
+			tag = uint64(r.Uint32N(100))
+		}
+		sk.increment(tag)
+		tu.record(tag)
+	}
+	for i, a := range tu.shadows {
+		for j, b := range tu.shadows {
+			w, l := int64(tu.only[i][j]), int64(tu.only[j][i])
+			if int64(a.hits)-int64(b.hits) != w-l || uint64(w) > a.hits {
+				t.Fatalf("shares %.2f and %.2f: hits %d and %d, %d hit only in the first, %d only in the second",
+					a.fraction, b.fraction, a.hits, b.hits, w, l)
+			}
+		}
+	}
+	if tu.only[0][3]+tu.only[3][0] == 0 {
+		t.Fatal("a 1% and an 80% window never disagreed")
+	}
+}
