@@ -60,13 +60,17 @@ func (b *readBuffer) pick() *stripe {
 }
 
 // StackHash mixes the address of a local variable of the calling goroutine: it differs
-// between goroutines and costs nothing to read, so readers that pick a stripe by it
-// mostly land on different ones. Goroutine stacks start at 2 KiB and may sit next to
-// each other (a shift by 13 gave two new goroutines the same value every time); the
-// multiply spreads the 2 KiB units over the high bits, which callers mask.
+// between goroutines and costs nothing to read, so readers that pick a stripe by its low
+// bits mostly land on different ones. Goroutine stacks start at 2 KiB and sit at
+// regular distances, so the address is mixed fully (SplitMix64's finalizer): a shift
+// and one multiply left the low bits equal for some distances every time (two new
+// goroutines shared a stripe 200 times in 200).
 func StackHash() uint32 {
 	var x byte
-	return uint32((uint64(uintptr(unsafe.Pointer(&x))) >> 11) * 0x9e3779b97f4a7c15 >> 32)
+	h := uint64(uintptr(unsafe.Pointer(&x))) >> 11
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	return uint32(h ^ h>>31)
 }
 
 // contended spreads readers over twice as many rings.

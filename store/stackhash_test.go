@@ -5,26 +5,33 @@ import (
 	"testing"
 )
 
-// TestStackHashSpreadsNewGoroutines: two goroutines started together, whose 2 KiB
-// stacks may sit side by side, pick different stripes of four far more often than
-// not (by chance, three times in four). A hash that ignored the low 8 KiB of the
-// address gave them the same stripe every time, so that two readers of the same
-// client shared one counter's cache line.
-func TestStackHashSpreadsNewGoroutines(t *testing.T) {
-	const trials = 200
-	same := 0
-	for range trials {
-		var h [2]uint32
-		var wg sync.WaitGroup
-		for g := range h {
-			wg.Go(func() { h[g] = StackHash() & 3 })
-		}
-		wg.Wait()
-		if h[0] == h[1] {
-			same++
-		}
+// TestStackHashSpreadsGoroutines: 64 goroutines alive at once pick stripes of 16 about
+// as a fair draw would, by the pairs that share one (a fair draw gives 126 of the 2,016
+// pairs, give or take about 11). New goroutines' 2 KiB stacks sit side by side, and a
+// hash that dropped the low 8 KiB of the address put each four neighbours on one
+// stripe, so that readers shared one counter's cache line.
+func TestStackHashSpreadsGoroutines(t *testing.T) {
+	const n = 64
+	var h [n]uint32
+	var wg, all sync.WaitGroup
+	all.Add(n)
+	for g := range h {
+		wg.Go(func() {
+			all.Done()
+			all.Wait() // all alive at once: one that ended would leave its stack to the next
+			h[g] = StackHash() & 15
+		})
 	}
-	if same > trials/2 {
-		t.Fatalf("two new goroutines picked the same of 4 stripes %d times in %d", same, trials)
+	wg.Wait()
+	var per [16]int
+	for _, v := range h {
+		per[v]++
+	}
+	pairs := 0
+	for _, k := range per {
+		pairs += k * (k - 1) / 2
+	}
+	if pairs > 190 {
+		t.Fatalf("%d of %d pairs of goroutines share a stripe of 16 (a fair draw: about 126): %v", pairs, n*(n-1)/2, per)
 	}
 }
