@@ -12,18 +12,25 @@ import "math"
 // of c·r entries.
 //
 // They share the real sketch for admission (a sampled key's frequency is its real one)
-// and hold only tags, in writer-private memory of fixed size: about 16 KiB a shadow,
-// whatever the cache's size.
+// and hold only tags, in writer-private memory of bounded size: about 16 KiB a shadow up
+// to 65,536 entries of cache, growing to 64 KiB for caches of 262,144 entries or more.
 
 // windowFractions are the window shares the shadows run: Caffeine's default, and steps
 // towards an LRU with a small frequency-filtered tail.
 var windowFractions = [...]float64{0.01, 0.1, 0.3, 0.8}
 
 const (
-	shadowEntries = 4096 // most entries a shadow holds
+	// A shadow holds at most shadowMinEntries entries, or 1/2^shadowRateLog of the cache's
+	// when that is more, up to shadowEntries. Replaying every access exactly costs several
+	// times a store's own work, so small caches are sampled as soon as they outgrow the
+	// smallest shadow; only caches so large that they sample at most one key in
+	// 2^shadowRateLog anyway get larger shadows, whose judgements rest on more keys.
+	shadowMinEntries = 1024
+	shadowEntries    = 4096
+	shadowRateLog    = 6
 	// A shadow's score decays by this at each judgement (every tunerEpoch sampled accesses
 	// per shadow entry), so that it weighs the recent workload more. A shadow that samples
-	// keys judges a cache of more than shadowEntries entries, whose epoch holds thousands
+	// keys judges a cache of more than shadowMinEntries entries, whose epoch holds thousands
 	// of accesses on which the shares differ: it can afford the shorter memory, and needs
 	// it to follow a workload's phases as they come.
 	tunerDecay        = 0.8
@@ -68,11 +75,43 @@ type shadow struct {
 
 func newShadow(fraction float64, sk *sketch) *shadow {
 	s := &shadow{fraction: fraction, sk: sk}
-	// One spare: an access inserts before it evicts.
-	s.ents = make([]shadowEntry, shadowEntries+2)
-	s.table = make([]uint16, 2*shadowEntries)
+	s.alloc(shadowMinEntries)
 	s.reset()
 	return s
+}
+
+// alloc makes room for c entries, c a power of two: one spare, as an access inserts
+// before it evicts, and a table twice that size.
+func (s *shadow) alloc(c int) {
+	s.ents = make([]shadowEntry, c+2)
+	s.table = make([]uint16, 2*c)
+}
+
+// room is how many entries the shadow has room for.
+func (s *shadow) room() int { return len(s.ents) - 2 }
+
+// grow makes room for c entries, keeping those held.
+func (s *shadow) grow(c int) {
+	n := s.room()
+	if c <= n {
+		return
+	}
+	for n < c {
+		n *= 2
+	}
+	old := s.ents
+	s.alloc(n)
+	copy(s.ents, old)
+	for i := len(s.ents) - 1; i >= len(old); i-- {
+		s.ents[i].next = s.free
+		s.free = uint16(i)
+	}
+	for q := qWindow; q <= qProtected; q++ {
+		for x := s.lists[q].head; x != 0; x = s.ents[x].next {
+			i, _ := s.find(s.ents[x].tag)
+			s.table[i] = x
+		}
+	}
 }
 
 func (s *shadow) reset() {
@@ -84,11 +123,12 @@ func (s *shadow) reset() {
 		s.ents[i].next = s.free
 		s.free = uint16(i)
 	}
-	s.setCap(shadowEntries)
+	s.setCap(s.room())
 }
 
 func (s *shadow) setCap(c int) {
 	c = max(1, min(c, shadowEntries))
+	s.grow(c)
 	s.cap = c
 	s.winCap = max(1, int(s.fraction*float64(c)+0.5))
 	s.protCap = int(protectedShare * float64(c-min(s.winCap, c)))
@@ -349,8 +389,9 @@ func (t *windowTuner) judge(entries, used, maximum uint64) {
 
 // scale sets the sampling rate and the shadows' capacity for a cache of n entries.
 func (t *windowTuner) scale(n int) {
+	limit := min(shadowEntries, max(shadowMinEntries, n>>shadowRateLog))
 	r := uint(0)
-	for n>>r > shadowEntries && r < maxRateLog {
+	for n>>r > limit && r < maxRateLog {
 		r++
 	}
 	if r > t.rateLog {

@@ -34,7 +34,7 @@ func checkShadow(t *testing.T, s *shadow) {
 			inTable++
 		}
 	}
-	if n != s.used || inTable != n || s.used > s.cap || s.lists[qWindow].n > s.winCap {
+	if n != s.used || inTable != n || s.used > s.cap || s.cap > s.room() || s.lists[qWindow].n > s.winCap {
 		t.Fatalf("used %d, listed %d, in table %d, cap %d; window %d of %d", s.used, n, inTable, s.cap, s.lists[qWindow].n, s.winCap)
 	}
 }
@@ -46,8 +46,9 @@ func TestShadowConsistent(t *testing.T) {
 	var tu windowTuner
 	tu.init(sk)
 	r := rand.New(rand.NewPCG(5, 6))
-	for round := range 20 {
-		n := []int{50, 900, 3000, 20_000}[round%4]
+	sizes := []int{50, 900, 3000, 20_000, 100_000, 300_000} // the last two grow the shadows
+	for round := range 24 {
+		n := sizes[round%len(sizes)]
 		tu.scale(n)
 		for range 5000 {
 			tag := uint64(r.Uint32N(uint32(3 * n)))
@@ -67,6 +68,9 @@ func TestShadowConsistent(t *testing.T) {
 				}
 			}
 		}
+	}
+	if s := tu.shadows[0]; s.room() != shadowEntries {
+		t.Fatalf("a cache of 300,000 entries: shadows with room for %d entries, want %d", s.room(), shadowEntries)
 	}
 }
 
