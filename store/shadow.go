@@ -337,13 +337,19 @@ func (t *windowTuner) record(tag uint64) {
 //go:noinline
 func (t *windowTuner) replay(tag uint64) {
 	t.accesses++
-	var hit [len(windowFractions)]bool
+	var hits uint // bit i: shadow i hit
 	for i, s := range t.shadows {
-		hit[i] = s.access(uint32(tag))
+		if s.access(uint32(tag)) {
+			hits |= 1 << i
+		}
 	}
-	for i := range hit {
-		for j := range hit {
-			if hit[i] && !hit[j] {
+	// Most accesses hit in every shadow or in none: nothing to count.
+	if hits == 0 || hits == 1<<len(t.shadows)-1 {
+		return
+	}
+	for i := range t.shadows {
+		for j := range t.shadows {
+			if hits>>i&1 == 1 && hits>>j&1 == 0 {
 				t.only[i][j]++
 			}
 		}
