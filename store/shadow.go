@@ -17,7 +17,7 @@ import "math"
 
 // windowFractions are the window shares the shadows run: Caffeine's default, and steps
 // towards an LRU with a frequency-filtered tail. The largest is two thirds rather than
-// Caffeine's 80%: on workloads whose phases favour recency and frequency by turns (ARC's
+// 80%: on workloads whose phases favour recency and frequency by turns (ARC's
 // p3 at 100,000 to 200,000 entries) the tuner moves between the two largest shares, and a
 // smaller step between them loses less in each move than the larger top share gains
 // (p3 at 200,000 entries, 9 seeds: 58.1 with 80%, 59.3 with 67%; LRU 59.35). Below two
