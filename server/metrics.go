@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -90,6 +91,7 @@ type storeCollector struct {
 
 func newStoreCollector(st *store.Store) *storeCollector {
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+	shares := store.WindowShares()
 	return &storeCollector{
 		st:          st,
 		hits:        d("cachee_hits_total", "Reads that found their key, including hits reported by shared-memory readers."),
@@ -102,7 +104,7 @@ func newStoreCollector(st *store.Store) *storeCollector {
 		sets:        d("cachee_sets_total", "Writes that stored a value."),
 		deletes:     d("cachee_deletes_total", "Entries removed by delete."),
 		entries:     d("cachee_entries", "Entries in the cache, counting expired ones not yet reclaimed."),
-		windowShare: d("cachee_lfu_window_share", "Share of the cache that cachee-lfu gives its recency window (0.01 favours frequency, 0.8 recency), as it adapted to the workload; only under --eviction cachee-lfu."),
+		windowShare: d("cachee_lfu_window_share", fmt.Sprintf("Share of the cache that cachee-lfu gives its recency window (%g favours frequency, %g recency), as it adapted to the workload; only under --eviction cachee-lfu.", shares[0], shares[len(shares)-1])),
 	}
 }
 

@@ -425,8 +425,9 @@ func (p *tinyLFU) hottest(fn func(e uint64) bool) {
 }
 
 // WindowShare is the share of the space that cachee-lfu gives its recency window now
-// (0.01 when frequency pays, up to 0.8 when recency does), and false under another
-// policy. It moves towards the share the policy's shadows found best.
+// (from the smallest of WindowShares when frequency pays to the largest when recency
+// does), and false under another policy. It moves towards the share the policy's
+// shadows found best.
 func (s *Store) WindowShare() (float64, bool) {
 	p, ok := s.pol.(*tinyLFU)
 	if !ok {

@@ -34,7 +34,7 @@ func checkShadow(t *testing.T, s *shadow) {
 			inTable++
 		}
 	}
-	if n != s.used || inTable != n || s.used > s.cap || s.lists[qWindow].n > s.winCap {
+	if n != s.used || inTable != n || s.used > s.cap || s.cap > s.room() || s.lists[qWindow].n > s.winCap {
 		t.Fatalf("used %d, listed %d, in table %d, cap %d; window %d of %d", s.used, n, inTable, s.cap, s.lists[qWindow].n, s.winCap)
 	}
 }
@@ -46,8 +46,9 @@ func TestShadowConsistent(t *testing.T) {
 	var tu windowTuner
 	tu.init(sk)
 	r := rand.New(rand.NewPCG(5, 6))
-	for round := range 20 {
-		n := []int{50, 900, 3000, 20_000}[round%4]
+	sizes := []int{50, 900, 3000, 20_000, 100_000, 300_000} // the last two grow the shadows
+	for round := range 24 {
+		n := sizes[round%len(sizes)]
 		tu.scale(n)
 		for range 5000 {
 			tag := uint64(r.Uint32N(uint32(3 * n)))
@@ -67,5 +68,39 @@ func TestShadowConsistent(t *testing.T) {
 				}
 			}
 		}
+	}
+	if s := tu.shadows[0]; s.room() != shadowEntries {
+		t.Fatalf("a cache of 300,000 entries: shadows with room for %d entries, want %d", s.room(), shadowEntries)
+	}
+}
+
+// TestTunerCountsDisagreements: two shares' hits over the same accesses differ exactly by
+// the accesses on which one hit and the other missed, the counts the switch test rests on.
+func TestTunerCountsDisagreements(t *testing.T) {
+	sk := &sketch{}
+	sk.init(make([]uint64, sketchWords(4096)), 0, 4096)
+	var tu windowTuner
+	tu.init(sk)
+	tu.scale(500)
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 20_000 {
+		tag := uint64(r.Uint32N(2000))
+		if r.IntN(2) == 0 {
+			tag = uint64(r.Uint32N(100))
+		}
+		sk.increment(tag)
+		tu.record(tag)
+	}
+	for i, a := range tu.shadows {
+		for j, b := range tu.shadows {
+			w, l := int64(tu.only[i][j]), int64(tu.only[j][i])
+			if int64(a.hits)-int64(b.hits) != w-l || uint64(w) > a.hits {
+				t.Fatalf("shares %.2f and %.2f: hits %d and %d, %d hit only in the first, %d only in the second",
+					a.fraction, b.fraction, a.hits, b.hits, w, l)
+			}
+		}
+	}
+	if tu.only[0][3]+tu.only[3][0] == 0 {
+		t.Fatal("a 1% and an 80% window never disagreed")
 	}
 }
