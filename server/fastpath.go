@@ -670,9 +670,12 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	}
 	ctx := metadata.NewIncomingContext(fc.base, md)
 	var cancel context.CancelFunc
-	if call.HasTimeout {
+	switch {
+	case call.HasTimeout && !m.mayBlock:
+		ctx = &noWaitDeadline{Context: ctx, at: time.Now().Add(call.Timeout)}
+	case call.HasTimeout:
 		ctx, cancel = context.WithTimeout(ctx, call.Timeout)
-	} else if m.mayBlock {
+	case m.mayBlock:
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	ts := &fastTransportStream{method: m.full}
@@ -696,6 +699,27 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 		})
 	}()
 	return false
+}
+
+// noWaitDeadline is the context of a call with a deadline that is answered on the
+// loop without waiting for anything: it reports the deadline (Deadline, Err), as
+// context.WithTimeout's would, without the timer and the cancellation machinery that
+// only a call that waits needs (its Done is its parent's, which never closes).
+type noWaitDeadline struct {
+	context.Context
+	at time.Time
+}
+
+func (c *noWaitDeadline) Deadline() (time.Time, bool) { return c.at, true }
+
+func (c *noWaitDeadline) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.at) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // Cancel implements h2fast.Handler: the client reset a call that runs on its own.
