@@ -22,8 +22,7 @@ const (
 // touches it, except the fields under mu and the atomics, which CLIENT LIST and INFO
 // read from other connections.
 type client struct {
-	bulkRoom int // header length of the last value bulkValue wrote
-	lastBulk int // length of that value
+	lastBulk int // length of the last value bulkValue read
 	srv      *Server
 	id       int64
 	addr     string

@@ -63,7 +63,7 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 		return true, nil // the client will be disconnected: reading the value is waste
 	}
 	pos, oldCap := len(w.b), cap(w.b)
-	room := max(c.bulkRoom, 4) // "$0\r\n" at least
+	room := bulkHeaderLen(c.lastBulk)
 	if n := c.lastBulk; n >= reserveFrom && pos >= keepBuf && cap(w.b)-pos < room+n+2 {
 		return c.bulkAside(key)
 	}
@@ -79,7 +79,7 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 	n := len(v) - pos - room
 	h := strconv.AppendInt(append(hdr[:0], '$'), int64(n), 10)
 	h = append(h, '\r', '\n')
-	c.bulkRoom, c.lastBulk = len(h), n
+	c.lastBulk = n
 	if d := len(h) - room; d != 0 {
 		end := len(v)
 		if d > 0 {
@@ -99,6 +99,15 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 	return true, nil
 }
 
+// bulkHeaderLen is the length of the header of a bulk string of n bytes, "$<n>\r\n".
+func bulkHeaderLen(n int) int {
+	digits := 1
+	for ; n >= 10; n /= 10 {
+		digits++
+	}
+	return 1 + digits + 2
+}
+
 // bulkAside is bulkValue for a value that is likely large (the last one was) and
 // would not fit a reply buffer that holds many replies already: the store's append
 // would grow the buffer as append does, to twice its size, before the output limit
@@ -113,10 +122,7 @@ func (c *client) bulkAside(key []byte) (bool, error) {
 		return false, err
 	}
 	c.lastBulk = len(v)
-	pos := len(c.w.b)
-	if writeBulk(&c.w, v); !c.w.over {
-		c.bulkRoom = len(c.w.b) - pos - len(v) - 2
-	}
+	writeBulk(&c.w, v)
 	// Kept for the next value while replies pile up (value keeps only small ones): a
 	// pipeline of large GETs would otherwise allocate a value's size per GET. It is
 	// charged with the client's buffers, and dropped once the replies are written.
