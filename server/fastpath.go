@@ -75,8 +75,9 @@ type fastMethod struct {
 
 // fastLoop is an event loop and what its connections share.
 type fastLoop struct {
-	loop *evloop.Loop
-	buf  []byte // read buffer, the loop's goroutine only
+	loop   *evloop.Loop
+	buf    []byte      // read buffer, the loop's goroutine only
+	paused []*fastConn // connections not reading for memory pressure (see holdReads)
 }
 
 const fastReadBuf = 64 << 10
@@ -324,6 +325,11 @@ type fastConn struct {
 	lingering bool      // done: the write side is shut, input is read and dropped until the client closes
 	attached  bool      // a backend was attached (the connection's charge covers the first)
 	closed    bool
+
+	// Reading held back under memory pressure (see holdReads).
+	paused    bool
+	heldSince time.Time // when this connection first held back in the pressure episode heldIn
+	heldIn    int64     // the episode, as counted by Budget.Pressured
 }
 
 // fastBackend is a connection of fastConn to the grpc-go server.
@@ -366,7 +372,12 @@ func (fc *fastConn) Event(fd int, events uint32) {
 		fc.discard()
 		return
 	}
-	if events&(evloop.In|evloop.RdHup) != 0 && fc.c.WantsRead() {
+	if events&(evloop.In|evloop.RdHup) != 0 && fc.c.WantsRead() && !fc.paused {
+		if fc.holdReads() {
+			fc.pause()
+			fc.sync()
+			return
+		}
 		n, err := evloop.Read(fd, fc.fl.buf)
 		switch {
 		case n > 0:
@@ -447,7 +458,7 @@ func (fc *fastConn) sync() {
 	// Not reading, it watches neither for input nor for the client's end of it, which
 	// epoll would report over and over; errors and hangups it reports regardless.
 	var want uint32
-	if fc.c.WantsRead() {
+	if fc.c.WantsRead() && !fc.paused {
 		want |= evloop.In | evloop.RdHup
 	}
 	if len(fc.c.Output()) > 0 {
@@ -473,6 +484,62 @@ func (fc *fastConn) sync() {
 			fb.events = want
 			fc.fl.loop.Watch(fb.fd, want)
 		}
+	}
+}
+
+// holdReads reports whether the connection should leave its input unread for now:
+// while the process's memory is under pressure (see GuardMemory), for at most
+// maxReadWait in one episode of it. grpc-go's reads wait at the read gate then, which
+// holds its clients back; the fast path would otherwise go on taking calls that are
+// refused only once their answers are built (a Get copies its value out of the store
+// before the Budget can refuse it), and that garbage, hundreds of MiB a second under
+// TestMemoryBound's load, is what keeps the heap above the limit. Past maxReadWait the
+// connection reads again, and the Budget refuses what does not fit, as the gate does.
+func (fc *fastConn) holdReads() bool {
+	b := fc.f.gate.budget
+	if b == nil || !b.pressure.Load() {
+		return false
+	}
+	if ep := b.Pressured(); fc.heldIn != ep {
+		fc.heldIn, fc.heldSince = ep, time.Now()
+	}
+	return time.Since(fc.heldSince) < maxReadWait
+}
+
+// pause stops reading the connection until its loop's next look at the memory
+// (resume) finds that it may read again.
+func (fc *fastConn) pause() {
+	fc.paused = true
+	fl := fc.fl
+	fl.paused = append(fl.paused, fc)
+	if len(fl.paused) == 1 {
+		fl.lookAgain()
+	}
+}
+
+// lookAgain has resume run on the loop after the memory guard's next reading.
+func (fl *fastLoop) lookAgain() {
+	time.AfterFunc(guardEvery, func() { fl.loop.Post(fl.resume) })
+}
+
+// resume lets the paused connections that may read again do so; the others wait for
+// the next look.
+func (fl *fastLoop) resume() {
+	waiting := fl.paused[:0]
+	for _, fc := range fl.paused {
+		switch {
+		case fc.closed:
+		case fc.holdReads():
+			waiting = append(waiting, fc)
+		default:
+			fc.paused = false
+			fc.sync()
+		}
+	}
+	clear(fl.paused[len(waiting):])
+	fl.paused = waiting
+	if len(waiting) > 0 {
+		fl.lookAgain()
 	}
 }
 

@@ -3,8 +3,16 @@ package server
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	"github.com/cachee/cachee/store"
 )
 
 // A fast call's deadline without a timer reports what context.WithTimeout's would:
@@ -31,5 +39,67 @@ func TestNoWaitDeadline(t *testing.T) {
 	past := &noWaitDeadline{Context: context.Background(), at: time.Now().Add(-time.Millisecond)}
 	if err := past.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Err() past the deadline = %v", err)
+	}
+}
+
+// Under memory pressure the fast path leaves its clients' requests unread, as
+// grpc-go's read gate holds them, and reads them once the pressure ends: a call made
+// meanwhile is answered then, not refused.
+func TestFastPathHoldsReadsUnderPressure(t *testing.T) {
+	st, err := store.Open(store.Config{MaxMemory: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "c.sock")
+	b := NewBudget(64 << 20)
+	s, err := New(Config{Socket: sock, Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
+		GracePeriod: 100 * time.Millisecond, FastPath: true, Budget: b}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := cacheev1.NewCacheServiceClient(cc)
+	cx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	if _, err := c.Set(cx, &cacheev1.SetRequest{Key: []byte("k"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	served := s.fast.served
+	before := testutil.ToFloat64(served)
+
+	b.pressured.Add(1)
+	b.pressure.Store(true)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := c.Get(cx, &cacheev1.GetRequest{Key: []byte("k")})
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("a call made under memory pressure was answered at once (%v); want it held until the pressure ends", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := testutil.ToFloat64(served); n != before {
+		t.Fatalf("the fast path served %v calls under pressure", n-before)
+	}
+	b.relieve()
+	if err := <-answered; err != nil {
+		t.Fatalf("the call held under pressure failed once it ended: %v", err)
 	}
 }

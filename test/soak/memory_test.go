@@ -273,13 +273,16 @@ func short(err error) string {
 	return s
 }
 
+// reasonOf is a status's ErrorInfo reason or, without one (a connection that broke),
+// the start of its message, so that the summary says what went wrong.
 func reasonOf(st *status.Status) string {
 	for _, d := range st.Details() {
 		if r, ok := d.(interface{ GetReason() string }); ok {
 			return r.GetReason()
 		}
 	}
-	return ""
+	m := st.Message()
+	return m[:min(len(m), 60)]
 }
 
 // limitsLine is the "memory limits" log line of the first incarnation.
