@@ -35,6 +35,8 @@ type Conn struct {
 	rd      frameReader
 	fr      *http2.Framer
 	enc     *hpack.Encoder
+	dec     *hpack.Decoder
+	hb      headerBlock // the request header block being read (headers.go)
 	hbuf    bytes.Buffer
 	hf      []hpack.HeaderField // scratch for building header lists
 	scratch []byte              // scratch for answer messages: a prefix's room, then the message
@@ -140,8 +142,8 @@ func NewConn(cfg Config, h Handler) *Conn {
 	c.fr = http2.NewFramer(outWriter{c}, &c.rd)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(maxFrameRead)
-	c.fr.MaxHeaderListSize = cfg.MaxHeaderListSize
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.dec = hpack.NewDecoder(4096, c.onField)
+	c.dec.SetMaxStringLength(int(cfg.MaxHeaderListSize))
 	c.enc = hpack.NewEncoder(&c.hbuf)
 	c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingMaxFrameSize, Val: maxFrameRead},
@@ -379,8 +381,10 @@ func (c *Conn) frame(f http2.Frame) {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		c.onSettings(f)
-	case *http2.MetaHeadersFrame:
-		c.onHeaders(f)
+	case *http2.HeadersFrame:
+		c.beginBlock(f)
+	case *http2.ContinuationFrame:
+		c.blockFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 	case *http2.DataFrame:
 		c.onData(f)
 	case *http2.WindowUpdateFrame:

@@ -2,6 +2,7 @@ package h2fast
 
 import (
 	"encoding/binary"
+	"slices"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -31,11 +32,12 @@ type stream struct {
 	received    int64 // DATA bytes, against content-length
 	sendWindow  int64 // what the client lets us send on this stream
 
-	fields  []hpack.HeaderField // the request's header list
-	body    []byte              // fast: the request so far, with gRPC prefixes
-	aliased bool                // body is the Framer's buffer of the current frame, not a copy
-	callv   Call                // call points here: one allocation for both
-	held    int64               // bytes charged to the memory budget
+	fields  []hpack.HeaderField             // the request's header list
+	fieldv  [streamFields]hpack.HeaderField // fields points here, unless there are more
+	body    []byte                          // fast: the request so far, with gRPC prefixes
+	aliased bool                            // body is the Framer's buffer of the current frame, not a copy
+	callv   Call                            // call points here: one allocation for both
+	held    int64                           // bytes charged to the memory budget
 	call    *Call
 	serving bool      // call is with the Handler
 	expires time.Time // a fast request's deadline while it is incomplete; zero otherwise
@@ -54,8 +56,8 @@ type stream struct {
 	px *proxy // proxied: the backend side
 }
 
-func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) {
-	id := f.StreamID
+func (c *Conn) onHeaders(f *headerBlock) {
+	id := f.id
 	if id%2 == 0 {
 		c.fail(http2.ErrCodeProtocol, "stream id of a client must be odd")
 		return
@@ -75,19 +77,19 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		return
 	}
 	c.lastID = id
-	if f.HasPriority() && f.Priority.StreamDep == id {
+	if f.hasPriority && f.dep == id {
 		c.resetStream(id, http2.ErrCodeProtocol) // a stream cannot depend on itself (RFC 9113 §5.3.1)
 		return
 	}
 	if c.goAway == 2 && id > c.goAwayID {
 		return // after GOAWAY: ignored, the client retries it elsewhere
 	}
-	if f.Truncated {
+	if f.truncated {
 		// Larger than MaxHeaderListSize, which SETTINGS told the client.
 		c.resetStream(id, http2.ErrCodeProtocol)
 		return
 	}
-	req, bad := readRequest(f.Fields)
+	req, bad := readRequest(f.fields)
 	if bad != "" {
 		c.resetStream(id, http2.ErrCodeProtocol)
 		return
@@ -101,37 +103,37 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		req:        req,
 		recvWindow: initialWindow,
 		sendWindow: c.peerInitial,
-		fields:     f.Fields,
 	}
+	s.fields = append(s.fieldv[:0:len(s.fieldv)], f.fields...)
 	c.streams[id] = s
 	c.active++
 	if _, ok := c.h.Route(req.path); !ok || !s.req.fast() {
 		c.proxy(s)
 	} else {
 		s.kind = fastStream
-		if req.hasTimeout && !f.StreamEnded() {
+		if req.hasTimeout && !f.endStream {
 			s.expires = c.cfg.Now().Add(req.timeout)
 			c.timed++
 		}
 	}
-	if f.StreamEnded() {
+	if f.endStream {
 		c.endOfRequest(s)
 	}
 }
 
 // onTrailers takes a second header block on an open stream: the request's trailers,
 // which must end it and carry no pseudo-header fields.
-func (c *Conn) onTrailers(s *stream, f *http2.MetaHeadersFrame) {
+func (c *Conn) onTrailers(s *stream, f *headerBlock) {
 	if s.remoteDone {
 		c.resetStream(s.id, http2.ErrCodeStreamClosed)
 		return
 	}
-	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+	if !f.endStream || len(f.pseudo()) > 0 {
 		c.resetStream(s.id, http2.ErrCodeProtocol)
 		return
 	}
 	if s.kind == proxiedStream {
-		s.px.trailers = f.Fields
+		s.px.trailers = slices.Clone(f.fields)
 	}
 	c.endOfRequest(s)
 }
