@@ -234,6 +234,10 @@ func TestMemoryBound(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sampling cachee at the end: %v (did it die?)", err)
 	}
+	sc.mu.Lock()
+	addr := sc.metrics
+	sc.mu.Unlock()
+	pressured, _ := metricValue(addr, "cachee_memory_pressure_total")
 	close(stop)
 	for _, c := range idle {
 		c.Close()
@@ -244,7 +248,7 @@ func TestMemoryBound(t *testing.T) {
 	fmt.Fprintf(&sum, "\nmemory under load: --max-memory=%s for %v, %d samples every 10ms\n", mib(m), dur, samples)
 	fmt.Fprintf(&sum, "peak resident %s = anon %s + file %s + segment %s (RssShmem %s mapped of it); VmHWM %s; promise %s\n",
 		mib(peak.resident()), mib(peak.anon), mib(peak.file), mib(max(peak.segmentBytes, peak.shmem)), mib(peak.shmem), mib(final.hwm), mib(bound))
-	fmt.Fprintf(&sum, "limits in force: %s\n", limitsLine(sc.allLogs.String()))
+	fmt.Fprintf(&sum, "limits in force: %s; memory pressure began %.0f times\n", limitsLine(sc.allLogs.String()), pressured)
 	sum.WriteString("operations:")
 	for _, k := range sortedKeys(ops) {
 		fmt.Fprintf(&sum, " %s %d;", k, ops[k])
