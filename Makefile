@@ -100,7 +100,7 @@ test: deps tools checkgenerate lint bench-smoke ## Set up a fresh machine, then 
 	go vet ./...
 	CACHEE_HEALTH_PROBE=$(BIN)/grpc-health-probe CACHEE_GRPCURL=$(BIN)/grpcurl CACHEE_H2SPEC=$(BIN)/h2spec CACHEE_REQUIRE_TOOLS=1 \
 		CACHEE_REDIS_PY=$(TMP)/redispy/bin/python go test -race -timeout 15m $$(go list ./... | grep -v /test/soak)
-	CACHEE_TEST_SIDECAR_ARGS=--grpc-fast-path=true go test -race -count=1 ./sdk/go
+	CACHEE_TEST_SIDECAR_ARGS=--grpc-fast-path=false go test -race -count=1 ./sdk/go
 	$(MAKE) --no-print-directory soak SOAK_TIME=45s
 	$(MAKE) --no-print-directory test-sdks
 	$(MAKE) --no-print-directory test-deploy

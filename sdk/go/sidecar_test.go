@@ -119,8 +119,8 @@ func (s *sidecar) start() error {
 		"--socket=" + s.sock, "--shm=" + s.shm, "--port=0", "--http-port=0", "--metrics-port=0",
 		"--max-memory=" + sidecarMemory, "--log-format=json", "--grace-period=5s",
 	}, s.args...)
-	// make test runs this package a second time with --grpc-fast-path=true, so that
-	// the SDK is held to the same answers from the gRPC fast path.
+	// make test runs this package a second time with --grpc-fast-path=false, so that
+	// the SDK is held to the same answers from grpc-go alone as from the fast path.
 	args = append(args, strings.Fields(os.Getenv("CACHEE_TEST_SIDECAR_ARGS"))...)
 	s.logs = &lockedBuffer{}
 	s.exited = make(chan struct{})

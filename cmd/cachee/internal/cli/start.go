@@ -111,7 +111,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.prewarmTimeout, "prewarm-timeout", server.DefaultPrewarmTimeout, "how long a prewarm may take")
 	fs.StringVar(&o.shm, "shm", DefaultShm, "directory of the shared-memory segment; the default falls back to private memory when absent, \"\" forces private memory")
 	fs.DurationVar(&o.gracePeriod, "grace-period", server.DefaultGracePeriod, "on SIGTERM, how long in-flight calls may take to finish")
-	fs.BoolVar(&o.grpcFastPath, "grpc-fast-path", false, "answer CacheService's unary gRPC calls on event loops, relaying other gRPC calls to grpc-go (experimental: under hostile load its memory can pass the --max-memory promise; false: grpc-go serves all of gRPC)")
+	fs.BoolVar(&o.grpcFastPath, "grpc-fast-path", true, "answer CacheService's unary gRPC calls on event loops, relaying other gRPC calls to grpc-go (false: grpc-go serves all of gRPC)")
 	fs.Var(o.logLevel, "log-level", "debug, info, warn or error (debug logs every gRPC call)")
 	fs.Var(o.logFormat, "log-format", "text or json")
 	o.limits.register(fs)
