@@ -65,12 +65,16 @@ func (s *Store) background() {
 		if s.clock == nil {
 			s.publishClock(now.UnixMilli())
 		}
-		if now.Sub(lastMaintain) >= maintainTick {
+		if now.Sub(lastMaintain) >= maintainTick && s.cfg.Repeatable == nil {
 			lastMaintain = now
 			s.maintain()
 		}
 	}
 }
+
+// Maintain runs the background loop's periodic work now: a store opened with
+// Config.Repeatable runs it only when called.
+func (s *Store) Maintain() { s.maintain() }
 
 // maintain is the background loop's periodic work under the write lock: adapt the
 // policy, grow the sketch to the entries, reclaim expired entries.

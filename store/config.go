@@ -50,6 +50,23 @@ type Config struct {
 
 	// Logger receives recovery and maintenance events. Default slog.Default().
 	Logger *slog.Logger
+
+	// Repeatable, when set, makes a new store's eviction decisions depend on its
+	// operations alone, for the hit-rate simulator and tests. Servers leave it nil: a
+	// known hash seed lets clients choose keys that collide.
+	Repeatable *Repeatable
+}
+
+// Repeatable fixes what otherwise differs between two stores given the same operations:
+// the hash seed, and when the policy's periodic maintenance runs. With it the background
+// loop no longer drains buffered reads, adapts the window or reclaims expired entries on
+// its timer; the caller runs that work with Store.Maintain where the timer would have
+// (writes still drain and adapt first, as always).
+type Repeatable struct {
+	// Seed replaces the random key hash seed of a new segment; the sketch's counters,
+	// the window tuner's sample of keys and the policy's random admissions follow from
+	// it.
+	Seed uint64
 }
 
 // DefaultConfig returns the configuration that the zero value stands for.

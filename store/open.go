@@ -101,6 +101,9 @@ func (s *Store) layout() error {
 	m.store32(hdrState, stateInit)
 	m.store(hdrMagic, 0)
 	s.seed = random64()
+	if r := s.cfg.Repeatable; r != nil {
+		s.seed = r.Seed
+	}
 	s.initView()
 	// A directory left by an earlier layout of this file must not point anywhere.
 	clear(m.bytes(s.v.dirOff, s.v.lo-s.v.dirOff))

@@ -86,3 +86,41 @@ func TestLFUWindowAdapts(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatableReplays: two stores opened with the same Repeatable seed and maintained
+// at the same accesses make the same decisions, hit for hit, however long the replay
+// takes (the race detector makes it take seconds, many of the background loop's ticks).
+func TestRepeatableReplays(t *testing.T) {
+	keys := append(zipfTrace(60_000), recencyTrace(20_000)...)
+	run := func() ([]bool, float64, [][]byte) {
+		s := open(t, store.Config{MaxMemory: 64 << 20, MaxEntries: 500, Repeatable: &store.Repeatable{Seed: 7}})
+		var k [8]byte
+		hits := make([]bool, len(keys))
+		for i, key := range keys {
+			if i%5000 == 4999 {
+				s.Maintain()
+			}
+			binary.BigEndian.PutUint64(k[:], key)
+			if _, ok, _ := s.Get(k[:], nil); ok {
+				hits[i] = true
+			} else if _, err := s.Set(k[:], k[:], store.SetOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		share, _ := s.WindowShare()
+		return hits, share, s.Hottest(100)
+	}
+	hits1, share1, hot1 := run()
+	hits2, share2, hot2 := run()
+	for i := range hits1 {
+		if hits1[i] != hits2[i] {
+			t.Fatalf("replays differ first at access %d of %d", i, len(keys))
+		}
+	}
+	if share1 != share2 {
+		t.Errorf("window shares %v and %v", share1, share2)
+	}
+	if !slices.EqualFunc(hot1, hot2, func(a, b []byte) bool { return string(a) == string(b) }) {
+		t.Errorf("hottest keys differ")
+	}
+}

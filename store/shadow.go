@@ -49,7 +49,11 @@ const (
 	tunerSigmas = 2
 	tunerEpoch  = 2
 	// tunerMargin is how much better, besides chance, another share's score must be to
-	// switch to it.
+	// switch to it, for shadows that replay every access. Sampling shadows need no more
+	// than the chance test on the accesses where the shares differ: 1% of the hits is
+	// most of a point at a high hit rate, more than most shares differ by (lirs/sprite
+	// at 2,000 entries: 92.7% with it, 93.1% without, LRU 93.5%; arc/p3 at 200,000:
+	// 58.8% and 59.4%, LRU 59.35%; repeatable replays, seeds 1-5 and 1-3).
 	tunerMargin = 0.01
 	// A judgement counts only when the cache is this full: before that every share hits
 	// alike.
@@ -393,11 +397,11 @@ func (t *windowTuner) judge(entries, used, maximum uint64) {
 	// mostly hit alike, shows; an exact one (a small cache, few hits, where a share's
 	// switch costs most) on the bound.
 	b, c := t.shadows[best].score, t.shadows[t.cur].score
-	w, l := b, c
+	w, l, margin := b, c, c*tunerMargin
 	if t.rateLog > 0 {
-		w, l = t.apart[best][t.cur], t.apart[t.cur][best]
+		w, l, margin = t.apart[best][t.cur], t.apart[t.cur][best], 0
 	}
-	if full && w-l > c*tunerMargin+tunerSigmas*math.Sqrt(w+l) {
+	if full && w-l > margin+tunerSigmas*math.Sqrt(w+l) {
 		t.cur = best
 	}
 	t.next = t.accesses + uint64(tunerEpoch*t.shadows[0].cap)

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cachee/cachee/bench/internal/hitsim"
 )
 
 func main() {
@@ -54,6 +56,8 @@ type options struct {
 	zipfAccesses int
 	zipfSizes    []int
 	seed         uint64
+	storeSeed    uint64
+	maintain     int
 	recency      []string
 	verbose      bool
 }
@@ -85,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fl.IntVar(&o.zipfAccesses, "zipf-accesses", 1_000_000, "accesses of each Zipf trace")
 	zipfSizes := fl.String("zipf-sizes", "500,1000,2500,5000,10000", "cache sizes for the Zipf traces")
 	fl.Uint64Var(&o.seed, "seed", 1, "seed of the Zipf traces")
+	fl.Uint64Var(&o.storeSeed, "store-seed", 0, "make the store's replays repeatable: run i hashes with seed `N`+i and runs the background loop's maintenance every -maintain-every accesses instead of on its timer (0: as a server does, random seeds and the timer)")
+	fl.IntVar(&o.maintain, "maintain-every", hitsim.DefaultMaintainEvery, "with -store-seed: accesses between two maintenance runs, standing for the background loop's 100 ms (0: never)")
 	recency := fl.String("recency", "", "trace names to count as recency-biased at every size (each case where lru >= otter counts anyway)")
 	fl.BoolVar(&o.verbose, "v", false, "log each replay to stderr")
 	if err := fl.Parse(args); err != nil {
@@ -128,6 +134,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.runs < 1 {
 		return nil, fmt.Errorf("-runs %d: want at least 1", o.runs)
+	}
+	if o.maintain < 0 {
+		return nil, fmt.Errorf("-maintain-every %d: want 0 or more", o.maintain)
 	}
 	if o.zipfKeys < 1 || o.zipfAccesses < 1 {
 		return nil, errors.New("-zipf-keys and -zipf-accesses must be positive")
@@ -345,7 +354,13 @@ func replayAll(o *options, traces []*Trace, stderr io.Writer) []Result {
 	for range min(o.parallel, len(jobs)) {
 		wg.Go(func() {
 			for j := range ch {
-				r := replay(j.policy, j.trace.Keys, j.trace.Unique, j.size)
+				var r Result
+				if o.storeSeed != 0 {
+					r = hitsim.ReplayRepeatable(j.policy, j.trace.Keys, j.trace.Unique, j.size,
+						hitsim.Repeat{Seed: o.storeSeed + uint64(j.run), MaintainEvery: o.maintain})
+				} else {
+					r = replay(j.policy, j.trace.Keys, j.trace.Unique, j.size)
+				}
 				r.Trace = j.trace.Name
 				runs[j.idx][j.run] = r
 				if o.verbose || r.Err != "" || len(r.Anomalies) > 0 {

@@ -130,6 +130,30 @@ func TestTraceFlag(t *testing.T) {
 	}
 }
 
+// TestStoreSeed: with -store-seed the store's replays give the same hits every time,
+// with the seed of each run its own, while the maintenance runs every few accesses.
+func TestStoreSeed(t *testing.T) {
+	args := []string{"-short", "-json", "-policies", "lfu", "-runs", "2", "-store-seed", "3", "-maintain-every", "997"}
+	results := func() []Result {
+		js, _ := runArgs(t, args...)
+		var o output
+		if err := json.Unmarshal([]byte(js), &o); err != nil {
+			t.Fatalf("JSON: %v\n%s", err, js)
+		}
+		return o.Results
+	}
+	a, b := results(), results()
+	if len(a) == 0 || len(a) != len(b) {
+		t.Fatalf("%d and %d results", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].Hits != b[i].Hits || a[i].MinRate != b[i].MinRate || a[i].MaxRate != b[i].MaxRate {
+			t.Errorf("%s @ %d: %d hits (%.2f-%.2f), then %d (%.2f-%.2f)", a[i].Trace, a[i].Size,
+				a[i].Hits, a[i].MinRate, a[i].MaxRate, b[i].Hits, b[i].MinRate, b[i].MaxRate)
+		}
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-policies", "lfu,fifo"},
@@ -137,6 +161,7 @@ func TestBadFlags(t *testing.T) {
 		{"-sizes", "10,x"},
 		{"-runs", "0"},
 		{"-zipf", "-1"},
+		{"-store-seed", "1", "-maintain-every", "-5"},
 		{"stray"},
 	} {
 		var out, errb bytes.Buffer

@@ -74,8 +74,32 @@ type Result struct {
 }
 
 // Replay runs keys through policy at size, one access at a time: a read, and on a miss
-// a write of the key.
-func Replay(policy string, keys []uint64, unique, size int) (res Result) {
+// a write of the key. The store runs as a server's does: a random hash seed, and its
+// policy's maintenance on the background loop's timer, concurrently with the replay.
+func Replay(policy string, keys []uint64, unique, size int) Result {
+	return replay(policy, keys, unique, size, nil)
+}
+
+// Repeat makes a store replay repeatable: the same seed gives the same hits.
+type Repeat struct {
+	Seed uint64 // the store's hash seed
+	// MaintainEvery is how many accesses pass between two runs of the maintenance that
+	// the store's background loop runs every 100 ms (0: never; see DefaultMaintainEvery).
+	MaintainEvery int
+}
+
+// DefaultMaintainEvery stands for the 100 ms of the background loop in a replay: a
+// replay runs 1 to 1.5 million accesses a second on this machine.
+const DefaultMaintainEvery = 100_000
+
+// ReplayRepeatable is Replay with the store's seed fixed and its maintenance run every
+// rep.MaintainEvery accesses, on the replaying goroutine: for finding why a case
+// scores as it does, and for tuning. otter still hashes with a seed of its own.
+func ReplayRepeatable(policy string, keys []uint64, unique, size int, rep Repeat) Result {
+	return replay(policy, keys, unique, size, &rep)
+}
+
+func replay(policy string, keys []uint64, unique, size int, rep *Repeat) (res Result) {
 	res.Policy, res.Size, res.Runs = policy, size, 1
 	start := time.Now()
 	defer func() {
@@ -90,9 +114,9 @@ func Replay(policy string, keys []uint64, unique, size int) (res Result) {
 	}()
 	switch policy {
 	case PolicyLFU:
-		replayStore(&res, store.EvictionLFU, keys, unique, size)
+		replayStore(&res, store.EvictionLFU, keys, unique, size, rep)
 	case PolicyLRU:
-		replayStore(&res, store.EvictionLRU, keys, unique, size)
+		replayStore(&res, store.EvictionLRU, keys, unique, size, rep)
 	case PolicyOtter:
 		replayOtter(&res, keys, unique, size)
 	default:
@@ -164,13 +188,19 @@ func (a *anomalies) finish() {
 // replayStore replays through the cachee store with the given eviction policy. The
 // store buffers reads for its policy and feeds them in on the next write, so a replay on
 // one goroutine gives the policy every access in order before each insertion.
-func replayStore(res *Result, eviction string, keys []uint64, unique, size int) {
-	s, err := store.Open(store.Config{
+func replayStore(res *Result, eviction string, keys []uint64, unique, size int, rep *Repeat) {
+	cfg := store.Config{
 		MaxMemory:  storeMemory(size),
 		MaxEntries: size,
 		Eviction:   eviction,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	every := 0
+	if rep != nil {
+		cfg.Repeatable = &store.Repeatable{Seed: rep.Seed}
+		every = rep.MaintainEvery
+	}
+	s, err := store.Open(cfg)
 	if err != nil {
 		res.Err = "open: " + err.Error()
 		return
@@ -181,6 +211,9 @@ func replayStore(res *Result, eviction string, keys []uint64, unique, size int) 
 	var k [8]byte
 	buf := make([]byte, 0, 64)
 	for i, key := range keys {
+		if every > 0 && i%every == every-1 {
+			s.Maintain()
+		}
 		binary.BigEndian.PutUint64(k[:], key)
 		res.Accesses++
 		v, ok, err := s.Get(k[:], buf[:0])
