@@ -468,6 +468,11 @@ func (c *h2conn) wait(ctx context.Context, deadline time.Time, call *h2call) err
 			c.mu.Lock()
 			continue
 		}
+		if c.reader == c.helper {
+			// The helper reads only for want of a caller: end its read, and it
+			// hands this caller the read side.
+			c.setReadDeadlineLocked(aLongTimeAgo)
+		}
 		call.waiting = true
 		c.mu.Unlock()
 		if !timing && !deadline.IsZero() {
@@ -522,7 +527,8 @@ func (c *h2conn) readFor(ctx context.Context, deadline time.Time, call *h2call) 
 	for {
 		c.takeFrames()
 		c.mu.Lock()
-		if timedOut && !call.over {
+		// interrupt may have moved the deadline before this caller's read began.
+		if (timedOut || c.rdl.Equal(aLongTimeAgo)) && !call.over {
 			if err := expired(ctx, deadline); err != nil {
 				c.abandonLocked(call, err)
 			}
