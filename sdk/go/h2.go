@@ -541,7 +541,7 @@ func (c *h2conn) readFor(ctx context.Context, deadline time.Time, call *h2call) 
 			c.mu.Unlock()
 			break
 		}
-		c.setReadDeadlineLocked(deadline)
+		c.armLocked(deadline, timedOut)
 		c.mu.Unlock()
 		timedOut = c.fill()
 	}
@@ -580,6 +580,15 @@ func (c *h2conn) setReadDeadlineLocked(t time.Time) {
 	if !t.Equal(c.rdl) {
 		c.rdl = t
 		c.nc.SetReadDeadline(t)
+	}
+}
+
+// armLocked has the read deadline end a read by deadline: it keeps a deadline set
+// before it (which at worst ends one read early: the read is then made again, with
+// force), so that calls one after another with the same timeout do not each set one.
+func (c *h2conn) armLocked(deadline time.Time, force bool) {
+	if force || c.rdl.Equal(aLongTimeAgo) || !deadline.IsZero() && (c.rdl.IsZero() || c.rdl.After(deadline)) {
+		c.setReadDeadlineLocked(deadline)
 	}
 }
 
