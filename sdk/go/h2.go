@@ -80,6 +80,7 @@ type h2conn struct {
 	rdl      time.Time // the read deadline set on nc
 	started  uint64    // calls started, for the helper to tell a quiet connection
 	sendWait int       // callers waiting for a send window
+	woken    int       // callers handed their answers that have not called again
 
 	needRead chan struct{} // wakes the helper to read
 	kick     chan struct{} // wakes the writer goroutine to write what the reader queued
@@ -283,6 +284,9 @@ var errWentAway = errors.New("the sidecar went away")
 func (c *h2conn) end(call *h2call, err error) {
 	call.err = err
 	call.over = true
+	if call.waiting {
+		c.woken++
+	}
 	c.active--
 	c.cond.Broadcast()
 	call.wake()
@@ -348,9 +352,12 @@ func (c *h2conn) call(ctx context.Context, deadline time.Time, m *h2Method, reqL
 		c.wbuf = encode(c.wbuf)
 		call.sendWin -= int64(n)
 		c.sendWin -= int64(n)
-		if c.active > 1 && !c.flushing {
-			// Other callers may be about to write too (a reader has just handed
-			// several their answers): let them add their frames, so that one
+		if c.woken > 0 {
+			c.woken--
+		}
+		if c.woken > 0 && !c.flushing {
+			// Other callers the reader handed their answers with this one's may
+			// be about to call again: let them add their frames, so that one
 			// write takes them all.
 			c.mu.Unlock()
 			runtime.Gosched()
