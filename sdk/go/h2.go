@@ -37,7 +37,9 @@ import (
 // read side to a caller still waiting, or leaves it free for the next caller to take.
 // A caller alone on the connection so writes its request and reads its answer itself,
 // as a RESP client does: on a machine where waking another thread costs as much as a
-// system call, hand-offs between goroutines were most of a call's time. A helper
+// system call, hand-offs between goroutines were most of a call's time. The reader
+// also ends the calls whose deadline passes, its own and those of the callers waiting
+// for it, which so need no timers of their own. A helper
 // goroutine reads when no caller can: while a request waits for a window update, and
 // once the connection has been quiet for a while (so that a GOAWAY, a PING or the
 // connection's end is seen between calls).
@@ -80,6 +82,7 @@ type h2conn struct {
 	rdl      time.Time // the read deadline set on nc
 	started  uint64    // calls started, for the helper to tell a quiet connection
 	sendWait int       // callers waiting for a send window
+	firstDL  time.Time // no call in flight has an earlier deadline (zero: none has one)
 	woken    int       // callers handed their answers that have not called again
 
 	needRead chan struct{} // wakes the helper to read
@@ -108,12 +111,12 @@ const h2QuietRead = 250 * time.Millisecond
 // h2call is one call in flight. The reader fills it, and wakes its caller through
 // done when the call is over or the read side is passed to it.
 type h2call struct {
-	id      uint32
-	sendWin int64
-	done    chan struct{} // 1-buffered: a wake-up; the state is under h2conn.mu
-	timer   *time.Timer
-	over    bool // the call has its outcome (under h2conn.mu)
-	waiting bool // its caller waits for another to read its answer (under h2conn.mu)
+	id       uint32
+	sendWin  int64
+	done     chan struct{} // 1-buffered: a wake-up; the state is under h2conn.mu
+	deadline time.Time     // when the reader ends the call, if it has not ended (zero: never)
+	over     bool          // the call has its outcome (under h2conn.mu)
+	waiting  bool          // its caller waits for another to read its answer (under h2conn.mu)
 
 	// Set by the reader, under h2conn.mu, before done.
 	err       error  // the call failed below gRPC (connection, stream reset)
@@ -144,9 +147,7 @@ func (h *h2headers) merge(o *h2headers) {
 }
 
 var h2calls = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &h2call{done: make(chan struct{}, 1), timer: t}
+	return &h2call{done: make(chan struct{}, 1)}
 }}
 
 func (c *h2call) reset() {
@@ -154,7 +155,7 @@ func (c *h2call) reset() {
 	case <-c.done: // a wake-up the last caller did not need
 	default:
 	}
-	*c = h2call{done: c.done, timer: c.timer, msg: c.msg[:0], h2headers: h2headers{grpcStatus: -1}, msgLen: -1}
+	*c = h2call{done: c.done, msg: c.msg[:0], h2headers: h2headers{grpcStatus: -1}, msgLen: -1}
 }
 
 // wake wakes the call's caller, unless a wake-up is pending already.
@@ -332,6 +333,12 @@ func (c *h2conn) call(ctx context.Context, deadline time.Time, m *h2Method, reqL
 	call.id = c.nextID
 	c.nextID += 2
 	c.started++
+	if call.deadline = deadline; !deadline.IsZero() && (c.firstDL.IsZero() || deadline.Before(c.firstDL)) {
+		c.firstDL = deadline
+		if c.reader != nil && (c.rdl.IsZero() || deadline.Before(c.rdl)) {
+			c.setReadDeadlineLocked(deadline) // the reader ends this call in time
+		}
+	}
 	call.sendWin = c.initWin
 	c.calls[call.id] = call
 	c.active++
@@ -462,8 +469,6 @@ func (c *h2conn) writeLoop() {
 // itself when nobody else reads, else until the reader hands it the answer or the
 // read side.
 func (c *h2conn) wait(ctx context.Context, deadline time.Time, call *h2call) error {
-	timing := false
-	var timeout <-chan time.Time
 	c.mu.Lock()
 	for !call.over {
 		if c.reader == nil {
@@ -480,20 +485,15 @@ func (c *h2conn) wait(ctx context.Context, deadline time.Time, call *h2call) err
 			// hands this caller the read side.
 			c.setReadDeadlineLocked(aLongTimeAgo)
 		}
+		// The reader ends the call when its deadline passes (expireLocked): a
+		// caller waiting for another to read needs no timer of its own.
 		call.waiting = true
 		c.mu.Unlock()
-		if !timing && !deadline.IsZero() {
-			timing = true
-			call.timer.Reset(time.Until(deadline))
-			timeout = call.timer.C
-		}
 		var err error
 		select {
 		case <-call.done:
 		case <-ctx.Done():
 			err = grpcstatus.FromContextError(ctx.Err()).Err()
-		case <-timeout:
-			err = grpcstatus.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
 		}
 		c.mu.Lock()
 		call.waiting = false
@@ -503,9 +503,6 @@ func (c *h2conn) wait(ctx context.Context, deadline time.Time, call *h2call) err
 		}
 	}
 	c.mu.Unlock()
-	if timing {
-		call.timer.Stop()
-	}
 	return nil
 }
 
@@ -522,9 +519,10 @@ func (c *h2conn) abandonLocked(call *h2call, err error) {
 }
 
 // readFor reads, holding the read side, until call is over: answered, failed, or
-// given up on once ctx or the deadline ends it (the read deadline set on the
-// connection, which ctx's cancellation moves to the past, ends a read that waits).
-// It gives the read side on before it returns.
+// given up on once ctx or the deadline ends it. The connection's read deadline is the
+// first deadline of the calls in flight, so that the reader also ends the calls of
+// the callers waiting for it when theirs pass; ctx's cancellation moves it to the
+// past. It gives the read side on before it returns.
 func (c *h2conn) readFor(ctx context.Context, deadline time.Time, call *h2call) {
 	var stop func() bool
 	if ctx.Done() != nil {
@@ -534,6 +532,9 @@ func (c *h2conn) readFor(ctx context.Context, deadline time.Time, call *h2call) 
 	for {
 		c.takeFrames()
 		c.mu.Lock()
+		if timedOut {
+			c.expireLocked()
+		}
 		// interrupt may have moved the deadline before this caller's read began.
 		if (timedOut || c.rdl.Equal(aLongTimeAgo)) && !call.over {
 			if err := expired(ctx, deadline); err != nil {
@@ -548,7 +549,7 @@ func (c *h2conn) readFor(ctx context.Context, deadline time.Time, call *h2call) 
 			c.mu.Unlock()
 			break
 		}
-		c.armLocked(deadline, timedOut)
+		c.armLocked(c.firstDL, timedOut)
 		c.mu.Unlock()
 		timedOut = c.fill()
 	}
@@ -566,6 +567,30 @@ func expired(ctx context.Context, deadline time.Time) error {
 		return grpcstatus.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
 	}
 	return nil
+}
+
+// expireLocked ends the calls whose deadline has passed, the reader's own or those of
+// callers waiting for it, and finds the next deadline; c.mu is held, by the reader.
+func (c *h2conn) expireLocked() {
+	if c.firstDL.IsZero() {
+		return
+	}
+	now := time.Now()
+	if now.Before(c.firstDL) {
+		return
+	}
+	c.firstDL = time.Time{}
+	for _, call := range c.calls {
+		if call.deadline.IsZero() {
+			continue
+		}
+		if !now.Before(call.deadline) {
+			c.abandonLocked(call, grpcstatus.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error()))
+		} else if c.firstDL.IsZero() || call.deadline.Before(c.firstDL) {
+			c.firstDL = call.deadline
+		}
+	}
+	c.kickLocked() // the resets, which the reader does not write itself
 }
 
 // aLongTimeAgo, as a read deadline, ends a read at once.
@@ -710,10 +735,14 @@ func (c *h2conn) helpRead() {
 	}
 	c.reader = c.helper
 	start := c.started
+	timedOut := false
 	for {
 		c.mu.Unlock()
 		c.takeFrames()
 		c.mu.Lock()
+		if timedOut {
+			c.expireLocked() // a request that waits for a window may run out of time
+		}
 		if c.err != nil || c.handOffLocked() {
 			break
 		}
@@ -721,9 +750,9 @@ func (c *h2conn) helpRead() {
 			c.reader = nil
 			return
 		}
-		c.setReadDeadlineLocked(time.Time{})
+		c.armLocked(c.firstDL, timedOut)
 		c.mu.Unlock()
-		c.fill()
+		timedOut = c.fill()
 		c.mu.Lock()
 	}
 	if c.reader == c.helper {

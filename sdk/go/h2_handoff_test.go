@@ -420,3 +420,40 @@ func TestH2CallerTakesReadSideFromHelper(t *testing.T) {
 	}
 	idle(t, c)
 }
+
+// A caller waiting for another to read has no timer: the reader ends its call when
+// its deadline passes, and reads on for its own.
+func TestH2ReaderEndsWaitingCallsOutOfTime(t *testing.T) {
+	s := newFakeServer(t)
+	c, srv := dialFake(t, s)
+	one := goGet(t, c, "one", time.Minute) // stream 1, reads
+	readsFor(t, c, 1)
+	two := goGet(t, c, "two", 100*time.Millisecond) // stream 3
+	if err := (<-two).err; status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("the waiting call: %v, want DEADLINE_EXCEEDED", err)
+	}
+	readsFor(t, c, 1)
+	s.answer(1, &cacheev1.GetResponse{Found: true, Value: []byte("1")})
+	s.send(srv)
+	if res := <-one; res.err != nil {
+		t.Fatalf("the reader's call: %v", res.err)
+	}
+	idle(t, c)
+}
+
+// A request that waits for a window update which never comes ends with its deadline.
+func TestH2SendWindowWaitOutOfTime(t *testing.T) {
+	s := newFakeServer(t)
+	s.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 10})
+	c, srv := dialFake(t, s)
+	r := goGet(t, c, "settings", time.Minute) // its reader takes the server's settings
+	s.answer(1, &cacheev1.GetResponse{})
+	s.send(srv)
+	if res := <-r; res.err != nil {
+		t.Fatal(res.err)
+	}
+	if err := (<-goGet(t, c, strings.Repeat("k", 1000), 200*time.Millisecond)).err; status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("%v, want DEADLINE_EXCEEDED", err)
+	}
+	idle(t, c)
+}
