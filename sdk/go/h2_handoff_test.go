@@ -348,15 +348,28 @@ func TestH2GoAwayWhileCallerReads(t *testing.T) {
 	waits(t, c, 5)
 	s.fr.WriteGoAway(1, http2.ErrCodeNo, nil)
 	s.send(srv)
-	for _, r := range []<-chan callResult{two, three} {
+	allUnavailable(t, c, two, three)
+}
+
+// allUnavailable checks that each call fails unprocessed, and that the connection's
+// reading then stops.
+func allUnavailable(t *testing.T, c *h2conn, rs ...<-chan callResult) {
+	t.Helper()
+	for _, r := range rs {
 		if err := (<-r).err; status.Code(err) != codes.Unavailable {
-			t.Fatalf("a call the server will not answer: %v, want UNAVAILABLE", err)
+			t.Fatalf("%v, want UNAVAILABLE", err)
 		}
 	}
+	closedSoon(t, c.done, "the connection's reading to stop")
+}
+
+// closedSoon waits for ch to be closed.
+func closedSoon(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
 	select {
-	case <-c.done:
+	case <-ch:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the connection stayed open after its last call")
+		t.Fatal("waited in vain for " + what)
 	}
 }
 
@@ -371,16 +384,7 @@ func TestH2ConnectionLostWhileCallerReads(t *testing.T) {
 	readsFor(t, c, 1)
 	waits(t, c, 5)
 	srv.Close()
-	for _, r := range rs {
-		if err := (<-r).err; status.Code(err) != codes.Unavailable {
-			t.Fatalf("%v, want UNAVAILABLE", err)
-		}
-	}
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the connection's reader did not stop")
-	}
+	allUnavailable(t, c, rs...)
 	if c.usable() {
 		t.Fatal("a lost connection takes calls")
 	}
@@ -398,11 +402,7 @@ func TestH2GoAwayBetweenCalls(t *testing.T) {
 	}
 	s.fr.WriteGoAway(1, http2.ErrCodeNo, nil)
 	s.send(srv) // returns once the helper has read it
-	select {
-	case <-c.gone:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a GOAWAY between calls went unseen")
-	}
+	closedSoon(t, c.gone, "a GOAWAY between calls to be seen")
 }
 
 // A call on a connection the helper reads (it has been quiet) takes the read side
