@@ -17,9 +17,15 @@
 //     thread that read the request (see proto.go): once with a goroutine per
 //     connection, once on an epoll loop like cachee's RESP loop;
 //
-//   - cachee itself (-cachee): its gRPC Get and its RESP GET of a 100-byte value.
+//   - cachee itself (-cachee): its gRPC Get with grpc-go's client and with the Go
+//     SDK's own transport (sdk/go/h2.go), and its RESP GET of a 100-byte value; with the
+//     fast path on, also the Get of a client that writes and reads on the calling
+//     goroutine, one connection per goroutine.
 //
 //     go build -o bin/cachee ./cmd/cachee && go run ./bench/grpccost -cachee bin/cachee
+//
+// -only none leaves out this binary's own servers (cachee's rows only); -lock times the
+// calls from a goroutine locked to its thread, as bench/report's latency section does.
 //
 // -strace adds a pass under `strace -c -f` that lists the system calls per call by
 // name (strace slows the server many times over, so that pass times nothing).
@@ -31,6 +37,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -49,11 +56,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cachee/cachee/bench/internal/procs"
 	"github.com/cachee/cachee/bench/internal/respc"
 	"github.com/cachee/cachee/bench/internal/stats"
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
+	cachee "github.com/cachee/cachee/sdk/go"
 )
 
 // serverKinds are the servers this binary runs itself (-serve KIND).
@@ -77,6 +86,7 @@ func main() {
 		tpTime  = flag.Duration("tp", time.Second, "length of each 50-goroutine throughput run")
 		only    = flag.String("only", "", "comma-separated server kinds to measure (default all)")
 		doTrace = flag.Bool("strace", false, "also count system calls by name under strace")
+		lock    = flag.Bool("lock", false, "time one-in-flight calls from a goroutine locked to its OS thread")
 		serve   = flag.String("serve", "", "internal: serve this kind on -sock")
 		sock    = flag.String("sock", "", "internal: the socket to serve")
 	)
@@ -89,14 +99,22 @@ func main() {
 		return
 	}
 	kinds := kindOrder
-	if *only != "" {
+	switch *only {
+	case "":
+	case "none":
+		kinds = nil
+	default:
 		kinds = strings.Split(*only, ",")
 	}
+	lockThread = *lock
 	if err := run(*cachee, kinds, *runs, *calls, *warmup, *tpTime, *doTrace); err != nil {
 		fmt.Fprintln(os.Stderr, "grpccost:", err)
 		os.Exit(1)
 	}
 }
+
+// lockThread: measure locks the timing goroutine to its thread (-lock).
+var lockThread bool
 
 // serveKind is a server of one kind. SIGUSR1 makes it write its heap allocation count
 // to the socket's path plus ".mallocs", which is how the client counts allocations.
@@ -148,7 +166,7 @@ type target struct {
 
 // row is what the runs found for a target.
 type row struct {
-	p50, p99                  []time.Duration
+	p50, p99, mean            []time.Duration
 	cpu, ctx, sys, allocs     []float64 // per call
 	clientAllocs              []float64
 	clientCPU, clientCtx      []float64
@@ -206,7 +224,7 @@ func run(cacheeBin string, kinds []string, runs, calls, warmup int, tpTime time.
 			defer rc.Close()
 			targets = append(targets, &target{
 				name: name + ": health Check, synchronous HTTP/2 client", pid: cmd.Process.Pid, call: rc.check, mallocs: mallocs,
-				load: syncH2Load(sock),
+				load: syncH2Load(sock, (*syncH2).check),
 			})
 		}
 	}
@@ -329,11 +347,50 @@ func cacheeTargets(ctx context.Context, bin, dir string, fast bool) ([]*target, 
 		}
 		return err
 	}
+	sdk, err := cachee.Dial(ctx, cachee.WithTarget("unix://"+c.Socket), cachee.WithoutShm(), cachee.WithWaitReady(),
+		cachee.WithLogger(slog.New(slog.DiscardHandler)), cachee.WithTimeout(30*time.Second))
+	if err != nil {
+		rc.Close()
+		stop()
+		return nil, nil, err
+	}
+	sdkGet := func() error {
+		var buf [128]byte
+		v, found, err := sdk.GetInto(ctx, string(key), buf[:])
+		if err == nil && (!found || len(v) != len(value)) {
+			err = errors.New("the SDK's Get missed the hot key")
+		}
+		return err
+	}
 	mallocs := func() (uint64, error) { return procs.Mallocs(c.Metrics) }
-	return []*target{
-		{name: name + ": gRPC Get", pid: c.Pid(), call: get, mallocs: mallocs, load: loadFunc(get)},
-		{name: name + ": RESP GET", pid: c.Pid(), call: respGet, mallocs: mallocs, load: respLoadFunc(c.Socket, string(key), len(value))},
-	}, func() { rc.Close(); stop() }, nil
+	ts := []*target{
+		{name: name + ": gRPC Get, grpc-go client", pid: c.Pid(), call: get, mallocs: mallocs, load: loadFunc(get)},
+		{name: name + ": gRPC Get, Go SDK", pid: c.Pid(), call: sdkGet, mallocs: mallocs, load: loadFunc(sdkGet)},
+	}
+	closeAll := func() { sdk.Close(); rc.Close(); stop() }
+	if fast {
+		sc, err := dialSyncH2(c.Socket)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		body, _ := proto.Marshal(getReq)
+		body = append([]byte{0, 0, 0, 0, byte(len(body))}, body...)
+		syncGet := func(sc *syncH2) error {
+			n, err := sc.call("/cachee.v1.CacheService/Get", body)
+			if err == nil && n < len(value) {
+				err = fmt.Errorf("Get: %d bytes of answer", n)
+			}
+			return err
+		}
+		ts = append(ts, &target{name: name + ": gRPC Get, synchronous HTTP/2 client", pid: c.Pid(),
+			call: func() error { return syncGet(sc) }, mallocs: mallocs, load: syncH2Load(c.Socket, syncGet)})
+		prev := closeAll
+		closeAll = func() { sc.Close(); prev() }
+	}
+	ts = append(ts, &target{name: name + ": RESP GET", pid: c.Pid(), call: respGet, mallocs: mallocs,
+		load: respLoadFunc(c.Socket, string(key), len(value))})
+	return ts, closeAll, nil
 }
 
 // respLoadFunc runs n goroutines, each with a RESP connection of its own, as
@@ -394,7 +451,12 @@ func measure(t *target, r *row, calls, warmup int, tpTime time.Duration) error {
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	if lockThread {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	ru0 := selfUsage()
+	start := time.Now()
 	for i := range times {
 		t0 := time.Now()
 		err := t.call()
@@ -403,6 +465,7 @@ func measure(t *target, r *row, calls, warmup int, tpTime time.Duration) error {
 			return err
 		}
 	}
+	r.mean = append(r.mean, time.Since(start)/time.Duration(calls))
 	ru1 := selfUsage()
 	runtime.ReadMemStats(&ms1)
 	cpu1, c1, m1, err := snapshot(t)
@@ -428,7 +491,7 @@ func measure(t *target, r *row, calls, warmup int, tpTime time.Duration) error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	start = time.Now()
 	done, err := t.load(50, tpTime)
 	if err != nil {
 		return err
@@ -511,16 +574,17 @@ func traceCalls(t *target, r *row, n int) error {
 
 func report(targets []*target, rows []*row, runs int, load0, load1 procs.LoadAvg, traced bool) {
 	fmt.Printf("\nmedians of %d runs; load average %s at the start, %s at the end\n\n", runs, load0, load1)
-	fmt.Println("| server: call | p50 | p99 | server CPU µs/call | context switches/call | read+write syscalls/call | server allocs/call | client CPU µs/call | client switches/call | client allocs/call | 50 goroutines: calls/s | 50 goroutines: CPU µs/call | 50 goroutines: switches/call |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| server: call | p50 | p99 | mean (back to back) | server CPU µs/call | context switches/call | read+write syscalls/call | server allocs/call | client CPU µs/call | client switches/call | client allocs/call | 50 goroutines: calls/s | 50 goroutines: CPU µs/call | 50 goroutines: switches/call |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for i, t := range targets {
 		r := rows[i]
 		allocs := "n/a"
 		if r.allocsKnown {
 			allocs = fmt.Sprintf("%.1f", stats.Median(r.allocs))
 		}
-		fmt.Printf("| %s | %v | %v | %.1f | %.2f | %.2f | %s | %.1f | %.2f | %.1f | %.0f | %.1f | %.2f |\n", t.name,
+		fmt.Printf("| %s | %v | %v | %v | %.1f | %.2f | %.2f | %s | %.1f | %.2f | %.1f | %.0f | %.1f | %.2f |\n", t.name,
 			stats.MedianDuration(r.p50).Round(100*time.Nanosecond), stats.MedianDuration(r.p99).Round(100*time.Nanosecond),
+			stats.MedianDuration(r.mean).Round(100*time.Nanosecond),
 			stats.Median(r.cpu), stats.Median(r.ctx), stats.Median(r.sys), allocs,
 			stats.Median(r.clientCPU), stats.Median(r.clientCtx), stats.Median(r.clientAllocs),
 			stats.Median(r.tpRate), stats.Median(r.tpCPU), stats.Median(r.tpCtx))

@@ -53,27 +53,35 @@ var checkBody = []byte{0, 0, 0, 0, 0} // an empty HealthCheckRequest
 
 // check calls grpc.health.v1.Health/Check and waits for its trailers.
 func (c *syncH2) check() error {
+	_, err := c.call("/grpc.health.v1.Health/Check", checkBody)
+	return err
+}
+
+// call makes a unary call of path with body (a gRPC message with its 5-byte prefix)
+// and returns the number of DATA bytes of the answer.
+func (c *syncH2) call(path string, body []byte) (int, error) {
 	c.hbuf.Reset()
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/grpc.health.v1.Health/Check"},
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", path},
 		{":authority", "localhost"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
 		c.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	id := c.id
 	c.id += 2
 	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndHeaders: true})
-	c.fr.WriteData(id, true, checkBody)
+	c.fr.WriteData(id, true, body)
 	if c.got > 32<<10 {
 		c.fr.WriteWindowUpdate(0, c.got)
 		c.got = 0
 	}
 	if _, err := c.nc.Write(c.out.Bytes()); err != nil {
-		return err
+		return 0, err
 	}
 	c.out.Reset()
+	n := 0
 	for {
 		f, err := c.fr.ReadFrame()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
@@ -82,28 +90,31 @@ func (c *syncH2) check() error {
 			}
 		case *http2.DataFrame:
 			c.got += f.Length
+			if f.StreamID == id {
+				n += len(f.Data())
+			}
 		case *http2.MetaHeadersFrame:
 			if f.StreamID == id && f.StreamEnded() {
 				if s := f.PseudoValue("status"); s != "" && s != "200" {
-					return fmt.Errorf("status %s", s)
+					return 0, fmt.Errorf("status %s", s)
 				}
 				for _, hf := range f.RegularFields() {
 					if hf.Name == "grpc-status" && hf.Value != "0" {
-						return fmt.Errorf("grpc-status %s", hf.Value)
+						return 0, fmt.Errorf("grpc-status %s", hf.Value)
 					}
 				}
-				return nil
+				return n, nil
 			}
 		case *http2.RSTStreamFrame:
-			return errors.New("stream reset")
+			return 0, errors.New("stream reset")
 		case *http2.GoAwayFrame:
-			return errors.New("GOAWAY")
+			return 0, errors.New("GOAWAY")
 		}
 	}
 }
 
-// syncH2Load runs n goroutines, each with a connection of its own.
-func syncH2Load(sock string) func(n int, d time.Duration) (int, error) {
+// syncH2Load runs n goroutines, each with a connection of its own, making call.
+func syncH2Load(sock string, call func(*syncH2) error) func(n int, d time.Duration) (int, error) {
 	return func(n int, d time.Duration) (int, error) {
 		var stop atomic.Bool
 		var total atomic.Int64
@@ -118,7 +129,7 @@ func syncH2Load(sock string) func(n int, d time.Duration) (int, error) {
 			wg.Go(func() {
 				k := 0
 				for !stop.Load() {
-					if err := c.check(); err != nil {
+					if err := call(c); err != nil {
 						errs <- err
 						break
 					}

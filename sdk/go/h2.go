@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +29,20 @@ import (
 // grpc-go's client spends about 85 allocations and tens of microseconds of CPU on a
 // unary call, several times what the sidecar spends answering a Get; this one writes
 // a call's frames straight into a buffer shared by the calls in flight (one write
-// serves all that are ready), and its reader hands each answer to the waiting caller.
-// Every other call goes through grpc-go, which also keeps the connection state that
-// the Client's retries consult.
+// serves all that are ready), and reads on the calling goroutines.
+//
+// Reading: one caller at a time holds the read side (c.reader). It reads what the
+// server sent into one buffer, a read at a time, takes every whole frame in it, and
+// hands each answer to the caller it belongs to. When its own call ends it passes the
+// read side to a caller still waiting, or leaves it free for the next caller to take.
+// A caller alone on the connection so writes its request and reads its answer itself,
+// as a RESP client does: on a machine where waking another thread costs as much as a
+// system call, hand-offs between goroutines were most of a call's time. The reader
+// also ends the calls whose deadline passes, its own and those of the callers waiting
+// for it, which so need no timers of their own. A helper
+// goroutine reads when no caller can: while a request waits for a window update, and
+// once the connection has been quiet for a while (so that a GOAWAY, a PING or the
+// connection's end is seen between calls).
 //
 // What it reads comes from another process and is checked as grpc-go checks it:
 // frames by golang.org/x/net/http2's Framer, header blocks by its HPACK decoder, and
@@ -39,7 +52,9 @@ type h2conn struct {
 	nc        net.Conn
 	recvLimit int // the largest answer taken
 
-	// The reader goroutine's: the header block being decoded, and its stream.
+	// The reader's (whoever holds c.reader): what was read and not yet taken, the
+	// header block being decoded, and its stream.
+	rb     frameBuf
 	fr     *http2.Framer
 	dec    *hpack.Decoder
 	hdrID  uint32
@@ -62,10 +77,20 @@ type h2conn struct {
 	maxFrame int    // the largest DATA frame the server takes
 	unacked  int64  // connection-level bytes read and not yet given back to the server
 
-	kick    chan struct{} // wakes the writer goroutine to write what the reader queued
-	done    chan struct{} // closed when the reader has stopped
-	gone    chan struct{} // closed when the connection stops taking calls
-	stopped bool          // gone is closed
+	reader   *h2call   // who reads: a call's goroutine, c.helper, or nobody
+	helper   *h2call   // stands for the helper goroutine in c.reader
+	rdl      time.Time // the read deadline set on nc
+	started  uint64    // calls started, for the helper to tell a quiet connection
+	sendWait int       // callers waiting for a send window
+	firstDL  time.Time // no call in flight has an earlier deadline (zero: none has one)
+	woken    int       // callers handed their answers that have not called again
+
+	needRead chan struct{} // wakes the helper to read
+	kick     chan struct{} // wakes the writer goroutine to write what the reader queued
+	failed   chan struct{} // closed when c.err is set
+	done     chan struct{} // closed when nobody reads any more, after c.err is set
+	gone     chan struct{} // closed when the connection stops taking calls
+	stopped  bool          // gone is closed
 }
 
 // Receive windows the Client gives the sidecar: large, so that answers flow without
@@ -75,12 +100,23 @@ const (
 	h2ConnWindow   = 16 << 20
 )
 
-// h2call is one call in flight. The reader fills it; done says it is over.
+// h2MaxFrame is the largest frame the Client takes: HTTP/2's default, which it does
+// not raise in its SETTINGS.
+const h2MaxFrame = 16384
+
+// h2QuietRead is how long the connection has no new call and nobody reading before
+// the helper reads, to see what the server sends between calls.
+const h2QuietRead = 250 * time.Millisecond
+
+// h2call is one call in flight. The reader fills it, and wakes its caller through
+// done when the call is over or the read side is passed to it.
 type h2call struct {
-	id      uint32
-	sendWin int64
-	done    chan struct{} // 1-buffered; one send when the call ends
-	timer   *time.Timer
+	id       uint32
+	sendWin  int64
+	done     chan struct{} // 1-buffered: a wake-up; the state is under h2conn.mu
+	deadline time.Time     // when the reader ends the call, if it has not ended (zero: never)
+	over     bool          // the call has its outcome (under h2conn.mu)
+	waiting  bool          // its caller waits for another to read its answer (under h2conn.mu)
 
 	// Set by the reader, under h2conn.mu, before done.
 	err       error  // the call failed below gRPC (connection, stream reset)
@@ -111,13 +147,23 @@ func (h *h2headers) merge(o *h2headers) {
 }
 
 var h2calls = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &h2call{done: make(chan struct{}, 1), timer: t}
+	return &h2call{done: make(chan struct{}, 1)}
 }}
 
 func (c *h2call) reset() {
-	*c = h2call{done: c.done, timer: c.timer, msg: c.msg[:0], h2headers: h2headers{grpcStatus: -1}, msgLen: -1}
+	select {
+	case <-c.done: // a wake-up the last caller did not need
+	default:
+	}
+	*c = h2call{done: c.done, msg: c.msg[:0], h2headers: h2headers{grpcStatus: -1}, msgLen: -1}
+}
+
+// wake wakes the call's caller, unless a wake-up is pending already.
+func (c *h2call) wake() {
+	select {
+	case c.done <- struct{}{}:
+	default:
+	}
 }
 
 // errH2Closed is the error of calls on a connection the Client closed.
@@ -159,13 +205,18 @@ func newH2Conn(nc net.Conn, recvLimit int) (*h2conn, error) {
 		sendWin:   65535,
 		initWin:   65535,
 		maxFrame:  16384,
+		helper:    &h2call{},
+		needRead:  make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
+		failed:    make(chan struct{}),
 		done:      make(chan struct{}),
 		gone:      make(chan struct{}),
 	}
 	c.cond.L = &c.mu
-	c.fr = http2.NewFramer(nil, nc)
+	c.rb.b = make([]byte, 2*h2MaxFrame)
+	c.fr = http2.NewFramer(nil, &c.rb)
 	c.fr.SetReuseFrames()
+	c.fr.SetMaxReadFrameSize(h2MaxFrame)
 	c.dec = hpack.NewDecoder(4096, c.onField)
 	c.dec.SetMaxStringLength(64 << 10)
 	// The client preface, its settings, and the connection window it gives.
@@ -178,7 +229,7 @@ func newH2Conn(nc net.Conn, recvLimit int) (*h2conn, error) {
 		nc.Close()
 		return nil, err
 	}
-	go c.readLoop()
+	go c.helpLoop()
 	go c.writeLoop()
 	return c, nil
 }
@@ -199,17 +250,23 @@ func (c *h2conn) close() {
 // fail marks the connection broken and fails every call in flight.
 func (c *h2conn) fail(err error) {
 	c.mu.Lock()
-	if c.err == nil {
-		c.err = err
-		c.stopTaking()
-		c.nc.Close()
-		for id, call := range c.calls {
-			delete(c.calls, id)
-			c.end(call, err)
-		}
-		c.cond.Broadcast()
-	}
+	c.failLocked(err)
 	c.mu.Unlock()
+}
+
+func (c *h2conn) failLocked(err error) {
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	c.stopTaking()
+	c.nc.Close() // a caller reading returns from its read
+	close(c.failed)
+	for id, call := range c.calls {
+		delete(c.calls, id)
+		c.end(call, err)
+	}
+	c.cond.Broadcast()
 }
 
 // stopTaking says the connection takes no new calls; c.mu is held.
@@ -220,15 +277,22 @@ func (c *h2conn) stopTaking() {
 	}
 }
 
+// errWentAway ends a connection the server left once its last call has ended.
+var errWentAway = errors.New("the sidecar went away")
+
 // end gives a call its outcome; c.mu is held and the call is out of the map. A
 // connection the server is leaving is closed once its last call has ended.
 func (c *h2conn) end(call *h2call, err error) {
 	call.err = err
+	call.over = true
+	if call.waiting {
+		c.woken++
+	}
 	c.active--
 	c.cond.Broadcast()
-	call.done <- struct{}{}
+	call.wake()
 	if c.goaway && len(c.calls) == 0 {
-		c.nc.Close()
+		c.failLocked(errWentAway)
 	}
 }
 
@@ -268,6 +332,13 @@ func (c *h2conn) call(ctx context.Context, deadline time.Time, m *h2Method, reqL
 	}
 	call.id = c.nextID
 	c.nextID += 2
+	c.started++
+	if call.deadline = deadline; !deadline.IsZero() && (c.firstDL.IsZero() || deadline.Before(c.firstDL)) {
+		c.firstDL = deadline
+		if c.reader != nil && (c.rdl.IsZero() || deadline.Before(c.rdl)) {
+			c.setReadDeadlineLocked(deadline) // the reader ends this call in time
+		}
+	}
 	call.sendWin = c.initWin
 	c.calls[call.id] = call
 	c.active++
@@ -288,6 +359,17 @@ func (c *h2conn) call(ctx context.Context, deadline time.Time, m *h2Method, reqL
 		c.wbuf = encode(c.wbuf)
 		call.sendWin -= int64(n)
 		c.sendWin -= int64(n)
+		if c.woken > 0 {
+			c.woken--
+		}
+		if c.woken > 0 && !c.flushing {
+			// Other callers the reader handed their answers with this one's may
+			// be about to call again: let them add their frames, so that one
+			// write takes them all.
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
+		}
 		c.flushLocked()
 	} else {
 		msg := encode(binary.BigEndian.AppendUint32([]byte{0}, uint32(reqLen)))
@@ -308,7 +390,13 @@ func (c *h2conn) sendLocked(call *h2call, msg []byte) {
 				c.flushLocked()
 				continue
 			}
+			// A window update comes only if someone reads.
+			if c.reader == nil {
+				c.wakeHelper()
+			}
+			c.sendWait++
 			c.cond.Wait()
+			c.sendWait--
 			continue
 		}
 		var flags http2.Flags
@@ -351,9 +439,9 @@ func (c *h2conn) flushLocked() {
 }
 
 // kickLocked has what is buffered written by the writer goroutine, unless a caller
-// is writing (and so writes it too). The reader never writes itself: a write can
-// block until the server reads, and a server (grpc-go's) stops reading while it has
-// frames it cannot write to a client that is not reading.
+// is writing (and so writes it too). The reader never writes while it holds the read
+// side: a write can block until the server reads, and a server (grpc-go's) stops
+// reading while it has frames it cannot write to a client that is not reading.
 func (c *h2conn) kickLocked() {
 	if !c.flushing && len(c.wbuf) > 0 {
 		select {
@@ -377,33 +465,299 @@ func (c *h2conn) writeLoop() {
 	}
 }
 
-// wait waits for the call to end, or for ctx or the deadline to end it.
+// wait waits for the call to end, or for ctx or the deadline to end it: reading
+// itself when nobody else reads, else until the reader hands it the answer or the
+// read side.
 func (c *h2conn) wait(ctx context.Context, deadline time.Time, call *h2call) error {
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		call.timer.Reset(time.Until(deadline))
-		defer call.timer.Stop()
-		timeout = call.timer.C
-	}
-	var err error
-	select {
-	case <-call.done:
-		return nil
-	case <-ctx.Done():
-		err = grpcstatus.FromContextError(ctx.Err()).Err()
-	case <-timeout:
-		err = grpcstatus.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
-	}
 	c.mu.Lock()
-	if c.calls[call.id] == call {
-		delete(c.calls, call.id)
-		c.wbuf = appendRSTStream(c.wbuf, call.id, http2.ErrCodeCancel)
-		c.end(call, err)
-		c.flushLocked()
+	for !call.over {
+		if c.reader == nil {
+			c.reader = call
+		}
+		if c.reader == call {
+			c.mu.Unlock()
+			c.readFor(ctx, deadline, call)
+			c.mu.Lock()
+			continue
+		}
+		if c.reader == c.helper {
+			// The helper reads only for want of a caller: end its read, and it
+			// hands this caller the read side.
+			c.setReadDeadlineLocked(aLongTimeAgo)
+		}
+		// The reader ends the call when its deadline passes (expireLocked): a
+		// caller waiting for another to read needs no timer of its own.
+		call.waiting = true
+		c.mu.Unlock()
+		var err error
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			err = grpcstatus.FromContextError(ctx.Err()).Err()
+		}
+		c.mu.Lock()
+		call.waiting = false
+		if err != nil && !call.over {
+			c.abandonLocked(call, err)
+			c.flushLocked()
+		}
 	}
 	c.mu.Unlock()
-	<-call.done // the outcome, ours or the reader's
 	return nil
+}
+
+// abandonLocked ends a call its caller gave up on, and resets its stream; c.mu is
+// held. The caller then writes the reset (flushLocked), holding the read side no
+// longer.
+func (c *h2conn) abandonLocked(call *h2call, err error) {
+	delete(c.calls, call.id)
+	c.wbuf = appendRSTStream(c.wbuf, call.id, http2.ErrCodeCancel)
+	c.end(call, err)
+	if c.reader == call {
+		c.releaseLocked()
+	}
+}
+
+// readFor reads, holding the read side, until call is over: answered, failed, or
+// given up on once ctx or the deadline ends it. The connection's read deadline is the
+// first deadline of the calls in flight, so that the reader also ends the calls of
+// the callers waiting for it when theirs pass; ctx's cancellation moves it to the
+// past. It gives the read side on before it returns.
+func (c *h2conn) readFor(ctx context.Context, deadline time.Time, call *h2call) {
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { c.interrupt(call) })
+	}
+	timedOut := false
+	for {
+		c.takeFrames()
+		c.mu.Lock()
+		if timedOut {
+			c.expireLocked()
+		}
+		// interrupt may have moved the deadline before this caller's read began.
+		if (timedOut || c.rdl.Equal(aLongTimeAgo)) && !call.over {
+			if err := expired(ctx, deadline); err != nil {
+				c.abandonLocked(call, err)
+			}
+		}
+		if call.over {
+			if c.reader == call {
+				c.releaseLocked()
+			}
+			c.flushLocked() // a reset abandonLocked queued
+			c.mu.Unlock()
+			break
+		}
+		c.armLocked(c.firstDL, timedOut)
+		c.mu.Unlock()
+		timedOut = c.fill()
+	}
+	if stop != nil {
+		stop()
+	}
+}
+
+// expired is the error of a call whose ctx or deadline has ended, or nil.
+func expired(ctx context.Context, deadline time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return grpcstatus.FromContextError(err).Err()
+	}
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return grpcstatus.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
+	}
+	return nil
+}
+
+// expireLocked ends the calls whose deadline has passed, the reader's own or those of
+// callers waiting for it, and finds the next deadline; c.mu is held, by the reader.
+func (c *h2conn) expireLocked() {
+	if c.firstDL.IsZero() {
+		return
+	}
+	now := time.Now()
+	if now.Before(c.firstDL) {
+		return
+	}
+	c.firstDL = time.Time{}
+	for _, call := range c.calls {
+		if call.deadline.IsZero() {
+			continue
+		}
+		if !now.Before(call.deadline) {
+			c.abandonLocked(call, grpcstatus.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error()))
+		} else if c.firstDL.IsZero() || call.deadline.Before(c.firstDL) {
+			c.firstDL = call.deadline
+		}
+	}
+	c.kickLocked() // the resets, which the reader does not write itself
+}
+
+// aLongTimeAgo, as a read deadline, ends a read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// interrupt ends the read call's caller is waiting in, if it still reads, so that it
+// sees its ctx has ended.
+func (c *h2conn) interrupt(call *h2call) {
+	c.mu.Lock()
+	if c.reader == call {
+		c.setReadDeadlineLocked(aLongTimeAgo)
+	}
+	c.mu.Unlock()
+}
+
+// setReadDeadlineLocked sets the connection's read deadline, unless it is set so.
+// c.mu is held: interrupt may set it from another goroutine.
+func (c *h2conn) setReadDeadlineLocked(t time.Time) {
+	if !t.Equal(c.rdl) {
+		c.rdl = t
+		c.nc.SetReadDeadline(t)
+	}
+}
+
+// armLocked has the read deadline end a read by deadline: it keeps a deadline set
+// before it (which at worst ends one read early: the read is then made again, with
+// force), so that calls one after another with the same timeout do not each set one.
+func (c *h2conn) armLocked(deadline time.Time, force bool) {
+	if force || c.rdl.Equal(aLongTimeAgo) || !deadline.IsZero() && (c.rdl.IsZero() || c.rdl.After(deadline)) {
+		c.setReadDeadlineLocked(deadline)
+	}
+}
+
+// fill reads once from the connection, holding the read side, and reports whether
+// the read timed out; any other error fails the connection.
+func (c *h2conn) fill() (timedOut bool) {
+	err := c.rb.fill(c.nc)
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	c.fail(fmt.Errorf("reading from the sidecar: %w", err))
+	return false
+}
+
+// takeFrames takes every whole frame read, holding the read side.
+func (c *h2conn) takeFrames() {
+	for c.rb.whole() {
+		f, err := c.fr.ReadFrame()
+		if err == nil {
+			err = c.onFrame(f)
+		} else {
+			err = fmt.Errorf("reading from the sidecar: %w", err)
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+// releaseLocked gives up the read side: to a caller waiting for its answer, which
+// then reads; else to the helper, when a request waits for a window update; else to
+// nobody, and the next caller to wait takes it. c.mu is held.
+func (c *h2conn) releaseLocked() {
+	c.reader = nil
+	if c.err != nil {
+		c.cond.Broadcast() // the helper waits for the reader to leave
+		return
+	}
+	if !c.handOffLocked() && c.sendWait > 0 {
+		c.wakeHelper()
+	}
+}
+
+// handOffLocked gives the read side to a caller waiting for its answer, if one is,
+// and wakes it. c.mu is held.
+func (c *h2conn) handOffLocked() bool {
+	for _, w := range c.calls {
+		if w.waiting {
+			w.waiting = false
+			c.reader = w
+			w.wake()
+			return true
+		}
+	}
+	return false
+}
+
+func (c *h2conn) wakeHelper() {
+	select {
+	case c.needRead <- struct{}{}:
+	default:
+	}
+}
+
+// helpLoop reads when no caller can: when a request waits for a window update, and
+// when the connection has been quiet (no new call, nobody reading) for h2QuietRead.
+// Once the connection has failed and its last reader has left, it closes c.done.
+func (c *h2conn) helpLoop() {
+	defer close(c.done)
+	t := time.NewTimer(h2QuietRead)
+	defer t.Stop()
+	var seen uint64
+	for {
+		select {
+		case <-c.needRead:
+		case <-t.C:
+			t.Reset(h2QuietRead)
+			c.mu.Lock()
+			quiet := c.started == seen && c.reader == nil
+			seen = c.started
+			c.mu.Unlock()
+			if !quiet {
+				continue
+			}
+		case <-c.failed:
+			c.mu.Lock()
+			for c.reader != nil {
+				c.cond.Wait()
+			}
+			c.mu.Unlock()
+			return
+		}
+		c.helpRead()
+	}
+}
+
+// helpRead holds the read side, if nobody does, and reads until a caller can take
+// it: a caller waits for its answer (it is handed the read side), or a call started
+// and none waits for a window update (the read side is left free).
+func (c *h2conn) helpRead() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reader != nil || c.err != nil {
+		return
+	}
+	c.reader = c.helper
+	start := c.started
+	timedOut := false
+	for {
+		c.mu.Unlock()
+		c.takeFrames()
+		c.mu.Lock()
+		if timedOut {
+			c.expireLocked() // a request that waits for a window may run out of time
+		}
+		if c.err != nil || c.handOffLocked() {
+			break
+		}
+		if c.sendWait == 0 && c.started != start {
+			c.reader = nil
+			return
+		}
+		c.armLocked(c.firstDL, timedOut)
+		c.mu.Unlock()
+		timedOut = c.fill()
+		c.mu.Lock()
+	}
+	if c.reader == c.helper {
+		c.releaseLocked()
+	}
 }
 
 // putCall returns a call for reuse.
@@ -459,25 +813,6 @@ func httpCode(s int) codes.Code {
 		return codes.Unavailable
 	}
 	return codes.Unknown
-}
-
-// readLoop reads the server's frames until the connection fails.
-func (c *h2conn) readLoop() {
-	defer close(c.done)
-	for {
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			c.fail(fmt.Errorf("reading from the sidecar: %w", err))
-			return
-		}
-		if err := c.onFrame(f); err != nil {
-			c.fail(err)
-			return
-		}
-	}
 }
 
 func (c *h2conn) onFrame(f http2.Frame) error {
@@ -790,4 +1125,47 @@ func appendTimeout(b []byte, d time.Duration) []byte {
 	b = append(b, byte(len(s)+1))
 	b = append(b, s...)
 	return append(b, unit)
+}
+
+// frameBuf holds what was read from the connection and not yet taken. It is read a
+// read at a time, as much as the connection has, and the Framer reads whole frames
+// out of it: a read the deadline ends leaves no frame half taken.
+type frameBuf struct {
+	b    []byte
+	r, w int // b[r:w] is unread
+}
+
+// Read gives the Framer bytes of a whole frame (whole says one is there).
+func (f *frameBuf) Read(p []byte) (int, error) {
+	if f.r == f.w {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, f.b[f.r:f.w])
+	f.r += n
+	return n, nil
+}
+
+// whole reports whether a whole frame is buffered, or the header of one larger than
+// the Client takes (which the Framer refuses).
+func (f *frameBuf) whole() bool {
+	n := f.w - f.r
+	if n < 9 {
+		return false
+	}
+	l := int(f.b[f.r])<<16 | int(f.b[f.r+1])<<8 | int(f.b[f.r+2])
+	return l > h2MaxFrame || n >= 9+l
+}
+
+// fill reads once into the buffer, after making room for the rest of the frame
+// under way.
+func (f *frameBuf) fill(nc net.Conn) error {
+	if f.r == f.w {
+		f.r, f.w = 0, 0
+	} else if len(f.b)-f.r < 9+h2MaxFrame || len(f.b)-f.w < 4096 {
+		f.w = copy(f.b, f.b[f.r:f.w])
+		f.r = 0
+	}
+	n, err := nc.Read(f.b[f.w:])
+	f.w += n
+	return err
 }

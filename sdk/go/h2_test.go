@@ -92,13 +92,18 @@ type callResult struct {
 
 // goGet starts a Get of key with a deadline of d and waits until its stream is open.
 func goGet(t testing.TB, c *h2conn, key string, d time.Duration) <-chan callResult {
+	return startGet(t, c, context.Background(), key, d)
+}
+
+// startGet is goGet with a context.
+func startGet(t testing.TB, c *h2conn, ctx context.Context, key string, d time.Duration) <-chan callResult {
 	c.mu.Lock()
 	id := c.nextID
 	c.mu.Unlock()
 	out := make(chan callResult, 1)
 	go func() {
 		k := []byte(key)
-		call, err := c.call(context.Background(), time.Now().Add(d), getMethod, sizeBytesField(1, len(k)),
+		call, err := c.call(ctx, time.Now().Add(d), getMethod, sizeBytesField(1, len(k)),
 			func(b []byte) []byte { return appendBytesField(b, 1, k) })
 		if err != nil {
 			out <- callResult{err: err}
@@ -237,30 +242,42 @@ func TestH2TimeoutField(t *testing.T) {
 }
 
 // FuzzH2Responses feeds the Client's own connection arbitrary bytes from the server
-// after its settings: whatever they are, a call ends (answered, refused, or failed
+// after its settings, written in pieces of chunk bytes (0: at once), so that frames
+// arrive cut anywhere: whatever they are, a call ends (answered, refused, or failed
 // with the connection) and nothing panics.
 func FuzzH2Responses(f *testing.F) {
 	s := newFakeServer(f)
-	f.Add([]byte{})
+	f.Add([]byte{}, uint16(0))
 	s.out.Reset()
 	s.answer(1, &cacheev1.GetResponse{Found: true, Value: []byte("v")})
-	f.Add(bytes.Clone(s.out.Bytes()))
+	f.Add(bytes.Clone(s.out.Bytes()), uint16(0))
+	f.Add(bytes.Clone(s.out.Bytes()), uint16(1))
+	f.Add(bytes.Clone(s.out.Bytes()), uint16(7))
 	s.out.Reset()
 	s.headers(1, true, ":status", "200", "grpc-status", "5", "grpc-message", "a%20b", "grpc-status-details-bin", "AAAA")
-	f.Add(bytes.Clone(s.out.Bytes()))
+	f.Add(bytes.Clone(s.out.Bytes()), uint16(3))
 	s.out.Reset()
 	s.fr.WriteData(1, true, []byte{0, 0, 0, 0, 9, 1})
 	s.fr.WriteRSTStream(1, http2.ErrCodeRefusedStream)
 	s.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
 	s.fr.WriteWindowUpdate(1, 100)
 	s.fr.WritePing(false, [8]byte{1})
-	f.Add(bytes.Clone(s.out.Bytes()))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add(bytes.Clone(s.out.Bytes()), uint16(10))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint16) {
 		s := newFakeServer(t)
 		c, srv := dialFake(t, s)
 		r := goGet(t, c, "k", time.Minute)
 		s.out.Write(data)
-		go func() { srv.Write(s.out.Bytes()); srv.Close() }()
+		go func() {
+			b := s.out.Bytes()
+			for n := int(chunk); n > 0 && len(b) > n; b = b[n:] {
+				if _, err := srv.Write(b[:n]); err != nil {
+					return
+				}
+			}
+			srv.Write(b)
+			srv.Close()
+		}()
 		if res := <-r; res.err == nil {
 			decodeGetResponse(res.msg)
 		}
