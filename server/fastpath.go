@@ -328,8 +328,7 @@ type fastConn struct {
 
 	// Reading held back under memory pressure (see holdReads).
 	paused    bool
-	heldSince time.Time // when this connection first held back in the pressure episode heldIn
-	heldIn    int64     // the episode, as counted by Budget.Pressured
+	heldSince time.Time // when it began to hold back, while the budget has been tight since
 }
 
 // fastBackend is a connection of fastConn to the grpc-go server.
@@ -488,20 +487,20 @@ func (fc *fastConn) sync() {
 }
 
 // holdReads reports whether the connection should leave its input unread for now:
-// while the process's memory is under pressure (see GuardMemory), for at most
-// maxReadWait in one episode of it. grpc-go's reads wait at the read gate then, which
-// holds its clients back; the fast path would otherwise go on taking calls that are
-// refused only once their answers are built (a Get copies its value out of the store
-// before the Budget can refuse it), and that garbage, hundreds of MiB a second under
-// TestMemoryBound's load, is what keeps the heap above the limit. Past maxReadWait the
-// connection reads again, and the Budget refuses what does not fit, as the gate does.
+// while the client memory budget is tight (see Budget.tight), for at most maxReadWait
+// at a time. grpc-go's reads wait at the read gate then, which holds its clients back;
+// the fast path would otherwise go on taking calls that are refused only once their
+// answers are built (a Get copies its value out of the store before the Budget can
+// refuse it), and that garbage, hundreds of MiB a second under TestMemoryBound's load,
+// is what keeps the heap above the limit. Past maxReadWait the connection reads again,
+// and the Budget refuses what does not fit, as the gate does.
 func (fc *fastConn) holdReads() bool {
-	b := fc.f.gate.budget
-	if b == nil || !b.pressure.Load() {
+	if !fc.f.gate.budget.tight() {
+		fc.heldSince = time.Time{}
 		return false
 	}
-	if ep := b.Pressured(); fc.heldIn != ep {
-		fc.heldIn, fc.heldSince = ep, time.Now()
+	if fc.heldSince.IsZero() {
+		fc.heldSince = time.Now()
 	}
 	return time.Since(fc.heldSince) < maxReadWait
 }

@@ -42,9 +42,9 @@ func TestNoWaitDeadline(t *testing.T) {
 	}
 }
 
-// Under memory pressure the fast path leaves its clients' requests unread, as
-// grpc-go's read gate holds them, and reads them once the pressure ends: a call made
-// meanwhile is answered then, not refused.
+// While the client memory budget is tight (under memory pressure, or full) the fast
+// path leaves its clients' requests unread, as grpc-go's read gate holds them, and
+// reads them once it is not: a call made meanwhile is answered then, not refused.
 func TestFastPathHoldsReadsUnderPressure(t *testing.T) {
 	st, err := store.Open(store.Config{MaxMemory: 4 << 20})
 	if err != nil {
@@ -83,23 +83,32 @@ func TestFastPathHoldsReadsUnderPressure(t *testing.T) {
 	served := s.fast.served
 	before := testutil.ToFloat64(served)
 
-	b.pressured.Add(1)
-	b.pressure.Store(true)
-	answered := make(chan error, 1)
-	go func() {
-		_, err := c.Get(cx, &cacheev1.GetRequest{Key: []byte("k")})
-		answered <- err
-	}()
-	select {
-	case err := <-answered:
-		t.Fatalf("a call made under memory pressure was answered at once (%v); want it held until the pressure ends", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	if n := testutil.ToFloat64(served); n != before {
-		t.Fatalf("the fast path served %v calls under pressure", n-before)
-	}
-	b.relieve()
-	if err := <-answered; err != nil {
-		t.Fatalf("the call held under pressure failed once it ended: %v", err)
+	full := b.Limit() - b.Used()
+	for _, tc := range []struct {
+		name         string
+		tight, loose func()
+	}{
+		{"memory pressure", func() { b.pressured.Add(1); b.pressure.Store(true) }, b.relieve},
+		{"a full budget", func() { b.Charge(full) }, func() { b.Release(full) }},
+	} {
+		tc.tight()
+		answered := make(chan error, 1)
+		go func() {
+			_, err := c.Get(cx, &cacheev1.GetRequest{Key: []byte("k")})
+			answered <- err
+		}()
+		select {
+		case err := <-answered:
+			t.Fatalf("%s: a call was answered at once (%v); want it held until the budget has room", tc.name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if n := testutil.ToFloat64(served); n != before {
+			t.Fatalf("%s: the fast path served %v calls", tc.name, n-before)
+		}
+		tc.loose()
+		if err := <-answered; err != nil {
+			t.Fatalf("%s: the call held failed once there was room: %v", tc.name, err)
+		}
+		before = testutil.ToFloat64(served)
 	}
 }

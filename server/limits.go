@@ -80,6 +80,12 @@ func (b *Budget) tryAcquire(n int64) bool {
 	}
 }
 
+// tight reports whether the budget would refuse a large reservation now: under memory
+// pressure, or too full to hold pressureMin more.
+func (b *Budget) tight() bool {
+	return b != nil && (b.pressure.Load() || b.used.Load()+pressureMin > b.limit)
+}
+
 // Charge counts n bytes that are already held, whether or not they fit: memory that
 // grpc-go has taken, a message that has been read, an answer that has been built.
 // Release returns them.
