@@ -3,16 +3,12 @@ package server
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
-	"github.com/cachee/cachee/store"
 )
 
 // A fast call's deadline without a timer reports what context.WithTimeout's would:
@@ -46,34 +42,8 @@ func TestNoWaitDeadline(t *testing.T) {
 // path leaves its clients' requests unread, as grpc-go's read gate holds them, and
 // reads them once it is not: a call made meanwhile is answered then, not refused.
 func TestFastPathHoldsReadsUnderPressure(t *testing.T) {
-	st, err := store.Open(store.Config{MaxMemory: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "c.sock")
 	b := NewBudget(64 << 20)
-	s, err := New(Config{Socket: sock, Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		GracePeriod: 100 * time.Millisecond, FastPath: true, Budget: b}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	s, cc := serveInternal(t, Config{FastPath: true, Budget: b}, nil)
 	c := cacheev1.NewCacheServiceClient(cc)
 	cx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ccancel()

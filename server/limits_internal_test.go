@@ -117,39 +117,51 @@ var panickyDesc = grpc.ServiceDesc{
 	}},
 }
 
-func TestPanicBecomesInternal(t *testing.T) {
+// serveInternal serves cfg on a store of its own and a temporary socket until the test
+// ends, with setup run on the server before it listens, and returns it with a gRPC
+// client connection to its socket.
+func serveInternal(t *testing.T, cfg Config, setup func(*Server)) (*Server, *grpc.ClientConn) {
+	t.Helper()
 	st, err := store.Open(store.Config{MaxMemory: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	dir, err := os.MkdirTemp("", "cachee")
+	t.Cleanup(func() { st.Close() })
+	dir, err := os.MkdirTemp("", "cachee") // short: a socket path has a length limit
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "c.sock")
-	s, err := New(Config{Socket: sock, Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		GracePeriod: 100 * time.Millisecond}, st)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg.Socket = filepath.Join(dir, "c.sock")
+	cfg.Addr, cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GracePeriod = 100 * time.Millisecond
+	s, err := New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.grpc.RegisterService(&panickyDesc, panicky{})
+	if setup != nil {
+		setup(s)
+	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		<-done
-	}()
-	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	})
+	cc, err := grpc.NewClient("unix://"+cfg.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
+	t.Cleanup(func() { cc.Close() })
+	return s, cc
+}
+
+func TestPanicBecomesInternal(t *testing.T) {
+	_, cc := serveInternal(t, Config{}, func(s *Server) { s.grpc.RegisterService(&panickyDesc, panicky{}) })
 	cx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ccancel()
 	for range 3 {
