@@ -38,8 +38,9 @@ import (
 // A fast call runs what grpc-go would run for it: a data-path method's handler
 // (datapath.go), which decodes the request where it lies and encodes the answer
 // itself, or the generated handler through the chain of interceptors (auth, metrics,
-// logging, recovery, validation). Its context carries what grpc-go's would: the incoming metadata, the deadline of grpc-timeout,
-// the peer, and a ServerTransportStream for grpc.SetHeader and SetTrailer. Its answer
+// logging, recovery, validation). Its context carries what grpc-go's would: the
+// incoming metadata, the deadline of grpc-timeout, the peer, and a
+// ServerTransportStream for grpc.SetHeader and SetTrailer. Its answer
 // is encoded as grpc-go encodes one, so a client cannot tell the two apart. A call
 // that may wait for L2 (with an L2 tier, Get, BatchGet, Set, BatchSet and Delete) runs
 // on a goroutine of its own while its stream waits; the connection's other calls go on.
@@ -77,7 +78,7 @@ type fastMethod struct {
 type fastLoop struct {
 	loop   *evloop.Loop
 	buf    []byte      // read buffer, the loop's goroutine only
-	paused []*fastConn // connections not reading for memory pressure (see holdReads)
+	paused []*fastConn // connections not reading while the client budget is tight (see holdReads)
 }
 
 const fastReadBuf = 64 << 10
@@ -326,7 +327,7 @@ type fastConn struct {
 	attached  bool      // a backend was attached (the connection's charge covers the first)
 	closed    bool
 
-	// Reading held back under memory pressure (see holdReads).
+	// Reading held back while the client budget is tight (see holdReads).
 	paused    bool
 	heldSince time.Time // when it began to hold back, while the budget has been tight since
 }
@@ -499,13 +500,14 @@ func (fc *fastConn) holdReads() bool {
 		fc.heldSince = time.Time{}
 		return false
 	}
+	now := time.Now()
 	if fc.heldSince.IsZero() {
-		fc.heldSince = time.Now()
+		fc.heldSince = now
 	}
-	return time.Since(fc.heldSince) < maxReadWait
+	return now.Sub(fc.heldSince) < maxReadWait
 }
 
-// pause stops reading the connection until its loop's next look at the memory
+// pause stops reading the connection until its loop's next look at the budget
 // (resume) finds that it may read again.
 func (fc *fastConn) pause() {
 	fc.paused = true
@@ -516,7 +518,7 @@ func (fc *fastConn) pause() {
 	}
 }
 
-// lookAgain has resume run on the loop after the memory guard's next reading.
+// lookAgain has resume run on the loop after guardEvery, the memory guard's period.
 func (fl *fastLoop) lookAgain() {
 	time.AfterFunc(guardEvery, func() { fl.loop.Post(fl.resume) })
 }

@@ -315,8 +315,8 @@ func (g *readGate) readAs(ctx context.Context, m any, dec func(any) error, strea
 }
 
 // decoded checks a request just decoded into m (or read, m a []byte) against the
-// message size limit, and charges it to stay held until its handler returns; it reports the bytes held, for
-// the caller to release then. The gRPC fast path, which has a request's bytes before
+// message size limit, and charges it to stay held until its handler returns; it
+// reports the bytes held, for the caller to release then. The gRPC fast path, which has a request's bytes before
 // it decodes them, calls it directly.
 func (g *readGate) decoded(m any) (held int64, err error) {
 	var size int64

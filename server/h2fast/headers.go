@@ -9,8 +9,8 @@ import (
 )
 
 // A request's header block is decoded here rather than by the Framer's ReadMetaHeaders,
-// which allocates a frame, a closure and a growing field list for every block: eight
-// allocations of a fast call's twenty-two. The connection keeps one decoder, whose
+// which allocates a frame, a closure and a growing field list for every block, most of
+// a fast call's allocations. The connection keeps one decoder, whose
 // emit function is bound once, and one field list, which a stream copies into room of
 // its own. The checks are the Framer's, in the same order and with the same errors
 // (h2spec holds both to RFC 9113 §8.2 and §8.3): field names and values, pseudo-header
@@ -69,7 +69,7 @@ func (c *Conn) blockFragment(frag []byte, ended bool) {
 	// A fragment much larger than what the list may still hold is not decoded, and
 	// nothing after a malformed field is tracked: the connection ends, as the
 	// Framer's reader ends it.
-	if int64(len(frag)) > 2*int64(b.remain+b.trailerRemain) {
+	if int64(len(frag)) > 2*(int64(b.remain)+int64(b.trailerRemain)) {
 		c.fail(http2.ErrCodeProtocol, "header list too large")
 		return
 	}
