@@ -62,6 +62,7 @@ func TestFastPathHoldsReadsUnderPressure(t *testing.T) {
 		{"a full budget", func() { b.Charge(full) }, func() { b.Release(full) }},
 	} {
 		tc.tight()
+		start := time.Now()
 		answered := make(chan error, 1)
 		go func() {
 			_, err := c.Get(cx, &cacheev1.GetRequest{Key: []byte("k")})
@@ -69,10 +70,15 @@ func TestFastPathHoldsReadsUnderPressure(t *testing.T) {
 		}()
 		select {
 		case err := <-answered:
+			if time.Since(start) >= maxReadWait {
+				// The process stalled past the hold's bound, after which the call is
+				// read as it should be: nothing here tells whether it was held.
+				t.Skipf("%s: stalled for %v, past maxReadWait", tc.name, time.Since(start))
+			}
 			t.Fatalf("%s: a call was answered at once (%v); want it held until the budget has room", tc.name, err)
 		case <-time.After(100 * time.Millisecond):
 		}
-		if n := testutil.ToFloat64(served); n != before {
+		if n := testutil.ToFloat64(served); n != before && time.Since(start) < maxReadWait {
 			t.Fatalf("%s: the fast path served %v calls", tc.name, n-before)
 		}
 		tc.loose()
