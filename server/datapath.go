@@ -99,7 +99,7 @@ func (d *dataPath) handlers(fullMethod string) grpc.MethodHandler {
 			return nil, err
 		}
 		defer d.gate.budget.Release(held)
-		return d.call(ctx, m, raw.b)
+		return d.call(ctx, m, raw.b, d.auth.allowed(ctx, m.full))
 	}
 }
 
@@ -125,12 +125,14 @@ func (d *dataPath) method(fullMethod string, fast bool) (dataCall, bool) {
 }
 
 // call serves one data-path call from its request's bytes, as the interceptor chain
-// would: the bearer token, the grpc_server_* counters, recovery from a panic.
-func (d *dataPath) call(ctx context.Context, m dataCall, req []byte) (resp any, err error) {
+// would: the grpc_server_* counters, recovery from a panic, and the bearer token's
+// verdict (authorized, from auth), which the caller gives because grpc-go's path and
+// the fast path find the token in different places.
+func (d *dataPath) call(ctx context.Context, m dataCall, req []byte, authorized bool) (resp any, err error) {
 	fm := d.fm
 	fm.started[m.i].Add(1)
 	fm.received[m.i].Add(1)
-	if d.auth.allowed(ctx, m.full) {
+	if authorized {
 		resp, err = d.serve(ctx, m.serve, req)
 	} else {
 		err = toStatus(errUnauthenticated)

@@ -708,12 +708,23 @@ func (fc *fastConn) Route(path string) (int, bool) {
 // Serve implements h2fast.Handler. The request is decoded here, on the loop, so that
 // its bytes need not outlive the call to Serve.
 func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
-	md, ok := incomingMetadata(call.Header)
+	m := &fc.f.methods[call.Method]
+	// The data path reads nothing of a call's metadata but its bearer token, and
+	// sets no header or trailer: its calls are checked as grpc-go would check their
+	// metadata, without building it, nor a context that carries it.
+	data := m.data.serve != nil
+	var md metadata.MD
+	var hl headerList
+	ok := false
+	if data {
+		hl, ok = checkHeaderList(call.Header)
+	} else {
+		md, ok = incomingMetadata(call.Header)
+	}
 	if !ok {
 		call.Relay() // grpc-go answers what it makes of such metadata
 		return true
 	}
-	m := &fc.f.methods[call.Method]
 	fc.f.served.Inc()
 	req := any(call.Message) // the data path decodes it where it lies
 	if m.data.serve == nil {
@@ -736,7 +747,10 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 		req, held = bytes.Clone(b), int64(len(b))
 		fc.f.gate.budget.Charge(held)
 	}
-	ctx := metadata.NewIncomingContext(fc.base, md)
+	ctx := fc.base
+	if !data {
+		ctx = metadata.NewIncomingContext(ctx, md)
+	}
 	var cancel context.CancelFunc
 	switch {
 	case call.HasTimeout && !m.mayBlock:
@@ -746,10 +760,16 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	case m.mayBlock:
 		ctx, cancel = context.WithCancel(ctx)
 	}
-	ts := &fastTransportStream{method: m.full}
-	ctx = grpc.NewContextWithServerTransportStream(ctx, ts)
+	var ts *fastTransportStream
+	authorized := true
+	if data {
+		authorized = fc.f.data.auth.allowedBearer(m.full, hl.authorization, hl.authorizations)
+	} else {
+		ts = &fastTransportStream{method: m.full}
+		ctx = grpc.NewContextWithServerTransportStream(ctx, ts)
+	}
 	if !m.mayBlock {
-		fc.f.run(ctx, m, req, held, call, ts)
+		fc.f.run(ctx, m, req, held, call, ts, authorized)
 		if cancel != nil {
 			cancel()
 		}
@@ -759,7 +779,7 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	call.Reply = nil // the call's own: the connection's scratch is for calls answered at once
 	loop := fc.fl.loop
 	go func() {
-		fc.f.run(ctx, m, req, held, call, ts)
+		fc.f.run(ctx, m, req, held, call, ts, authorized)
 		cancel()
 		loop.Post(func() {
 			fc.c.Finish(call)
@@ -803,14 +823,15 @@ func (fc *fastConn) Overloaded(call *h2fast.Call) {
 	setStatus(call, toStatus(errOverloaded))
 }
 
-// run runs one call: the data path's handler, or the interceptors and the service
-// method, with the request held charged to the Budget until they return, as grpc-go's
-// reads are.
-func (f *fastPath) run(ctx context.Context, m *fastMethod, req any, held int64, call *h2fast.Call, ts *fastTransportStream) {
+// run runs one call: the data path's handler (authorized is its bearer token's
+// verdict), or the interceptors and the service method, with the request held charged
+// to the Budget until they return, as grpc-go's reads are. ts, nil for the data path,
+// has the headers and trailers the handler set.
+func (f *fastPath) run(ctx context.Context, m *fastMethod, req any, held int64, call *h2fast.Call, ts *fastTransportStream, authorized bool) {
 	var resp any
 	var err error
 	if m.data.serve != nil {
-		resp, err = f.data.call(ctx, m.data, req.([]byte))
+		resp, err = f.data.call(ctx, m.data, req.([]byte), authorized)
 	} else {
 		resp, err = m.call(ctx, req)
 	}
@@ -825,8 +846,11 @@ func (f *fastPath) run(ctx context.Context, m *fastMethod, req any, held int64, 
 		}
 		setStatus(call, st.Err())
 	}
-	call.Headers = appendMetadata(call.Headers[:0], ts.header)
-	call.Trailers = appendMetadata(call.Trailers[:0], ts.trailer)
+	call.Headers, call.Trailers = call.Headers[:0], call.Trailers[:0]
+	if ts != nil {
+		call.Headers = appendMetadata(call.Headers, ts.header)
+		call.Trailers = appendMetadata(call.Trailers, ts.trailer)
+	}
 }
 
 // encodeReply puts a handler's answer into call.Reply: a message is marshaled, and an
@@ -882,6 +906,44 @@ func setStatus(call *h2fast.Call, err error) {
 	if p := st.Proto(); len(p.GetDetails()) > 0 {
 		call.Details, _ = proto.Marshal(p)
 	}
+}
+
+// headerList is what the data path needs of a call's header list: its
+// "authorization" values, how many and the first.
+type headerList struct {
+	authorization  string
+	authorizations int
+}
+
+// checkHeaderList checks a header list as incomingMetadata does, with the same
+// verdict, without building the metadata; it gives the "authorization" values.
+func checkHeaderList(fields []hpack.HeaderField) (headerList, bool) {
+	var hl headerList
+	authorities, hosts := 0, 0
+	for _, hf := range fields {
+		switch name := hf.Name; name {
+		case ":authority":
+			authorities++
+		case "host":
+			hosts++
+		case "authorization":
+			if hl.authorizations == 0 {
+				hl.authorization = hf.Value
+			}
+			hl.authorizations++
+		default:
+			// As incomingMetadata: every binary field that is not a pseudo-header.
+			if name != "" && name[0] != ':' && strings.HasSuffix(name, "-bin") {
+				if _, err := decodeBinary(hf.Value); err != nil {
+					return hl, false
+				}
+			}
+		}
+	}
+	if authorities > 1 || hosts > 1 || authorities+hosts == 0 {
+		return hl, false
+	}
+	return hl, true
 }
 
 // incomingMetadata builds a call's metadata from its header list as grpc-go does:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/net/http2/hpack"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
 )
@@ -87,4 +88,46 @@ func TestFastPathHoldsReadsUnderPressure(t *testing.T) {
 		}
 		before = testutil.ToFloat64(served)
 	}
+}
+
+// checkHeaderList, which the data path uses instead of building a call's metadata,
+// gives incomingMetadata's verdict on every header list, and the same
+// "authorization" values. Each byte of the input picks a field.
+func FuzzCheckHeaderList(f *testing.F) {
+	f.Add([]byte{0, 3, 5})
+	f.Add([]byte{0, 0})
+	f.Add([]byte{1, 2, 3, 3, 7})
+	f.Add([]byte{4, 0, 8, 9})
+	fields := []hpack.HeaderField{
+		{Name: ":authority", Value: "localhost"},
+		{Name: "host", Value: "h"},
+		{Name: ":path", Value: "/cachee.v1.CacheService/Get"},
+		{Name: "authorization", Value: "Bearer tok"},
+		{Name: "authorization", Value: "Bearer other"},
+		{Name: "content-type", Value: "application/grpc"},
+		{Name: "x-trace-bin", Value: "AAEC"},
+		{Name: "x-trace-bin", Value: "not base64!"},
+		{Name: "grpc-status-details-bin", Value: "%%"},
+		{Name: "grpc-timeout", Value: "1S"},
+		{Name: "te", Value: "trailers"},
+		{Name: "x-user", Value: "u"},
+	}
+	f.Fuzz(func(t *testing.T, picks []byte) {
+		var list []hpack.HeaderField
+		for _, p := range picks {
+			list = append(list, fields[int(p)%len(fields)])
+		}
+		md, ok := incomingMetadata(list)
+		hl, ok2 := checkHeaderList(list)
+		if ok != ok2 {
+			t.Fatalf("%v: incomingMetadata says %v, checkHeaderList %v", list, ok, ok2)
+		}
+		if !ok {
+			return
+		}
+		vals := md["authorization"]
+		if hl.authorizations != len(vals) || len(vals) > 0 && hl.authorization != vals[0] {
+			t.Fatalf("%v: authorization %q (%d), want %q", list, hl.authorization, hl.authorizations, vals)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	cacheev1 "github.com/cachee/cachee/gen/go/cachee/v1"
@@ -81,8 +82,21 @@ func TestBearerMatches(t *testing.T) {
 		{nil, false},
 		{[]string{"Bearer tok", "Bearer tok"}, false},
 	} {
-		if got := bearerMatches(tc.values, "tok"); got != tc.want {
-			t.Errorf("%q: %v, want %v", tc.values, got, tc.want)
+		// Both ways of finding the values: in a call's metadata (grpc-go) and in its
+		// header list (the fast path).
+		rejected := 0
+		a := &auth{token: "tok", rejected: func(string) { rejected++ }}
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{"authorization": tc.values})
+		var first string
+		if len(tc.values) > 0 {
+			first = tc.values[0]
+		}
+		const m = "/cachee.v1.CacheService/Get"
+		if got, fast := a.allowed(ctx, m), a.allowedBearer(m, first, len(tc.values)); got != tc.want || fast != tc.want {
+			t.Errorf("%q: %v from the metadata, %v from the header list, want %v", tc.values, got, fast, tc.want)
+		}
+		if want := map[bool]int{true: 0, false: 2}[tc.want]; rejected != want {
+			t.Errorf("%q: %d rejections counted, want %d", tc.values, rejected, want)
 		}
 	}
 }
