@@ -65,6 +65,7 @@ type h2conn struct {
 	cond     sync.Cond // on mu: windows, streams or the connection changed
 	wbuf     []byte    // frames to write
 	spare    []byte
+	hpack    *hpackTable // what the request header blocks added to the server's table
 	flushing bool
 	err      error // why the connection can no longer be used; set once
 	goaway   bool  // the server said it takes no new calls
@@ -201,6 +202,7 @@ func newH2Conn(nc net.Conn, recvLimit int) (*h2conn, error) {
 		recvLimit: recvLimit,
 		nextID:    1,
 		calls:     map[uint32]*h2call{},
+		hpack:     newHpackTable(),
 		maxCalls:  math.MaxUint32, // until the server's SETTINGS say
 		sendWin:   65535,
 		initWin:   65535,
@@ -296,22 +298,15 @@ func (c *h2conn) end(call *h2call, err error) {
 	}
 }
 
-// h2Method is a method's path and the header block every call of it starts with.
+// h2Method is a method's path and what every call of it sends with it; the
+// connection's hpackTable encodes them.
 type h2Method struct {
-	headers []byte // :method, :scheme, :path, :authority, content-type, te, authorization
+	path, authority string
+	token           string // the bearer token, "" for none
 }
 
 func newH2Method(path, authority, token string) *h2Method {
-	var b []byte
-	b = append(b, 0x83, 0x86)                       // :method POST, :scheme http (static table 3 and 6)
-	b = appendLiteral(b, hpackLiteral, 4, "", path) // :path, its name the static table's 4
-	b = appendLiteral(b, hpackLiteral, 1, "", authority)
-	b = appendLiteral(b, hpackLiteral, 31, "", "application/grpc")
-	b = appendLiteral(b, hpackLiteral, 0, "te", "trailers")
-	if token != "" {
-		b = appendLiteral(b, hpackNeverIndexed, 23, "", "Bearer "+token) // a secret: never indexed
-	}
-	return &h2Method{headers: b}
+	return &h2Method{path: path, authority: authority, token: token}
 }
 
 // call makes one unary call: a request of reqLen bytes, which encode appends to the
@@ -346,10 +341,11 @@ func (c *h2conn) call(ctx context.Context, deadline time.Time, m *h2Method, reqL
 	// HEADERS, in one frame: the block is small (the token is at most a few KiB).
 	hs := len(c.wbuf)
 	c.wbuf = appendFrameHeader(c.wbuf, 0, http2.FrameHeaders, http2.FlagHeadersEndHeaders, call.id)
-	c.wbuf = append(c.wbuf, m.headers...)
+	timeout := time.Duration(-1)
 	if !deadline.IsZero() {
-		c.wbuf = appendTimeout(c.wbuf, time.Until(deadline))
+		timeout = max(time.Until(deadline), 0)
 	}
+	c.wbuf = c.hpack.appendHeaders(c.wbuf, m, timeout)
 	putUint24(c.wbuf[hs:], len(c.wbuf)-hs-9)
 
 	n := 5 + reqLen
@@ -891,6 +887,8 @@ func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
 			}
 		case http2.SettingMaxFrameSize:
 			c.maxFrame = int(s.Val)
+		case http2.SettingHeaderTableSize:
+			c.hpack.setMax(s.Val)
 		}
 		return nil
 	})
@@ -1047,8 +1045,7 @@ func (c *h2conn) endLocked(call *h2call, err error) {
 	c.end(call, err)
 }
 
-// Frame and header encoding. Header fields are written as HPACK literals that are not
-// added to the decoder's table, so that the Client keeps no encoder state.
+// Frame and header encoding (the header blocks' fields: hpacktab.go).
 
 func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flags, id uint32) []byte {
 	return append(b, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),
@@ -1083,11 +1080,13 @@ func appendHpackInt(b []byte, first byte, n uint, v int) []byte {
 	return append(b, byte(v))
 }
 
-// The first bits of the HPACK literals the Client writes: without indexing, and never
-// indexed (for a secret, which intermediaries must not index either).
+// The first bits of the HPACK literals the Client writes: without indexing, never
+// indexed (for a secret, which intermediaries must not index either), and added to
+// the table (hpacktab.go).
 const (
 	hpackLiteral      = 0x00
 	hpackNeverIndexed = 0x10
+	hpackIncremental  = 0x40
 )
 
 // appendLiteral appends a header field as a literal that is not added to the table:
@@ -1103,9 +1102,27 @@ func appendLiteral(b []byte, kind byte, nameIndex int, name, value string) []byt
 	return append(b, value...)
 }
 
-// appendTimeout appends the grpc-timeout field of d: at most eight digits and a unit,
-// rounded up.
-func appendTimeout(b []byte, d time.Duration) []byte {
+// appendTimeout appends a grpc-timeout field of d: a literal of the kind first, with
+// an HPACK integer of prefix bits, whose name is the table's nameIndex, or a literal
+// when that is 0.
+func appendTimeout(b []byte, first byte, prefix uint, nameIndex int, d time.Duration) []byte {
+	b = appendHpackInt(b, first, prefix, nameIndex)
+	if nameIndex == 0 {
+		b = append(b, byte(len("grpc-timeout")))
+		b = append(b, "grpc-timeout"...)
+	}
+	var digits [16]byte
+	v := appendTimeoutValue(digits[:0], d)
+	b = append(b, byte(len(v)))
+	return append(b, v...)
+}
+
+// timeoutValue is grpc-timeout's value for d.
+func timeoutValue(d time.Duration) string { return string(appendTimeoutValue(nil, d)) }
+
+// appendTimeoutValue appends grpc-timeout's value for d: at most eight digits and a
+// unit, rounded up.
+func appendTimeoutValue(b []byte, d time.Duration) []byte {
 	d = max(d, time.Microsecond)
 	var v int64
 	var unit byte
@@ -1117,14 +1134,7 @@ func appendTimeout(b []byte, d time.Duration) []byte {
 	default:
 		v, unit = min(int64((d+time.Second-1)/time.Second), 99999999), 'S'
 	}
-	var digits [20]byte
-	s := strconv.AppendInt(digits[:0], v, 10)
-	b = appendHpackInt(b, hpackLiteral, 4, 0)
-	b = append(b, byte(len("grpc-timeout")))
-	b = append(b, "grpc-timeout"...)
-	b = append(b, byte(len(s)+1))
-	b = append(b, s...)
-	return append(b, unit)
+	return append(strconv.AppendInt(b, v, 10), unit)
 }
 
 // frameBuf holds what was read from the connection and not yet taken. It is read a

@@ -219,13 +219,13 @@ func TestH2TimeoutField(t *testing.T) {
 		{1000 * time.Hour, "3600000S"},
 	} {
 		d := hpack.NewDecoder(4096, nil)
-		fields, err := d.DecodeFull(appendTimeout(nil, tc.d))
+		fields, err := d.DecodeFull(appendTimeout(nil, hpackLiteral, 4, 0, tc.d))
 		if err != nil || len(fields) != 1 || fields[0].Name != "grpc-timeout" || fields[0].Value != tc.want {
 			t.Errorf("%v: %v %v, want %s", tc.d, fields, err, tc.want)
 		}
 	}
 	// The method's fields decode as grpc-go expects them.
-	fields, err := hpack.NewDecoder(4096, nil).DecodeFull(newH2Method("/s/M", "localhost", "tok").headers)
+	fields, err := hpack.NewDecoder(4096, nil).DecodeFull(newHpackTable().appendHeaders(nil, newH2Method("/s/M", "localhost", "tok"), -1))
 	want := []string{":method", "POST", ":scheme", "http", ":path", "/s/M", ":authority", "localhost",
 		"content-type", "application/grpc", "te", "trailers", "authorization", "Bearer tok"}
 	if err != nil || len(fields) != len(want)/2 {
