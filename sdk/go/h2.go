@@ -188,8 +188,7 @@ func h2Target(target string) (network, addr, authority string, ok bool) {
 
 // dialH2 connects to the sidecar and starts the connection's reader.
 func dialH2(ctx context.Context, network, addr string, recvLimit int) (*h2conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, network, addr)
+	nc, err := dialSock(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
