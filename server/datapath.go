@@ -176,7 +176,7 @@ func (d *dataPath) getFast(ctx context.Context, req []byte) (any, error) {
 type fastAnswer []byte
 
 func (d *dataPath) getAnswer(ctx context.Context, req []byte, fast bool) (any, error) {
-	key, err := d.keyRequest(req, new(cacheev1.GetRequest))
+	key, err := d.keyRequest(req, newGetRequest)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +271,7 @@ func (d *dataPath) set(ctx context.Context, req []byte) (any, error) {
 
 // delete serves Delete.
 func (d *dataPath) delete(ctx context.Context, req []byte) (any, error) {
-	key, err := d.keyRequest(req, new(cacheev1.DeleteRequest))
+	key, err := d.keyRequest(req, newDeleteRequest)
 	if err != nil {
 		return nil, err
 	}
@@ -284,18 +284,23 @@ func (d *dataPath) delete(ctx context.Context, req []byte) (any, error) {
 	return boolAnswer(ok), nil
 }
 
-// keyRequest decodes and checks the key of a GetRequest or DeleteRequest (m, which
-// only an error needs).
-func (d *dataPath) keyRequest(req []byte, m proto.Message) ([]byte, error) {
+// keyRequest decodes and checks the key of a GetRequest or DeleteRequest (newMsg
+// makes the message, which only an error needs).
+func (d *dataPath) keyRequest(req []byte, newMsg func() proto.Message) ([]byte, error) {
 	key, err := decodeKey(req)
 	if err != nil {
-		return nil, unmarshalError(proto.Unmarshal(req, m))
+		return nil, unmarshalError(proto.Unmarshal(req, newMsg()))
 	}
 	if err := d.lim.key("key", key); err != nil {
 		return nil, toStatus(err)
 	}
 	return d.own(key), nil
 }
+
+// newGetRequest and newDeleteRequest make the message keyRequest reports a bad
+// request's error with: only then, so that a good one allocates none.
+func newGetRequest() proto.Message    { return new(cacheev1.GetRequest) }
+func newDeleteRequest() proto.Message { return new(cacheev1.DeleteRequest) }
 
 // own returns b, or a copy of it when the tier might keep a reference after the call
 // (an L2 tier's writes), since b points into a buffer grpc-go reuses.

@@ -322,9 +322,10 @@ type fastConn struct {
 	base      context.Context
 	remote    net.Addr
 	lastBusy  time.Time
-	timerAt   time.Time // when the armed deadline timer fires; zero when none is
-	lingering bool      // done: the write side is shut, input is read and dropped until the client closes
-	attached  bool      // a backend was attached (the connection's charge covers the first)
+	timerAt   time.Time      // when the armed deadline timer fires; zero when none is
+	lingering bool           // done: the write side is shut, input is read and dropped until the client closes
+	deadline  noWaitDeadline // the context of a data-path call answered on the loop, with a deadline
+	attached  bool           // a backend was attached (the connection's charge covers the first)
 	closed    bool
 
 	// Reading held back while the client budget is tight (see holdReads).
@@ -726,25 +727,31 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 		return true
 	}
 	fc.f.served.Inc()
-	req := any(call.Message) // the data path decodes it where it lies
-	if m.data.serve == nil {
-		msg := m.newReq()
-		if err := proto.Unmarshal(call.Message, msg); err != nil {
+	// The data path decodes the request where it lies (raw); other methods get it
+	// decoded (req). Either is checked as a read through the gate ends.
+	raw := call.Message
+	var req proto.Message
+	var held int64
+	var err error
+	if data {
+		err = fc.f.gate.checkSize(int64(len(raw)))
+	} else {
+		req = m.newReq()
+		if err := proto.Unmarshal(raw, req); err != nil {
 			// As grpc-go fails, before any interceptor.
 			setStatus(call, status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err))
 			return true
 		}
-		req = msg
+		held, err = fc.f.gate.decoded(req)
 	}
-	held, err := fc.f.gate.decoded(req) // as a read through the gate ends
 	if err != nil {
 		setStatus(call, err)
 		return true
 	}
-	if b, ok := req.([]byte); ok && m.mayBlock {
+	if data && m.mayBlock {
 		// The call goes on after Serve returns, when the bytes are the connection's
 		// again: it takes a copy, charged as they were.
-		req, held = bytes.Clone(b), int64(len(b))
+		raw, held = bytes.Clone(raw), int64(len(raw))
 		fc.f.gate.budget.Charge(held)
 	}
 	ctx := fc.base
@@ -753,6 +760,11 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	}
 	var cancel context.CancelFunc
 	switch {
+	case call.HasTimeout && !m.mayBlock && data:
+		// The data path keeps no reference to its context once it returns, which
+		// it does before the next call is read: the connection's context serves.
+		fc.deadline = noWaitDeadline{Context: ctx, at: time.Now().Add(call.Timeout)}
+		ctx = &fc.deadline
 	case call.HasTimeout && !m.mayBlock:
 		ctx = &noWaitDeadline{Context: ctx, at: time.Now().Add(call.Timeout)}
 	case call.HasTimeout:
@@ -769,7 +781,7 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 		ctx = grpc.NewContextWithServerTransportStream(ctx, ts)
 	}
 	if !m.mayBlock {
-		fc.f.run(ctx, m, req, held, call, ts, authorized)
+		fc.f.run(ctx, m, req, raw, held, call, ts, authorized)
 		if cancel != nil {
 			cancel()
 		}
@@ -779,7 +791,7 @@ func (fc *fastConn) Serve(_ *h2fast.Conn, call *h2fast.Call) bool {
 	call.Reply = nil // the call's own: the connection's scratch is for calls answered at once
 	loop := fc.fl.loop
 	go func() {
-		fc.f.run(ctx, m, req, held, call, ts, authorized)
+		fc.f.run(ctx, m, req, raw, held, call, ts, authorized)
 		cancel()
 		loop.Post(func() {
 			fc.c.Finish(call)
@@ -823,15 +835,15 @@ func (fc *fastConn) Overloaded(call *h2fast.Call) {
 	setStatus(call, toStatus(errOverloaded))
 }
 
-// run runs one call: the data path's handler (authorized is its bearer token's
-// verdict), or the interceptors and the service method, with the request held charged
-// to the Budget until they return, as grpc-go's reads are. ts, nil for the data path,
-// has the headers and trailers the handler set.
-func (f *fastPath) run(ctx context.Context, m *fastMethod, req any, held int64, call *h2fast.Call, ts *fastTransportStream, authorized bool) {
+// run runs one call: the data path's handler on the request's bytes raw (authorized
+// is its bearer token's verdict), or the interceptors and the service method on req,
+// with the request held charged to the Budget until they return, as grpc-go's reads
+// are. ts, nil for the data path, has the headers and trailers the handler set.
+func (f *fastPath) run(ctx context.Context, m *fastMethod, req proto.Message, raw []byte, held int64, call *h2fast.Call, ts *fastTransportStream, authorized bool) {
 	var resp any
 	var err error
 	if m.data.serve != nil {
-		resp, err = f.data.call(ctx, m.data, req.([]byte), authorized)
+		resp, err = f.data.call(ctx, m.data, raw, authorized)
 	} else {
 		resp, err = m.call(ctx, req)
 	}

@@ -324,16 +324,24 @@ func (g *readGate) decoded(m any) (held int64, err error) {
 	case *rawRequest:
 		size, held = int64(len(m.b)), m.held()
 	case []byte: // a request's bytes that the caller holds charged already
-		size = int64(len(m))
+		return 0, g.checkSize(int64(len(m)))
 	case proto.Message:
 		size = int64(proto.Size(m))
 		held = size
 	}
-	if size > g.maxRecv {
-		return 0, toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise})
+	if err := g.checkSize(size); err != nil {
+		return 0, err
 	}
 	g.budget.Charge(held)
 	return held, nil
+}
+
+// checkSize checks a request's size against the message size limit.
+func (g *readGate) checkSize(size int64) error {
+	if size > g.maxRecv {
+		return toStatus(&messageTooLarge{size: size, limit: g.maxRecv, raise: g.raise})
+	}
+	return nil
 }
 
 // enter takes a read's reservation, waiting for memory to be released when the
