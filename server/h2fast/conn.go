@@ -43,6 +43,7 @@ type Conn struct {
 
 	preface, settings bool // the client preface, and the client's first SETTINGS, were read
 	streams           map[uint32]*stream
+	spare             *stream      // a fast stream over and done with, for the next to reuse (closeStream)
 	lastID            uint32       // the highest stream id the client opened
 	recent            [32]closedID // streams closed lately, to tell closed from never opened
 	recentPos         int
