@@ -36,6 +36,7 @@ type sockConn struct {
 	evt int // eventfd that wakes a Read waiting in ppoll: a new deadline, or Close
 
 	rmu, wmu sync.Mutex
+	drained  bool // under rmu: the last read found the socket empty, or emptied it
 	// closing, once set, fails every Read and Write; ops holds Close until those
 	// in progress have left fd.
 	closing atomic.Bool
@@ -104,6 +105,15 @@ func (c *sockConn) Read(p []byte) (int, error) {
 		if dl != 0 && time.Now().UnixNano() >= dl {
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
+		if c.drained {
+			// The last read took all there was: an answer comes later, so wait
+			// before reading rather than make a read that finds nothing.
+			c.drained = false
+			if err := c.waitReadable(dl); err != nil {
+				return 0, c.opError("read", err)
+			}
+			continue
+		}
 		n, err := unix.Read(c.fd, p)
 		switch {
 		case err == nil && n == 0 && len(p) > 0:
@@ -112,14 +122,14 @@ func (c *sockConn) Read(p []byte) (int, error) {
 			}
 			return 0, io.EOF
 		case err == nil:
+			c.drained = n < len(p)
 			return n, nil
 		case err == unix.EINTR:
 			continue
-		case err != unix.EAGAIN:
+		case err == unix.EAGAIN:
+			c.drained = true
+		default:
 			return 0, c.opError("read", os.NewSyscallError("read", err))
-		}
-		if err := c.waitReadable(dl); err != nil {
-			return 0, c.opError("read", err)
 		}
 	}
 }
