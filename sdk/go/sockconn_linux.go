@@ -18,7 +18,7 @@ import (
 // of its own that waits for its answers in ppoll, instead of a net.Conn, whose socket
 // Go's netpoller watches.
 //
-// Measured on the bench VMs (docs/performance.md, "Where a gRPC Get's time goes"),
+// Measured on the bench VMs (docs/performance.md, "Where a Get's time goes on these VMs"),
 // the netpoller costs a call one in flight two things. It registers every socket for
 // writability too, so each request the sidecar reads wakes the client's poller thread
 // for nothing (the kernel signals "room to write" to every waiter), and that wake-up
