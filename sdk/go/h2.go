@@ -1088,28 +1088,34 @@ const (
 	hpackIncremental  = 0x40
 )
 
-// appendLiteral appends a header field as a literal that is not added to the table:
-// its name as the static table's entry nameIndex, or, when that is 0, as the string
-// name.
+// appendLiteral appends a header field as a literal of the kind given: its name as
+// the table's entry nameIndex, or, when that is 0, as the string name.
 func appendLiteral(b []byte, kind byte, nameIndex int, name, value string) []byte {
-	b = appendHpackInt(b, kind, 4, nameIndex)
-	if nameIndex == 0 {
-		b = appendHpackInt(b, 0, 7, len(name))
-		b = append(b, name...)
-	}
+	b = appendLiteralName(b, kind, nameIndex, name)
 	b = appendHpackInt(b, 0, 7, len(value))
 	return append(b, value...)
 }
 
-// appendTimeout appends a grpc-timeout field of d: a literal of the kind first, with
-// an HPACK integer of prefix bits, whose name is the table's nameIndex, or a literal
-// when that is 0.
-func appendTimeout(b []byte, first byte, prefix uint, nameIndex int, d time.Duration) []byte {
-	b = appendHpackInt(b, first, prefix, nameIndex)
-	if nameIndex == 0 {
-		b = append(b, byte(len("grpc-timeout")))
-		b = append(b, "grpc-timeout"...)
+// appendLiteralName appends the start of a literal field: its kind, and its name as
+// an index (an integer of 6 bits' prefix for a literal added to the table, 4 for the
+// others: RFC 7541, 6.2) or, for index 0, as a string.
+func appendLiteralName(b []byte, kind byte, nameIndex int, name string) []byte {
+	prefix := uint(4)
+	if kind == hpackIncremental {
+		prefix = 6
 	}
+	b = appendHpackInt(b, kind, prefix, nameIndex)
+	if nameIndex == 0 {
+		b = appendHpackInt(b, 0, 7, len(name))
+		b = append(b, name...)
+	}
+	return b
+}
+
+// appendTimeout appends a grpc-timeout field of d: a literal of the kind given, whose
+// name is the table's entry nameIndex, or a string when that is 0.
+func appendTimeout(b []byte, kind byte, nameIndex int, d time.Duration) []byte {
+	b = appendLiteralName(b, kind, nameIndex, "grpc-timeout")
 	var digits [16]byte
 	v := appendTimeoutValue(digits[:0], d)
 	b = append(b, byte(len(v)))

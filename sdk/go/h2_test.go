@@ -219,7 +219,7 @@ func TestH2TimeoutField(t *testing.T) {
 		{1000 * time.Hour, "3600000S"},
 	} {
 		d := hpack.NewDecoder(4096, nil)
-		fields, err := d.DecodeFull(appendTimeout(nil, hpackLiteral, 4, 0, tc.d))
+		fields, err := d.DecodeFull(appendTimeout(nil, hpackLiteral, 0, tc.d))
 		if err != nil || len(fields) != 1 || fields[0].Name != "grpc-timeout" || fields[0].Value != tc.want {
 			t.Errorf("%v: %v %v, want %s", tc.d, fields, err, tc.want)
 		}

@@ -89,14 +89,14 @@ func (t *hpackTable) appendHeaders(b []byte, m *h2Method, d time.Duration) []byt
 		return b
 	}
 	if timeoutName != 0 {
-		return appendTimeout(b, hpackLiteral, 4, timeoutName, d)
+		return appendTimeout(b, hpackLiteral, timeoutName, d)
 	}
 	if t.fits("grpc-timeout", "99999999u") {
 		// Added with the first value: its name is what later blocks refer to.
 		t.add(hpack.HeaderField{Name: "grpc-timeout", Value: timeoutValue(d)})
-		return appendTimeout(b, hpackIncremental, 6, 0, d)
+		return appendTimeout(b, hpackIncremental, 0, d)
 	}
-	return appendTimeout(b, hpackLiteral, 4, 0, d)
+	return appendTimeout(b, hpackLiteral, 0, d)
 }
 
 // appendField appends a field: its index if the table has it, else a literal that
@@ -111,13 +111,7 @@ func (t *hpackTable) appendField(b []byte, nameIndex int, name, value string) []
 		return appendLiteral(b, hpackLiteral, nameIndex, name, value)
 	}
 	t.add(f)
-	b = appendHpackInt(b, hpackIncremental, 6, nameIndex)
-	if nameIndex == 0 {
-		b = appendHpackInt(b, 0, 7, len(name))
-		b = append(b, name...)
-	}
-	b = appendHpackInt(b, 0, 7, len(value))
-	return append(b, value...)
+	return appendLiteral(b, hpackIncremental, nameIndex, name, value)
 }
 
 // fits reports whether an entry of this name and value fits without evicting any.
