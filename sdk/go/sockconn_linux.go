@@ -33,7 +33,7 @@ import (
 // sets none.
 type sockConn struct {
 	fd  int // non-blocking, close-on-exec
-	evt int // eventfd that wakes a Read waiting in ppoll: a new deadline, or Close
+	evt int // eventfd that wakes a Read waiting in ppoll for a deadline moved earlier
 
 	rmu, wmu sync.Mutex
 	drained  bool // under rmu: the last read found the socket empty, or emptied it
@@ -134,9 +134,9 @@ func (c *sockConn) Read(p []byte) (int, error) {
 	}
 }
 
-// waitReadable waits in ppoll until the socket has something to read, the deadline
-// dl (Unix ns, 0: none) passes, or SetReadDeadline or Close wakes it. A nil error
-// says to look again.
+// waitReadable waits in ppoll until the socket has something to read (or is shut
+// down, by Close), the deadline dl (Unix ns, 0: none) passes, or SetReadDeadline
+// wakes it. A nil error says to look again.
 func (c *sockConn) waitReadable(dl int64) error {
 	w := dl
 	if w == 0 {
@@ -191,7 +191,9 @@ func (c *sockConn) Write(p []byte) (int, error) {
 		default:
 			return done, c.opError("write", os.NewSyscallError("sendmsg", err))
 		}
-		fds := [2]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLOUT}, {Fd: int32(c.evt), Events: unix.POLLIN}}
+		// Only the socket: Close wakes this wait by shutting it down, and the eventfd,
+		// which only a Read drains, would end every wait at once while it is set.
+		fds := [1]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLOUT}}
 		if _, err := unix.Ppoll(fds[:], nil, nil); err != nil && err != unix.EINTR {
 			return done, c.opError("write", os.NewSyscallError("ppoll", err))
 		}
@@ -212,7 +214,7 @@ func (c *sockConn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// wake ends a ppoll in progress, or the next one.
+// wake ends a Read's ppoll in progress, or its next one.
 func (c *sockConn) wake() {
 	one := [8]byte{1}
 	unix.Write(c.evt, one[:])
@@ -224,11 +226,11 @@ func (c *sockConn) Close() error {
 	if c.closing.Swap(true) {
 		return c.opError("close", net.ErrClosed)
 	}
-	// shutdown wakes a Write waiting for room and a Read waiting for data; the
-	// eventfd wakes a wait that has not begun yet. Neither fd is closed while an op
-	// may still use it, so that neither number can be taken by another file first.
+	// shutdown wakes a Write waiting for room and a Read waiting for data, and a
+	// wait that has not begun yet returns at once (a shut socket stays readable and
+	// writable to poll). Neither fd is closed while an op may still use it, so that
+	// neither number can be taken by another file first.
 	unix.Shutdown(c.fd, unix.SHUT_RDWR)
-	c.wake()
 	c.ops.Lock()
 	defer c.ops.Unlock()
 	unix.Close(c.evt)
