@@ -23,7 +23,7 @@ type hpackTable struct {
 	max, size int                       // the table's limit and what the entries take, in HPACK's sizes
 	n         int                       // entries added
 	at        map[hpack.HeaderField]int // an entry's number (1 the first added)
-	names     map[string]int            // the number of an entry with this name, any value
+	timeoutAt int                       // the number of the grpc-timeout entry, whose name blocks refer to (0: none)
 	resize    bool                      // the limit changed: the next block starts with size updates
 	blocks    map[*h2Method]hpackBlock  // a method's fields, as the table stood when encoded
 }
@@ -40,8 +40,7 @@ type hpackBlock struct {
 const hpackDefaultTable = 4096
 
 func newHpackTable() *hpackTable {
-	return &hpackTable{max: hpackDefaultTable, at: map[hpack.HeaderField]int{}, names: map[string]int{},
-		blocks: map[*h2Method]hpackBlock{}}
+	return &hpackTable{max: hpackDefaultTable, at: map[hpack.HeaderField]int{}, blocks: map[*h2Method]hpackBlock{}}
 }
 
 // setMax applies the server's SETTINGS_HEADER_TABLE_SIZE. Less than the limit in use,
@@ -51,9 +50,8 @@ func (t *hpackTable) setMax(v uint32) {
 	if int64(v) >= int64(t.max) {
 		return
 	}
-	t.max, t.size, t.resize = int(v), 0, true
+	t.max, t.size, t.timeoutAt, t.resize = int(v), 0, 0, true
 	clear(t.at)
-	clear(t.names)
 	clear(t.blocks)
 }
 
@@ -78,7 +76,7 @@ func (t *hpackTable) appendHeaders(b []byte, m *h2Method, d time.Duration) []byt
 		if m.token != "" {
 			b = appendLiteral(b, hpackNeverIndexed, 23, "", "Bearer "+m.token)
 		}
-		timeoutName = t.nameIndex("grpc-timeout")
+		timeoutName = t.timeoutName()
 		if t.n == n { // nothing added: later calls send the same bytes
 			t.blocks[m] = hpackBlock{n: n, b: append(blk.b[:0], b[start:]...), timeout: timeoutName}
 		}
@@ -94,6 +92,7 @@ func (t *hpackTable) appendHeaders(b []byte, m *h2Method, d time.Duration) []byt
 	if t.fits("grpc-timeout", "99999999u") {
 		// Added with the first value: its name is what later blocks refer to.
 		t.add(hpack.HeaderField{Name: "grpc-timeout", Value: timeoutValue(d)})
+		t.timeoutAt = t.n
 		return appendTimeout(b, hpackIncremental, 0, d)
 	}
 	return appendTimeout(b, hpackLiteral, 0, d)
@@ -123,19 +122,16 @@ func (t *hpackTable) add(f hpack.HeaderField) {
 	t.n++
 	t.size += len(f.Name) + len(f.Value) + 32
 	t.at[f] = t.n
-	if _, ok := t.names[f.Name]; !ok {
-		t.names[f.Name] = t.n
-	}
 }
 
 // index is the HPACK index of entry k: the dynamic table follows the 61 static
 // entries, the newest first.
 func (t *hpackTable) index(k int) int { return 62 + t.n - k }
 
-// nameIndex is the index of an entry named name, 0 if there is none.
-func (t *hpackTable) nameIndex(name string) int {
-	if k, ok := t.names[name]; ok {
-		return t.index(k)
+// timeoutName is the index of the grpc-timeout entry, 0 if there is none.
+func (t *hpackTable) timeoutName() int {
+	if t.timeoutAt == 0 {
+		return 0
 	}
-	return 0
+	return t.index(t.timeoutAt)
 }
