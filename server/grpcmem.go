@@ -314,17 +314,16 @@ func (g *readGate) readAs(ctx context.Context, m any, dec func(any) error, strea
 	return held, err
 }
 
-// decoded checks a request just decoded into m (or read, m a []byte) against the
-// message size limit, and charges it to stay held until its handler returns; it
-// reports the bytes held, for the caller to release then. The gRPC fast path, which has a request's bytes before
-// it decodes them, calls it directly.
+// decoded checks a request just decoded into m (or read raw) against the message
+// size limit, and charges it to stay held until its handler returns; it reports the
+// bytes held, for the caller to release then. The gRPC fast path calls it for the
+// messages it decodes, and checkSize alone for the bytes the data path decodes in
+// place, which its connection holds charged already.
 func (g *readGate) decoded(m any) (held int64, err error) {
 	var size int64
 	switch m := m.(type) {
 	case *rawRequest:
 		size, held = int64(len(m.b)), m.held()
-	case []byte: // a request's bytes that the caller holds charged already
-		return 0, g.checkSize(int64(len(m)))
 	case proto.Message:
 		size = int64(proto.Size(m))
 		held = size
